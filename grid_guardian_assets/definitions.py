@@ -1,0 +1,8 @@
+"""The Grid Guardian code location: every stage's definitions plus the shared resources."""
+
+import dagster as dg
+
+from grid_guardian_assets.defs.bmrs import definitions as bmrs
+from grid_guardian_assets.defs.resources import default_resources
+
+defs = dg.Definitions.merge(bmrs.defs, dg.Definitions(resources=default_resources()))

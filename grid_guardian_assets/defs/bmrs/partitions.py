@@ -1,0 +1,10 @@
+import datetime as dt
+
+import dagster as dg
+
+# Settlement days are Europe/London calendar days; the bundled recording starts on 2018-01-01.
+bmrs_daily_partitions = dg.DailyPartitionsDefinition(start_date="2018-01-01", timezone="Europe/London")
+
+
+def partition_day(context: dg.AssetExecutionContext) -> dt.date:
+    return dt.date.fromisoformat(context.partition_key)

@@ -1,0 +1,44 @@
+"""Daily schedules: each dataset is fetched once Elexon has published its settlement day."""
+
+import datetime as dt
+from itertools import groupby
+
+import dagster as dg
+
+from grid_guardian_assets.datasets import DATASETS
+from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.settlement import LONDON
+
+
+def _jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
+    jobs, schedules = [], []
+    by_lag = sorted(DATASETS.values(), key=lambda s: s.publication_lag_days)
+    for lag, specs in groupby(by_lag, key=lambda s: s.publication_lag_days):
+        names = [s.name for s in specs]
+        job = dg.define_asset_job(
+            name=f"bmrs_lag{lag}_job",
+            selection=dg.AssetSelection.assets(*[f"{n}_store" for n in names]).upstream(),
+            partitions_def=bmrs_daily_partitions,
+            description=f"Fetch, validate and store {', '.join(n.upper() for n in names)} for one settlement day.",
+        )
+
+        def evaluate(context: dg.ScheduleEvaluationContext, lag: int = lag, job_name: str = job.name):
+            day = context.scheduled_execution_time.astimezone(LONDON).date() - dt.timedelta(days=lag)
+            return dg.RunRequest(run_key=f"{job_name}:{day.isoformat()}", partition_key=day.isoformat())
+
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"bmrs_lag{lag}_daily",
+                job=job,
+                cron_schedule="30 6 * * *",
+                execution_timezone="Europe/London",
+                execution_fn=evaluate,
+                description=f"Every morning, the settlement day {lag} day(s) back (when Elexon has published it).",
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+            )
+        )
+        jobs.append(job)
+    return jobs, schedules
+
+
+bmrs_jobs, bmrs_schedules = _jobs_and_schedules()

@@ -1,0 +1,95 @@
+"""Resources shared by every stage: the Elexon Insights API and the BMRS data folder."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from grid_guardian_assets.config import DATA_DIR_ENV, default_data_dir
+from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, DEFAULT_REQUESTS_PER_MINUTE, ElexonClient
+from grid_guardian_assets.store.hdf5 import HDF5Store
+from grid_guardian_assets.store.raw_archive import RawArchive
+
+
+class ElexonApiResource(dg.ConfigurableResource):
+    """The Elexon Insights API, or any server that answers like it (the replay server in tests and the demo).
+
+    ``limiter_db`` holds the rate-limit bucket shared by every run on this machine; empty means the data folder's.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    timeout_s: float = 30.0
+    max_attempts: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    limiter_db: str = ""
+
+    def get_client(self) -> ElexonClient:
+        return ElexonClient(
+            self.base_url,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            requests_per_minute=self.requests_per_minute,
+            limiter_db=self.limiter_db or default_data_dir() / "elexon_rate_limit.sqlite",
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+        )
+
+
+class BmrsStorageResource(dg.ConfigurableResource):
+    """The folder that holds the raw response archive, validated frames and HDF5 stores."""
+
+    data_dir: str = ""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    def raw_archive(self) -> RawArchive:
+        return RawArchive(self.root / "raw")
+
+    def hdf5_store(self) -> HDF5Store:
+        return HDF5Store(self.root / "hdf5")
+
+
+class PolarsParquetIOManager(dg.ConfigurableIOManager):
+    """Validated frames as Parquet, one file per asset partition, so any later run can read them."""
+
+    data_dir: str = ""
+
+    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
+        root = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+        asset = "/".join(context.asset_key.path)
+        partition = context.asset_partition_key if context.has_asset_partitions else "all"
+        return root / "frames" / asset / f"{partition}.parquet"
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        path = self._path(context)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        obj.write_parquet(tmp)
+        tmp.replace(path)
+        context.add_output_metadata({"frame_path": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        path = self._path(context)
+        if not path.exists():
+            raise FileNotFoundError(f"no validated frame for {context.asset_key.to_user_string()} at {path}; materialise it first")
+        return pl.read_parquet(path)
+
+
+def _env_or(name: str, default: str) -> str | dg.EnvVar:
+    # An EnvVar shows in the UI as coming from the environment; an unset variable keeps the default.
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def default_resources() -> dict[str, object]:
+    """The resources of the code location, configured from the environment."""
+    data_dir = _env_or(DATA_DIR_ENV, "")
+    return {
+        "elexon": ElexonApiResource(base_url=_env_or("ELEXON_API_BASE_URL", DEFAULT_BASE_URL)),
+        "bmrs_storage": BmrsStorageResource(data_dir=data_dir),
+        "frames_io_manager": PolarsParquetIOManager(data_dir=data_dir),
+    }

@@ -1,0 +1,190 @@
+"""Synthetic companions of the real FUELHH recording, for datasets with no real recording in the repository.
+
+Everything here is generated, deterministic per settlement day, and served with ``synthetic: true`` in the
+response metadata and header; BM unit names start with ``SYN-`` so that no one mistakes them for real units.
+The numbers are kept consistent with the real FUELHH of the same day: demand follows generation less losses,
+metered unit volumes add up to their fuel type's generation, and frequency wanders near 50 Hz as GB's does.
+"""
+
+import datetime as dt
+import hashlib
+from functools import cache
+
+import numpy as np
+
+from grid_guardian_assets.replay.recorded import fuel_generation
+from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, settlement_periods, to_api_time
+
+FREQ_STEP = dt.timedelta(seconds=15)  # the Insights API's FREQ spacing
+TRANSMISSION_LOSS = 0.02  # ~2 % of GB transmission generation is lost on the network
+STATION_LOAD_MW = 500  # ITSDO includes station transformer load, which INDO excludes
+DEMAND_PUBLISH_DELAY = dt.timedelta(minutes=5)
+
+# Synthetic BM units per fuel type (how many, and the ENTSO-E psrType they report as in B1610).
+UNITS: dict[str, tuple[int, str]] = {
+    "CCGT": (30, "Fossil Gas"),
+    "OCGT": (5, "Fossil Gas"),
+    "COAL": (8, "Fossil Hard coal"),
+    "OIL": (2, "Fossil Oil"),
+    "NUCLEAR": (15, "Nuclear"),
+    "WIND": (40, "Wind Offshore"),
+    "BIOMASS": (6, "Biomass"),
+    "NPSHYD": (10, "Hydro Run-of-river and poundage"),
+    "PS": (8, "Hydro Pumped Storage"),
+    "OTHER": (5, "Other"),
+}
+METADATA = {
+    "synthetic": True,
+    "generator": "grid_guardian_assets.replay.synthetic",
+    "basis": "real FUELHH 2018 of the same settlement day (Elexon BMRS)",
+}
+
+
+def _rng(label: str) -> np.random.Generator:
+    # hash() is salted per process; a digest keeps every run's numbers identical.
+    seed = int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed)
+
+
+@cache
+def freq_samples(day: dt.date) -> tuple[tuple[dt.datetime, float], ...]:
+    """15-second frequency readings for a day: an Ornstein-Uhlenbeck walk around 50 Hz (sd ~0.06 Hz)."""
+    start, end = day_bounds_utc(day)
+    n = int((end - start) / FREQ_STEP)
+    rng = _rng(f"FREQ:{day}")
+    theta, sigma = 0.02, 0.012  # per step: mean reversion over ~12 min, stationary sd = sigma/sqrt(2 theta)
+    f = np.empty(n)
+    f[0] = 50.0 + rng.normal(0, 0.05)
+    shocks = rng.normal(0, sigma, n)
+    for i in range(1, n):
+        f[i] = f[i - 1] - theta * (f[i - 1] - 50.0) + shocks[i]
+    return tuple((start + i * FREQ_STEP, round(float(v), 3)) for i, v in enumerate(f))
+
+
+def freq_records(start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """FREQ rows with ``start <= measurementTime < end``."""
+    rows = []
+    day = (start - dt.timedelta(days=1)).date()
+    while day <= end.date() + dt.timedelta(days=1):
+        if fuel_generation(day):
+            rows.extend(
+                {"dataset": "FREQ", "measurementTime": to_api_time(t), "frequency": v}
+                for t, v in freq_samples(day)
+                if start <= t < end
+            )
+        day += dt.timedelta(days=1)
+    return rows
+
+
+@cache
+def demand_rows(day: dt.date) -> tuple[dict, ...]:
+    """INDO and ITSDO values per period: generation less losses (INDO); plus station load, pumping, exports (ITSDO)."""
+    generation = fuel_generation(day)
+    rng = _rng(f"DEMAND:{day}")
+    out = []
+    for p in settlement_periods(day):
+        fuels = generation.get(p.number)
+        if not fuels:
+            continue
+        supply = sum(fuels.values())
+        indo = int(round(supply * (1 - TRANSMISSION_LOSS) + rng.normal(0, 60)))
+        pumping = max(0, -fuels.get("PS", 0))
+        exports = sum(max(0, -v) for k, v in fuels.items() if k.startswith("INT"))
+        itsdo = int(round(indo + STATION_LOAD_MW + pumping + exports + rng.normal(0, 30)))
+        out.append(
+            {
+                "publishTime": to_api_time(p.end + DEMAND_PUBLISH_DELAY),
+                "startTime": to_api_time(p.start),
+                "settlementDate": day.isoformat(),
+                "settlementPeriod": p.number,
+                "INDO": indo,
+                "ITSDO": itsdo,
+            }
+        )
+    return tuple(out)
+
+
+def demand_records(code: str, publish_from: dt.datetime, publish_to: dt.datetime) -> list[dict]:
+    """INDO or ITSDO rows published within ``[publish_from, publish_to]``."""
+    rows = []
+    day = (publish_from - dt.timedelta(days=1)).date()
+    while day <= publish_to.date():
+        for r in demand_rows(day):
+            published = dt.datetime.fromisoformat(r["publishTime"].replace("Z", "+00:00"))
+            if publish_from <= published <= publish_to:
+                rows.append(
+                    {
+                        "dataset": code,
+                        "publishTime": r["publishTime"],
+                        "startTime": r["startTime"],
+                        "settlementDate": r["settlementDate"],
+                        "settlementPeriod": r["settlementPeriod"],
+                        "demand": r[code],
+                    }
+                )
+        day += dt.timedelta(days=1)
+    return rows
+
+
+@cache
+def _unit_weights(fuel: str) -> np.ndarray:
+    count, _ = UNITS[fuel]
+    weights = _rng(f"UNITS:{fuel}").uniform(0.5, 1.5, count)
+    return weights / weights.sum()
+
+
+def unit_output_mw(day: dt.date, period: int) -> list[tuple[str, str, float]]:
+    """(unit, psrType, MW) for every synthetic BM unit in a period; units of a fuel sum to its FUELHH value."""
+    fuels = fuel_generation(day).get(period, {})
+    out = []
+    for fuel, (count, psr) in UNITS.items():
+        if fuel not in fuels:
+            continue
+        for i, w in enumerate(_unit_weights(fuel), 1):
+            out.append((f"SYN-{fuel}-{i:02d}", psr, fuels[fuel] * float(w)))
+    return out
+
+
+def b1610_records(day: dt.date, period: int) -> list[dict]:
+    """Metered volumes (MWh = MW x 0.5 h) per synthetic unit for one settlement period."""
+    periods = {p.number: p for p in settlement_periods(day)}
+    if period not in periods:
+        return []
+    end = to_api_time(periods[period].end)
+    return [
+        {
+            "dataset": "B1610",
+            "psrType": psr,
+            "bmUnit": f"T_{unit}",
+            "nationalGridBmUnitId": unit,
+            "settlementDate": day.isoformat(),
+            "settlementPeriod": period,
+            "halfHourEndTime": end,
+            "quantity": round(mw * PERIOD.total_seconds() / 3600, 3),
+        }
+        for unit, psr, mw in unit_output_mw(day, period)
+    ]
+
+
+def pn_records(day: dt.date, period: int) -> list[dict]:
+    """One physical notification per synthetic unit and period, ramping towards the next period's level."""
+    periods = {p.number: p for p in settlement_periods(day)}
+    if period not in periods:
+        return []
+    now = unit_output_mw(day, period)
+    nxt = {u: mw for u, _, mw in unit_output_mw(day, period + 1)} if period + 1 in periods else {}
+    p = periods[period]
+    return [
+        {
+            "dataset": "PN",
+            "settlementDate": day.isoformat(),
+            "settlementPeriod": period,
+            "timeFrom": to_api_time(p.start),
+            "timeTo": to_api_time(p.end),
+            "levelFrom": int(round(mw)),
+            "levelTo": int(round(nxt.get(unit, mw))),
+            "nationalGridBmUnit": unit,
+            "bmUnit": f"T_{unit}",
+        }
+        for unit, _, mw in now
+    ]

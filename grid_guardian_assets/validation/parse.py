@@ -1,0 +1,83 @@
+"""Turn Insights API records into typed polars frames, noting (never hiding) anything that does not fit."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from grid_guardian_assets.datasets import POLARS_TYPES, DatasetSpec
+from grid_guardian_assets.store.raw_archive import RawPartition
+
+
+@dataclass
+class ParsedFrame:
+    """A frame with the dataset's fields and types, plus what did not parse.
+
+    Attributes:
+        frame: One row per record, columns in the spec's order and types.
+        missing_fields: Spec fields that no record carried (schema drift, e.g. a renamed field).
+        unexpected_fields: Fields the records carried that the spec does not know.
+        type_errors: Rows (``row``, ``column``, ``value``) whose value could not be read as the field's type.
+    """
+
+    frame: pl.DataFrame
+    missing_fields: list[str] = field(default_factory=list)
+    unexpected_fields: list[str] = field(default_factory=list)
+    type_errors: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={"row": pl.Int64, "column": pl.Utf8, "value": pl.Utf8}))
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):  # JSON true/false is never a valid number here
+        return str(value).lower()
+    return str(value)
+
+
+def _typed(raw: pl.Series, kind: str) -> pl.Series:
+    if kind == "str":
+        return raw
+    if kind == "int":
+        # Accept integral floats only when exact (e.g. "1234" or "1234.0" from some CSV exports).
+        as_float = raw.cast(pl.Float64, strict=False)
+        whole = as_float.round(0) == as_float
+        return pl.select(pl.when(whole).then(as_float).otherwise(None).cast(pl.Int64, strict=False)).to_series().rename(raw.name)
+    if kind == "float":
+        return raw.cast(pl.Float64, strict=False)
+    if kind == "date":
+        return raw.str.to_date("%Y-%m-%d", strict=False)
+    if kind == "datetime":
+        return raw.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+    raise ValueError(f"unknown field type {kind!r}")
+
+
+def frame_from_records(spec: DatasetSpec, records: list[dict[str, Any]]) -> ParsedFrame:
+    """Type ``records`` by ``spec``; values that do not parse become nulls listed in ``type_errors``."""
+    seen: set[str] = set()
+    for record in records:
+        seen.update(record)
+    columns, errors = [], []
+    for name, kind in spec.fields.items():
+        raw = pl.Series(name, [_as_text(r.get(name)) for r in records], dtype=pl.Utf8)
+        typed = _typed(raw, kind)
+        bad = raw.is_not_null() & typed.is_null()
+        if bad.any():
+            rows = pl.Series("row", range(len(raw)), dtype=pl.Int64).filter(bad)
+            errors.append(pl.DataFrame({"row": rows, "column": [name] * len(rows), "value": raw.filter(bad)}))
+        columns.append(typed.cast(POLARS_TYPES[kind]))
+    frame = pl.DataFrame(columns) if records else pl.DataFrame(schema=spec.polars_schema())
+    type_errors = pl.concat(errors) if errors else ParsedFrame(frame).type_errors
+    return ParsedFrame(
+        frame=frame,
+        missing_fields=[f for f in spec.fields if f not in seen and f != "dataset"] if records else [],
+        unexpected_fields=sorted(seen - set(spec.fields)),
+        type_errors=type_errors,
+    )
+
+
+def frame_from_raw(spec: DatasetSpec, raw: RawPartition) -> ParsedFrame:
+    """Parse every archived response of a partition (malformed JSON raises ElexonResponseError)."""
+    records: list[dict[str, Any]] = []
+    for i, response in enumerate(raw.responses, 1):
+        records.extend(response.records(f"{spec.code} partition {raw.day.isoformat()} (response {i}/{len(raw.responses)})"))
+    return frame_from_records(spec, records)

@@ -1,0 +1,224 @@
+"""Validate one settlement day of one dataset: drift, types, ranges, duplicates, completeness, time alignment.
+
+A report lists every failing row with the check and the reason, so an analyst sees exactly what was wrong.
+Exact duplicate rows (the same record twice) are dropped and counted; rows that share a key but disagree fail.
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandera.errors
+import polars as pl
+
+from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, period_count, settlement_periods
+from grid_guardian_assets.validation.parse import ParsedFrame
+from grid_guardian_assets.validation.schemas import schema_for
+
+# FREQ is sampled every 15 s; a gap longer than this is a hole in the record, not jitter.
+FREQ_MAX_GAP = dt.timedelta(seconds=60)
+
+FAILURE_SCHEMA = {"check": pl.Utf8, "column": pl.Utf8, "reason": pl.Utf8, "row": pl.Utf8}
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating one partition.
+
+    Attributes:
+        frame: The partition's rows with exact duplicates and rows of other days removed, sorted by time.
+        failures: One row per problem: ``check``, ``column``, ``reason`` and the offending ``row`` as JSON.
+        exact_duplicates_dropped: Rows removed because an identical row was already present.
+        rows_outside_partition: Rows the API returned for another settlement day (expected for publish-time
+            queries such as INDO), removed before checking.
+        unexpected_fields: Fields the API sent that the spec does not know (additive drift, a warning only).
+    """
+
+    dataset: str
+    day: dt.date
+    frame: pl.DataFrame
+    failures: pl.DataFrame
+    exact_duplicates_dropped: int = 0
+    rows_outside_partition: int = 0
+    unexpected_fields: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.failures.height == 0
+
+    def failure_counts(self) -> dict[str, int]:
+        counts = self.failures.group_by("check").len().sort("check")
+        return dict(zip(counts["check"].to_list(), counts["len"].to_list()))
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.dataset} {self.day}: {self.frame.height} rows valid"
+        parts = ", ".join(f"{check}: {n}" for check, n in self.failure_counts().items())
+        return f"{self.dataset} {self.day}: {self.failures.height} problems ({parts}); first: {self.failures['reason'][0]}"
+
+
+class _Failures:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, str | None]] = []
+
+    def add(self, check: str, column: str | None, reason: str, row: dict[str, Any] | None = None) -> None:
+        self.rows.append({"check": check, "column": column, "reason": reason, "row": _row_json(row)})
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, schema=FAILURE_SCHEMA)
+
+
+def _row_json(row: dict[str, Any] | None) -> str | None:
+    return None if row is None else json.dumps(row, default=str)
+
+
+def _in_partition(spec: DatasetSpec, day: dt.date) -> pl.Expr:
+    if spec.membership == "measurement_time":
+        start, end = day_bounds_utc(day)
+        t = pl.col(spec.time_field)
+        return t.is_null() | ((t >= start) & (t < end))
+    return pl.col("settlementDate").is_null() | (pl.col("settlementDate") == day)
+
+
+def _check_conflicts(spec: DatasetSpec, frame: pl.DataFrame, failures: _Failures) -> None:
+    key = list(spec.key)
+    dup = frame.filter(pl.struct(key).is_duplicated() & pl.all_horizontal(pl.col(key).is_not_null()))
+    for row in dup.sort(key).iter_rows(named=True):
+        key_text = ", ".join(f"{k}={row[k]}" for k in key)
+        failures.add("conflicting_duplicates", ",".join(key), f"two or more different rows share the key ({key_text})", row)
+
+
+def _check_schema(spec: DatasetSpec, frame: pl.DataFrame, failures: _Failures) -> None:
+    try:
+        schema_for(spec).validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        for case in errors.failure_cases.iter_rows(named=True):
+            index = case.get("index")
+            row = frame.row(int(index), named=True) if index is not None and 0 <= index < frame.height else None
+            column = case.get("column")
+            failures.add(
+                "schema",
+                column,
+                f"{column or 'frame'} failed {case['check']} (value {case['failure_case']!r})",
+                row,
+            )
+
+
+def _check_periods(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failures: _Failures) -> None:
+    n = period_count(day)
+    expected = set(range(1, n + 1))
+    rows = frame.filter(pl.col("settlementPeriod").is_not_null())
+    if spec.per_period_group is None:
+        present = set(rows["settlementPeriod"].to_list())
+        for p in sorted(expected - present):
+            failures.add("completeness", "settlementPeriod", f"settlement period {p} of {n} has no rows")
+        return
+    group = list(spec.per_period_group)
+    groups = rows.group_by(group, maintain_order=True).agg(pl.col("settlementPeriod")) if group else None
+    items = (
+        [(tuple(r[g] for g in group), r["settlementPeriod"]) for r in groups.iter_rows(named=True)]
+        if groups is not None
+        else [((), rows["settlementPeriod"].to_list())]
+    )
+    for label, periods in items:
+        where = f" for {', '.join(f'{g}={v}' for g, v in zip(group, label))}" if group else ""
+        missing = sorted(expected - set(periods))
+        if missing:
+            failures.add(
+                "completeness",
+                "settlementPeriod",
+                f"{len(missing)} of {n} settlement periods missing{where}: {_ranges(missing)}",
+            )
+        extra = sorted(set(periods) - expected)
+        if extra:
+            failures.add("completeness", "settlementPeriod", f"settlement periods beyond the day's {n}{where}: {extra}")
+
+
+def _check_alignment(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failures: _Failures) -> None:
+    """startTime (or halfHourEndTime) must be the UTC start (end) of the row's settlement period."""
+    field_name, offset = ("startTime", 0) if "startTime" in spec.fields else ("halfHourEndTime", 1)
+    if field_name not in spec.fields:
+        return
+    bounds = {p.number: p.start + offset * PERIOD for p in settlement_periods(day)}
+    expected = pl.col("settlementPeriod").replace_strict(bounds, default=None, return_dtype=pl.Datetime("us", "UTC"))
+    bad = frame.filter(
+        pl.col(field_name).is_not_null() & pl.col("settlementPeriod").is_not_null() & (pl.col(field_name) != expected)
+    )
+    for row in bad.iter_rows(named=True):
+        failures.add(
+            "period_alignment",
+            field_name,
+            f"{field_name} {row[field_name]} is not the {'start' if offset == 0 else 'end'} of settlement period "
+            f"{row['settlementPeriod']} of {day} ({bounds.get(row['settlementPeriod'])})",
+            row,
+        )
+
+
+def _check_freq_spacing(day: dt.date, frame: pl.DataFrame, failures: _Failures) -> None:
+    start, end = day_bounds_utc(day)
+    times = frame["measurementTime"].drop_nulls().sort()
+    if times.len() == 0:
+        return
+    edges = [start, *times.to_list(), end]
+    for before, after in zip(edges, edges[1:]):
+        if after - before > FREQ_MAX_GAP:
+            failures.add(
+                "completeness",
+                "measurementTime",
+                f"no frequency readings from {before.isoformat()} to {after.isoformat()} "
+                f"({(after - before).total_seconds():.0f} s gap; at most {FREQ_MAX_GAP.total_seconds():.0f} s allowed)",
+            )
+
+
+def _ranges(numbers: list[int]) -> str:
+    spans, first = [], None
+    for i, n in enumerate(numbers):
+        if first is None:
+            first = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            spans.append(str(first) if first == n else f"{first}-{n}")
+            first = None
+    return ", ".join(spans)
+
+
+def validate_partition(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> ValidationReport:
+    """Check one settlement ``day`` of ``spec``; the report says whether it may be stored."""
+    failures = _Failures()
+    for name in parsed.missing_fields:
+        hint = f"; the response carried unknown fields {parsed.unexpected_fields}" if parsed.unexpected_fields else ""
+        failures.add("schema_drift", name, f"field {name!r} is missing from every record{hint}")
+    for err in parsed.type_errors.iter_rows(named=True):
+        kind = spec.fields[err["column"]]
+        failures.add("type", err["column"], f"{err['column']} value {err['value']!r} is not a valid {kind} (record {err['row']})")
+
+    frame = parsed.frame
+    inside = frame.filter(_in_partition(spec, day))
+    outside = frame.height - inside.height
+    # Only rows with a whole key can be "the same record twice"; rows missing key parts all stay and fail.
+    keyed = pl.all_horizontal(pl.col(list(spec.key)).is_not_null())
+    deduped = pl.concat([inside.filter(keyed).unique(maintain_order=True), inside.filter(~keyed)])
+    dropped = inside.height - deduped.height
+
+    if deduped.height == 0:
+        failures.add("completeness", None, f"no {spec.code} rows for settlement day {day} (expected {period_count(day)} periods)")
+    else:
+        _check_schema(spec, deduped, failures)
+        _check_conflicts(spec, deduped, failures)
+        if spec.membership == "settlement_date":
+            _check_periods(spec, day, deduped, failures)
+            _check_alignment(spec, day, deduped, failures)
+        else:
+            _check_freq_spacing(day, deduped, failures)
+
+    ordered = deduped.sort([spec.time_field, *spec.key], nulls_last=True)
+    return ValidationReport(
+        dataset=spec.code,
+        day=day,
+        frame=ordered,
+        failures=failures.frame(),
+        exact_duplicates_dropped=dropped,
+        rows_outside_partition=outside,
+        unexpected_fields=parsed.unexpected_fields,
+    )

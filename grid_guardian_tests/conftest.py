@@ -1,0 +1,60 @@
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, PolarsParquetIOManager
+from grid_guardian_assets.replay.server import ReplayServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def replay() -> Iterator[ReplayServer]:
+    """A real replay server on a free loopback port."""
+    with ReplayServer() as server:
+        yield server
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A real (SQLite-backed, temporary) Dagster instance."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def test_resources(base_url: str, data_dir: Path, *, max_attempts: int = 3) -> dict[str, object]:
+    """The code location's resources pointed at a replay server and a temporary data folder, with short backoff."""
+    return {
+        "elexon": ElexonApiResource(
+            base_url=base_url, max_attempts=max_attempts, backoff_base_s=0.01, backoff_max_s=0.05,
+            limiter_db=str(data_dir / "limiter.sqlite"),
+        ),
+        "bmrs_storage": BmrsStorageResource(data_dir=str(data_dir)),
+        "frames_io_manager": PolarsParquetIOManager(data_dir=str(data_dir)),
+    }
+
+
+test_resources.__test__ = False  # a helper, not a test
+
+
+def materialize_chain(
+    dataset: str, day: dt.date, *, base_url: str, data_dir: Path, instance: dg.DagsterInstance, max_attempts: int = 3
+) -> dg.ExecuteInProcessResult:
+    """Run ``*{dataset}_store`` for one settlement day in-process against ``instance``."""
+    return dg.materialize(
+        list(defs.assets),
+        selection=dg.AssetSelection.assets(f"{dataset}_store").upstream(),
+        partition_key=day.isoformat(),
+        instance=instance,
+        resources=test_resources(base_url, data_dir, max_attempts=max_attempts),
+        raise_on_error=False,
+    )

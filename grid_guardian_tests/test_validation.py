@@ -1,0 +1,187 @@
+"""Validation of single partitions: the real 2018 defects, clock changes and every kind of bad input."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from grid_guardian_assets.datasets import B1610, DATASETS, FREQ, FUELHH, INDO, PN
+from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.settlement import day_bounds_utc
+from grid_guardian_assets.validation import frame_from_records, validate_partition
+
+DAY = dt.date(2018, 3, 1)
+
+
+def fuelhh(day: dt.date = DAY) -> list[dict]:
+    return recorded.fuelhh_records(day)
+
+
+def check(records: list[dict], day: dt.date = DAY, spec=FUELHH):
+    return validate_partition(spec, day, frame_from_records(spec, records))
+
+
+def test_a_real_day_passes_with_48_periods_of_15_fuels() -> None:
+    report = check(fuelhh())
+    assert report.passed, report.summary()
+    assert report.frame.height == 48 * 15
+    assert report.frame["fuelType"].n_unique() == 15
+    assert report.frame["startTime"].is_sorted()
+
+
+@pytest.mark.parametrize("day, periods", [(dt.date(2018, 3, 25), 46), (dt.date(2018, 10, 28), 50)])
+def test_real_clock_change_days_pass(day: dt.date, periods: int) -> None:
+    report = check(fuelhh(day), day)
+    assert report.passed, report.summary()
+    assert report.frame["settlementPeriod"].max() == periods
+    assert report.frame.height == periods * 15
+
+
+def test_real_repeated_day_drops_exact_duplicates_and_counts_them() -> None:
+    day = dt.date(2018, 4, 1)
+    report = check(fuelhh(day), day)
+    assert report.passed, report.summary()
+    assert report.exact_duplicates_dropped == 34 * 15  # 34 periods of 15 fuels appear twice in the file
+    assert report.frame.height == 48 * 15
+
+
+def test_real_rows_with_empty_timestamps_fail_the_last_day() -> None:
+    day = dt.date(2018, 12, 31)
+    report = check(fuelhh(day), day)
+    assert not report.passed
+    counts = report.failure_counts()
+    assert counts["completeness"] == 15  # every fuel type misses periods 2-48
+    assert "47 of 48 settlement periods missing" in " ".join(report.failures["reason"].to_list())
+    assert any("startTime failed not_nullable" in r for r in report.failures["reason"].to_list())
+
+
+@pytest.mark.parametrize("day", [d for d in recorded.recorded_days() if d.month in (1, 7, 10)])
+def test_every_real_day_of_three_months_passes(day: dt.date) -> None:
+    report = check(fuelhh(day), day)
+    assert report.passed, report.summary()
+
+
+def test_a_missing_settlement_period_is_named() -> None:
+    rows = [r for r in fuelhh() if r["settlementPeriod"] != 17]
+    report = check(rows)
+    assert not report.passed
+    assert report.failures.filter(pl.col("check") == "completeness").height == 15
+    assert "1 of 48 settlement periods missing for fuelType=CCGT: 17" in report.failures["reason"].to_list()
+
+
+def test_conflicting_duplicates_fail_with_both_rows() -> None:
+    rows = fuelhh()
+    clash = dict(rows[0], generation=rows[0]["generation"] + 100)
+    report = check(rows + [clash])
+    assert not report.passed
+    conflicts = report.failures.filter(pl.col("check") == "conflicting_duplicates")
+    assert conflicts.height == 2
+    assert "settlementPeriod=1" in conflicts["reason"][0] and "fuelType=CCGT" in conflicts["reason"][0]
+
+
+def test_exact_duplicates_alone_pass() -> None:
+    rows = fuelhh()
+    report = check(rows + rows[:30])
+    assert report.passed and report.exact_duplicates_dropped == 30
+
+
+def test_a_renamed_field_is_schema_drift() -> None:
+    rows = [{("generationMW" if k == "generation" else k): v for k, v in r.items()} for r in fuelhh()]
+    report = check(rows)
+    assert not report.passed
+    drift = report.failures.filter(pl.col("check") == "schema_drift")
+    assert drift["column"].to_list() == ["generation"]
+    assert "generationMW" in drift["reason"][0]
+
+
+def test_an_added_field_is_only_a_warning() -> None:
+    report = check([dict(r, newField=1) for r in fuelhh()])
+    assert report.passed and report.unexpected_fields == ["newField"]
+
+
+def test_an_empty_day_fails() -> None:
+    report = check([])
+    assert not report.passed
+    assert "no FUELHH rows for settlement day 2018-03-01 (expected 48 periods)" in report.failures["reason"].to_list()
+
+
+def test_values_of_the_wrong_type_are_reported_not_dropped() -> None:
+    rows = fuelhh()
+    rows[5] = dict(rows[5], generation="lots")
+    report = check(rows)
+    assert "type" in report.failure_counts()
+    assert any("'lots' is not a valid int" in r for r in report.failures["reason"].to_list())
+
+
+@pytest.mark.parametrize(
+    "fuel, value, ok",
+    [("INTFR", -1500, True), ("PS", -300, True), ("CCGT", -5, False), ("WIND", 50_000, False)],
+)
+def test_generation_sign_and_range(fuel: str, value: int, ok: bool) -> None:
+    rows = [dict(r, generation=value) if r["fuelType"] == fuel and r["settlementPeriod"] == 10 else r for r in fuelhh()]
+    assert check(rows).passed is ok
+
+
+def test_start_time_must_match_the_settlement_period() -> None:
+    rows = fuelhh()
+    rows[0] = dict(rows[0], startTime="2018-03-01T01:00:00Z")  # period 1 starts at 00:00Z
+    report = check(rows)
+    assert "period_alignment" in report.failure_counts()
+
+
+def test_rows_of_other_days_are_set_aside_not_failed() -> None:
+    rows = fuelhh() + recorded.fuelhh_records(dt.date(2018, 3, 2))[:15]
+    report = check(rows)
+    assert report.passed and report.rows_outside_partition == 15
+
+
+def test_frequency_range_and_gaps() -> None:
+    start, end = day_bounds_utc(DAY)
+    rows = synthetic.freq_records(start, end)
+    assert check(rows, spec=FREQ).passed
+    bad = [dict(r, frequency=56.0) if i == 100 else r for i, r in enumerate(rows)]
+    assert "schema" in check(bad, spec=FREQ).failure_counts()
+    gappy = rows[:1000] + rows[1010:]
+    report = check(gappy, spec=FREQ)
+    assert report.failure_counts() == {"completeness": 1}
+    assert "165 s gap" in report.failures["reason"][0]
+
+
+@pytest.mark.parametrize("spec", list(DATASETS.values()), ids=lambda s: s.code)
+@pytest.mark.parametrize("day", [dt.date(2018, 3, 25), dt.date(2018, 6, 15), dt.date(2018, 10, 28)])
+def test_synthetic_companions_validate(spec, day: dt.date) -> None:
+    start, end = day_bounds_utc(day)
+    if spec is FUELHH:
+        rows = fuelhh(day)
+    elif spec is FREQ:
+        rows = synthetic.freq_records(start, end)
+    elif spec.code in ("INDO", "ITSDO"):
+        rows = synthetic.demand_records(spec.code, start, end + dt.timedelta(hours=2))
+    else:
+        make = synthetic.b1610_records if spec is B1610 else synthetic.pn_records
+        rows = [r for n in range(1, 51) for r in make(day, n)]
+    report = check(rows, day, spec)
+    assert report.passed, report.summary()
+
+
+def test_demand_follows_generation() -> None:
+    start, end = day_bounds_utc(DAY)
+    indo = {r["settlementPeriod"]: r["demand"] for r in synthetic.demand_records("INDO", start, end) if r["settlementDate"] == "2018-03-01"}
+    gen = recorded.fuel_generation(DAY)
+    for period, demand in indo.items():
+        assert demand == pytest.approx(sum(gen[period].values()) * 0.98, rel=0.02)
+
+
+def test_unit_volumes_add_up_to_fuel_generation() -> None:
+    rows = synthetic.b1610_records(DAY, 20)
+    ccgt = sum(r["quantity"] for r in rows if r["bmUnit"].startswith("T_SYN-CCGT"))
+    assert ccgt == pytest.approx(recorded.fuel_generation(DAY)[20]["CCGT"] * 0.5, rel=1e-3)
+    assert all(r["bmUnit"].startswith("T_SYN-") for r in rows + synthetic.pn_records(DAY, 20))
+
+
+def test_pn_levels_and_indo_demand_ranges() -> None:
+    rows = [dict(r, levelTo=9999) if i == 0 else r for i, r in enumerate(r for n in range(1, 49) for r in synthetic.pn_records(DAY, n))]
+    assert "schema" in check(rows, spec=PN).failure_counts()
+    start, end = day_bounds_utc(DAY)
+    demand = [dict(r, demand=-10) if i == 3 else r for i, r in enumerate(synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2)))]
+    assert "schema" in check(demand, spec=INDO).failure_counts()
