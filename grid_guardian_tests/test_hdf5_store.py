@@ -125,6 +125,6 @@ def test_a_frame_that_breaks_its_schema_or_keys_is_refused(tmp_path: Path) -> No
     good = valid_frame(day)
     with pytest.raises(ValueError, match="refusing to store a frame that fails its schema"):
         store.write_partition(FUELHH, day, good.with_columns(generation=pl.lit(-100_000)))
-    with pytest.raises(ValueError, match="720 rows sharing a key"):
+    with pytest.raises(ValueError, match="1440 rows sharing a key"):
         store.write_partition(FUELHH, day, pl.concat([good, good.with_columns(pl.col("generation") + 1)]))
     assert store.days(FUELHH) == []

@@ -52,6 +52,10 @@ class ValidationReport:
         counts = self.failures.group_by("check").len().sort("check")
         return dict(zip(counts["check"].to_list(), counts["len"].to_list()))
 
+    def failure_sample(self, per_check: int = 10) -> pl.DataFrame:
+        """Up to ``per_check`` failures of each check, so one noisy check cannot hide the others."""
+        return self.failures.group_by("check", maintain_order=True).head(per_check)
+
     def summary(self) -> str:
         if self.passed:
             return f"{self.dataset} {self.day}: {self.frame.height} rows valid"
@@ -116,7 +120,7 @@ def _check_periods(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failure
             failures.add("completeness", "settlementPeriod", f"settlement period {p} of {n} has no rows")
         return
     group = list(spec.per_period_group)
-    groups = rows.group_by(group, maintain_order=True).agg(pl.col("settlementPeriod")) if group else None
+    groups = rows.group_by(group).agg(pl.col("settlementPeriod")).sort(group) if group else None
     items = (
         [(tuple(r[g] for g in group), r["settlementPeriod"]) for r in groups.iter_rows(named=True)]
         if groups is not None

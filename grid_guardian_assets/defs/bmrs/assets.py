@@ -33,7 +33,10 @@ def _check_metadata(report: ValidationReport) -> dict[str, object]:
         meta["unexpected_fields"] = ", ".join(report.unexpected_fields)
     if not report.passed:
         meta["failures_by_check"] = dg.MetadataValue.json(report.failure_counts())
-        meta["failing_rows"] = dg.MetadataValue.md(markdown_table(report.failures, limit=50))
+        sample = report.failure_sample(per_check=10)
+        meta["failing_rows"] = dg.MetadataValue.md(
+            f"{sample.height} of {report.failures.height} problems, up to 10 per check:\n\n" + markdown_table(sample, limit=sample.height)
+        )
     return meta
 
 
