@@ -61,7 +61,7 @@ def test_rewriting_a_day_replaces_it_exactly(tmp_path: Path) -> None:
 
 def test_range_reads_are_sorted_and_inclusive(tmp_path: Path) -> None:
     store = HDF5Store(tmp_path)
-    days = [dt.date(2018, 3, d) for d in (3, 1, 2, 5)]
+    days = [dt.date(2018, 3, d) for d in (3, 1, 31, 2, 5)] + [dt.date(2018, 4, 1), dt.date(2018, 2, 28)]
     for day in days:
         store.write_partition(FUELHH, day, valid_frame(day))
     got = store.read_range(FUELHH, dt.date(2018, 3, 1), dt.date(2018, 3, 3))
@@ -70,6 +70,10 @@ def test_range_reads_are_sorted_and_inclusive(tmp_path: Path) -> None:
     assert got["settlementDate"].unique().sort().to_list() == [dt.date(2018, 3, d) for d in (1, 2, 3)]
     assert store.read_range(FUELHH, dt.date(2018, 3, 4), dt.date(2018, 3, 4)).height == 0
     assert store.days(FUELHH) == sorted(days)
+    across = store.read_range(FUELHH, dt.date(2018, 2, 28), dt.date(2018, 4, 1))
+    assert across.height == 7 * 720 and across["startTime"].is_sorted()
+    assert store.partition_info(FUELHH, dt.date(2018, 3, 31))["rows"] == 720
+    assert store.partition_info(FUELHH, dt.date(2018, 3, 30)) is None
 
 
 def test_a_half_written_day_from_a_dead_writer_is_invisible_and_cleaned(tmp_path: Path) -> None:
@@ -77,11 +81,13 @@ def test_a_half_written_day_from_a_dead_writer_is_invisible_and_cleaned(tmp_path
     day = dt.date(2018, 3, 1)
     store.write_partition(FUELHH, day, valid_frame(day))
     with h5py.File(store.path(FUELHH), "a") as h5:
-        h5["partitions"].create_group("2018-03-02.incoming").create_dataset("generation", data=[1, 2, 3])
+        h5["months"].create_group("2018-03.incoming").create_dataset("generation", data=[1, 2, 3])
     assert store.days(FUELHH) == [day]
+    assert store.read_range(FUELHH, day, day).height == 720
     store.write_partition(FUELHH, dt.date(2018, 3, 2), valid_frame(dt.date(2018, 3, 2)))
     with h5py.File(store.path(FUELHH), "r") as h5:
-        assert sorted(h5["partitions"]) == ["2018-03-01", "2018-03-02"]
+        assert sorted(h5["months"]) == ["2018-03"]
+    assert store.days(FUELHH) == [day, dt.date(2018, 3, 2)]
 
 
 def test_a_second_writer_waits_for_the_lock_then_gives_up_clearly(tmp_path: Path) -> None:

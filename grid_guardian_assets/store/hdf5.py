@@ -1,13 +1,16 @@
-"""HDF5 stores of validated BMRS frames: one file per dataset, one group per settlement day.
+"""HDF5 stores of validated BMRS frames: one file per dataset, one group per calendar month of settlement days.
 
 Layout of ``{root}/{dataset}.h5``::
 
-    /partitions/2018-03-01/<column>   one chunked, gzip-compressed 1-D dataset per field
-    /partitions/2018-03-01.attrs      rows, time range, sha256 of the content, writer, written_at
+    /months/2018-03/<field>          one chunked, gzip-compressed 1-D dataset per field, rows sorted by day then time
+    /months/2018-03/<field>.valid    present only when the field has nulls
+    /months/2018-03/_day             the settlement day of each row (days since 1970-01-01)
+    /months/2018-03/days/*           per stored day: date, rows, sha256, written_at, writer
 
-Writing a partition replaces exactly that settlement day: the new group is written beside the old one under a
-temporary name and swapped in only when complete, under a file lock, so a failed or concurrent write never
-leaves a half-written or duplicated day behind.
+Months rather than days keep a year's range read to a few dozen dataset reads. Writing a settlement day rewrites
+its month with exactly that day replaced: the new month is written beside the old one under a temporary name and
+swapped in only when complete, under a file lock, so a failed or concurrent write never leaves a half-written or
+duplicated day behind.
 """
 
 import datetime as dt
@@ -23,7 +26,6 @@ import polars as pl
 from filelock import FileLock
 
 from grid_guardian_assets.datasets import DatasetSpec
-from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.validation.schemas import schema_for
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
@@ -103,8 +105,59 @@ def _refuse_invalid(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame) -> Non
         raise ValueError(f"{spec.code} {day}: refusing to store a frame with {duplicated} rows sharing a key {spec.key}")
 
 
+_DAY = "_day"
+_DAY_FIELDS = {"date": "int32", "rows": "int64", "sha256": "S64", "written_at": "S40", "writer": "S64"}
+
+
+def _month_key(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _day_number(day: dt.date) -> int:
+    return (day - _EPOCH_DATE).days
+
+
+def _write_column(group: h5py.Group, name: str, series: pl.Series) -> None:
+    values, tag = _encode(series)
+    n = len(values)
+    ds = group.create_dataset(
+        name,
+        data=values,
+        chunks=(min(n, 65_536),) if n else None,
+        compression="gzip" if n else None,
+        compression_opts=4 if n else None,
+        shuffle=bool(n),
+    )
+    ds.attrs["encoding"] = tag
+    nulls = series.is_null()
+    if nulls.any():
+        group.create_dataset(name + ".valid", data=(~nulls).to_numpy(), compression="gzip")
+
+
+def _read_columns(group: h5py.Group, names: list[str], rows: slice = slice(None)) -> pl.DataFrame:
+    columns = []
+    for name in names:
+        ds = group[name]
+        valid = group[name + ".valid"][rows] if name + ".valid" in group else None
+        columns.append(_decode(name, ds[rows], ds.attrs["encoding"], valid))
+    return pl.DataFrame(columns)
+
+
+def _read_days(group: h5py.Group) -> pl.DataFrame:
+    days = group["days"]
+    return pl.DataFrame(
+        {
+            "date": days["date"][()].astype(np.int32),
+            "rows": days["rows"][()].astype(np.int64),
+            "sha256": pl.Series(days["sha256"][()]).cast(pl.Binary).cast(pl.Utf8),
+            "written_at": pl.Series(days["written_at"][()]).cast(pl.Binary).cast(pl.Utf8),
+            "writer": pl.Series(days["writer"][()]).cast(pl.Binary).cast(pl.Utf8),
+        }
+    )
+
+
 class HDF5Store:
-    """Per-dataset HDF5 files of validated partitions under ``root``.
+    """Per-dataset HDF5 files of validated settlement days under ``root``.
 
     Args:
         root: Folder of the ``{dataset}.h5`` files (and their ``.lock`` files).
@@ -128,83 +181,101 @@ class HDF5Store:
             raise ValueError(f"{spec.code} {day}: frame lacks fields {missing}; refusing to store it")
         frame = frame.select(list(spec.fields))
         _refuse_invalid(spec, day, frame)
-        self.root.mkdir(parents=True, exist_ok=True)
-        key = day.isoformat()
         sha = frame_sha256(frame)
+        fields = list(spec.fields)
+        number = _day_number(day)
+        self.root.mkdir(parents=True, exist_ok=True)
         with self._lock(spec), h5py.File(self.path(spec), "a") as h5:
-            parts = h5.require_group("partitions")
-            tmp_name = key + _TMP_SUFFIX
-            if tmp_name in parts:  # left by a writer that died mid-write
-                del parts[tmp_name]
-            group = parts.create_group(tmp_name)
-            for column in frame.columns:
-                values, tag = _encode(frame[column])
-                ds = group.create_dataset(
-                    column,
-                    data=values,
-                    chunks=(min(max(len(values), 1), 65_536),) if len(values) else None,
-                    compression="gzip" if len(values) else None,
-                    compression_opts=4 if len(values) else None,
-                    shuffle=bool(len(values)),
-                    maxshape=(None,),
-                )
-                ds.attrs["encoding"] = tag
-                nulls = frame[column].is_null()
-                if nulls.any():
-                    group.create_dataset(column + ".valid", data=(~nulls).to_numpy(), compression="gzip")
-            time_col = frame[spec.time_field].drop_nulls()
-            group.attrs.update(
+            months = h5.require_group("months")
+            key = _month_key(day)
+            old = months.get(key)
+            if old is not None:
+                kept = _read_columns(old, [*fields, _DAY]).filter(pl.col(_DAY) != number)
+                days = _read_days(old)
+                replaced = number in days["date"].to_list()
+                days = days.filter(pl.col("date") != number)
+            else:
+                replaced = False
+                kept = pl.DataFrame(schema={**spec.polars_schema(), _DAY: pl.Int64})
+                days = pl.DataFrame(schema={"date": pl.Int32, "rows": pl.Int64, "sha256": pl.Utf8, "written_at": pl.Utf8, "writer": pl.Utf8})
+            new = frame.with_columns(pl.lit(number, dtype=pl.Int64).alias(_DAY))
+            month = pl.concat([kept, new]).sort([_DAY, spec.time_field, *spec.key], nulls_last=True, maintain_order=True)
+            info = pl.DataFrame(
                 {
-                    "rows": frame.height,
-                    "sha256": sha,
-                    "writer": writer,
-                    "written_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                    "time_min": time_col.min().isoformat() if time_col.len() else "",
-                    "time_max": time_col.max().isoformat() if time_col.len() else "",
-                    "columns": json.dumps(frame.columns),
-                }
+                    "date": [number],
+                    "rows": [frame.height],
+                    "sha256": [sha],
+                    "written_at": [dt.datetime.now(dt.timezone.utc).isoformat()],
+                    "writer": [writer[:64]],
+                },
+                schema=days.schema,
             )
-            replaced = key in parts
-            if replaced:
-                del parts[key]
-            parts.move(tmp_name, key)
+            days = pl.concat([days, info]).sort("date")
+
+            tmp_name = key + _TMP_SUFFIX
+            if tmp_name in months:  # left by a writer that died mid-write
+                del months[tmp_name]
+            group = months.create_group(tmp_name)
+            for name in [*fields, _DAY]:
+                _write_column(group, name, month[name])
+            day_group = group.create_group("days")
+            for name, dtype in _DAY_FIELDS.items():
+                values = days[name].to_numpy() if not dtype.startswith("S") else np.array([v.encode() for v in days[name].to_list()], dtype=dtype)
+                day_group.create_dataset(name, data=values.astype(dtype))
+            group.attrs["fields"] = json.dumps(fields)
+            if old is not None:
+                del months[key]
+            months.move(tmp_name, key)
             h5.flush()
         return StoredPartition(spec.code, day, frame.height, self.path(spec), self.path(spec).stat().st_size, sha, replaced)
 
-    def days(self, spec: DatasetSpec) -> list[dt.date]:
-        """Settlement days held for ``spec``, in order."""
-        if not self.path(spec).exists():
-            return []
-        with h5py.File(self.path(spec), "r") as h5:
-            names = list(h5["partitions"]) if "partitions" in h5 else []
-        return sorted(dt.date.fromisoformat(n) for n in names if not n.endswith(_TMP_SUFFIX))
-
-    def partition_info(self, spec: DatasetSpec, day: dt.date) -> dict[str, object] | None:
-        if not self.path(spec).exists():
-            return None
-        with h5py.File(self.path(spec), "r") as h5:
-            group = h5.get(f"partitions/{day.isoformat()}")
-            return dict(group.attrs) if group is not None else None
-
-    def read_range(self, spec: DatasetSpec, start: dt.date, end: dt.date) -> pl.DataFrame:
-        """Validated rows of settlement days ``start``..``end`` inclusive, sorted by time then key."""
+    def _day_tables(self, spec: DatasetSpec) -> pl.DataFrame:
         frames = []
         if self.path(spec).exists():
             with h5py.File(self.path(spec), "r") as h5:
-                parts = h5.get("partitions")
-                for day in days_between(start, end):
-                    group = parts.get(day.isoformat()) if parts is not None else None
-                    if group is not None:
-                        frames.append(self._read_group(spec, group))
+                months = h5.get("months")
+                for name in sorted(months) if months is not None else []:
+                    if not name.endswith(_TMP_SUFFIX):
+                        frames.append(_read_days(months[name]))
+        return pl.concat(frames) if frames else pl.DataFrame(schema={"date": pl.Int32})
+
+    def days(self, spec: DatasetSpec) -> list[dt.date]:
+        """Settlement days held for ``spec``, in order."""
+        return [_EPOCH_DATE + dt.timedelta(days=int(n)) for n in sorted(self._day_tables(spec)["date"].to_list())]
+
+    def partition_info(self, spec: DatasetSpec, day: dt.date) -> dict[str, object] | None:
+        """rows, sha256, written_at and writer of a stored day, or None."""
+        table = self._day_tables(spec)
+        if "rows" not in table.columns:
+            return None
+        hit = table.filter(pl.col("date") == _day_number(day))
+        return hit.drop("date").row(0, named=True) if hit.height else None
+
+    def read_range(self, spec: DatasetSpec, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Validated rows of settlement days ``start``..``end`` inclusive, sorted by day, then time, then key."""
+        if end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        frames = []
+        fields = list(spec.fields)
+        lo, hi = _day_number(start), _day_number(end)
+        if self.path(spec).exists():
+            with h5py.File(self.path(spec), "r") as h5:
+                months = h5.get("months")
+                wanted = sorted({_month_key(start + dt.timedelta(days=i)) for i in range((end - start).days + 1)})
+                for key in wanted:
+                    group = months.get(key) if months is not None else None
+                    if group is None:
+                        continue
+                    day_of_row = group[_DAY][()]
+                    if day_of_row.size == 0:
+                        continue
+                    if lo <= day_of_row[0] and day_of_row[-1] <= hi:  # the whole month is in range
+                        frames.append(_read_columns(group, fields))
+                    else:  # rows are sorted by day: slice instead of reading the month and filtering
+                        first, last = np.searchsorted(day_of_row, [lo, hi + 1])
+                        if last > first:
+                            frames.append(_read_columns(group, fields, slice(int(first), int(last))))
         if not frames:
             return pl.DataFrame(schema=spec.polars_schema())
-        return pl.concat(frames).sort([spec.time_field, *spec.key], nulls_last=True)
+        return pl.concat(frames)
 
-    @staticmethod
-    def _read_group(spec: DatasetSpec, group: h5py.Group) -> pl.DataFrame:
-        columns = []
-        for name in spec.fields:
-            ds = group[name]
-            valid = group[name + ".valid"][()] if name + ".valid" in group else None
-            columns.append(_decode(name, ds[()], ds.attrs["encoding"], valid))
-        return pl.DataFrame(columns)
