@@ -57,3 +57,36 @@ def partition_plot(spec: DatasetSpec, frame: pl.DataFrame, title: str) -> str | 
     ax.set_xlabel("UTC")
     fig.autofmt_xdate()
     return _png_markdown(fig, title)
+
+
+def network_map(network, branch_value: "np.ndarray", bus_value: "np.ndarray", title: str) -> str:
+    """A markdown image of the network: branches coloured by ``branch_value`` (e.g. mean loading), buses by
+    ``bus_value`` (e.g. mean net injection, MW). On real geography (WGS84) when the network has it."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import TwoSlopeNorm
+
+    coords = network.coords
+    segments = np.stack([coords[network.from_bus], coords[network.to_bus]], axis=1)
+    fig, ax = plt.subplots(figsize=(6, 7.5) if network.geographic else (7, 6))
+    lines = LineCollection(segments, array=np.nan_to_num(branch_value), cmap="plasma", linewidths=2 if network.n_buses < 100 else 0.4)
+    lines.set_clim(0, max(1.0, float(np.nanmax(branch_value)) if np.isfinite(branch_value).any() else 1.0))
+    ax.add_collection(lines)
+    fig.colorbar(lines, ax=ax, orientation="horizontal", fraction=0.04, pad=0.08, label="mean loading (|flow| / rating)")
+    limit = float(np.nanmax(np.abs(bus_value))) or 1.0
+    dots = ax.scatter(coords[:, 0], coords[:, 1], c=bus_value, cmap="coolwarm", norm=TwoSlopeNorm(0, -limit, limit),
+                      s=40 if network.n_buses < 100 else 4, edgecolors="black", linewidths=0.4, zorder=3)
+    fig.colorbar(dots, ax=ax, fraction=0.04, pad=0.02, label="mean net injection (MW)")
+    if network.n_buses < 100:
+        for (lon, lat), name in zip(coords, network.bus_names):
+            ax.annotate(name, (lon, lat), fontsize=5, xytext=(3, 2), textcoords="offset points")
+    if network.geographic:
+        ax.set_xlabel("longitude (WGS84)")
+        ax.set_ylabel("latitude (WGS84)")
+        ax.set_aspect(1 / np.cos(np.deg2rad(np.nanmean(coords[:, 1]))))
+    else:
+        ax.set_title("synthetic layout — not geography", fontsize=7, loc="right")
+        ax.set_aspect("equal")
+    ax.autoscale()
+    ax.set_title(title, fontsize=9, loc="left")
+    return _png_markdown(fig, title)

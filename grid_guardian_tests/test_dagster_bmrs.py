@@ -72,6 +72,7 @@ def test_fuelhh_chain_stores_the_real_day(replay: ReplayServer, data_dir: Path, 
 def test_every_dataset_on_clock_change_days(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance, day, periods) -> None:
     result = dg.materialize(
         list(defs.assets),
+        selection=dg.AssetSelection.groups(*[f"bmrs_{n}" for n in DATASETS]),
         partition_key=day.isoformat(),
         instance=instance,
         resources=test_resources(replay.base_url, data_dir),

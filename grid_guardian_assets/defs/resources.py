@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 from grid_guardian_assets.config import DATA_DIR_ENV, default_data_dir
+from grid_guardian_assets.grid.network import GridNetwork, load_network
 from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, DEFAULT_REQUESTS_PER_MINUTE, ElexonClient
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.raw_archive import RawArchive
@@ -54,6 +55,15 @@ class BmrsStorageResource(dg.ConfigurableResource):
         return HDF5Store(self.root / "hdf5")
 
 
+class GridResource(dg.ConfigurableResource):
+    """Which transmission network graphs are built on: ``gb29`` (29-bus reduced model, default) or ``gb2224``."""
+
+    network: str = "gb29"
+
+    def load(self) -> GridNetwork:
+        return load_network(self.network)
+
+
 class PolarsParquetIOManager(dg.ConfigurableIOManager):
     """Validated frames as Parquet, one file per asset partition, so any later run can read them."""
 
@@ -92,4 +102,5 @@ def default_resources() -> dict[str, object]:
         "elexon": ElexonApiResource(base_url=_env_or("ELEXON_API_BASE_URL", DEFAULT_BASE_URL)),
         "bmrs_storage": BmrsStorageResource(data_dir=data_dir),
         "frames_io_manager": PolarsParquetIOManager(data_dir=data_dir),
+        "grid": GridResource(network=_env_or("GRID_GUARDIAN_NETWORK", "gb29")),
     }

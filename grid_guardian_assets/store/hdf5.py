@@ -26,10 +26,10 @@ import polars as pl
 from filelock import FileLock
 
 from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.store.h5atomic import committed, replace_group
 from grid_guardian_assets.validation.schemas import schema_for
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
-_TMP_SUFFIX = ".incoming"
 
 
 @dataclass(frozen=True)
@@ -212,20 +212,16 @@ class HDF5Store:
             )
             days = pl.concat([days, info]).sort("date")
 
-            tmp_name = key + _TMP_SUFFIX
-            if tmp_name in months:  # left by a writer that died mid-write
-                del months[tmp_name]
-            group = months.create_group(tmp_name)
-            for name in [*fields, _DAY]:
-                _write_column(group, name, month[name])
-            day_group = group.create_group("days")
-            for name, dtype in _DAY_FIELDS.items():
-                values = days[name].to_numpy() if not dtype.startswith("S") else np.array([v.encode() for v in days[name].to_list()], dtype=dtype)
-                day_group.create_dataset(name, data=values.astype(dtype))
-            group.attrs["fields"] = json.dumps(fields)
-            if old is not None:
-                del months[key]
-            months.move(tmp_name, key)
+            def fill(group: h5py.Group) -> None:
+                for name in [*fields, _DAY]:
+                    _write_column(group, name, month[name])
+                day_group = group.create_group("days")
+                for name, dtype in _DAY_FIELDS.items():
+                    values = days[name].to_numpy() if not dtype.startswith("S") else np.array([v.encode() for v in days[name].to_list()])
+                    day_group.create_dataset(name, data=values.astype(dtype))
+                group.attrs["fields"] = json.dumps(fields)
+
+            replace_group(months, key, fill)
             h5.flush()
         return StoredPartition(spec.code, day, frame.height, self.path(spec), self.path(spec).stat().st_size, sha, replaced)
 
@@ -234,9 +230,8 @@ class HDF5Store:
         if self.path(spec).exists():
             with h5py.File(self.path(spec), "r") as h5:
                 months = h5.get("months")
-                for name in sorted(months) if months is not None else []:
-                    if not name.endswith(_TMP_SUFFIX):
-                        frames.append(_read_days(months[name]))
+                for name in committed(sorted(months)) if months is not None else []:
+                    frames.append(_read_days(months[name]))
         return pl.concat(frames) if frames else pl.DataFrame(schema={"date": pl.Int32})
 
     def days(self, spec: DatasetSpec) -> list[dt.date]:

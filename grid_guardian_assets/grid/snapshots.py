@@ -1,0 +1,151 @@
+"""Grid snapshots: for every settlement period, BMRS signals on buses and the DC power flow they imply.
+
+Per period ``t`` of a settlement day:
+
+* node features ``(N, F)``: generation of each fuel type at the bus (MW), net interconnector import, demand,
+  and net injection (generation + import − demand − the bus's share of losses);
+* edge features ``(E, 3)``: branch susceptance (per unit), DC flow (MW, from → to), loading (|flow| / rating);
+* graph features: mean system frequency over the period (Hz) and the national balance.
+
+National balance: supply (all FUELHH generation, pumping negative, plus net imports) minus INDO demand leaves
+transmission losses and station load. A period "balances" when that residual is between ``LOSS_MIN`` and
+``LOSS_MAX`` of supply. For the lossless DC flow the residual is spread over buses like demand, so injections sum
+to zero and flows close Kirchhoff's current law at every bus.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
+from grid_guardian_assets.settlement import settlement_periods
+
+LOSS_MIN, LOSS_MAX = -0.01, 0.08  # residual / supply: GB transmission losses ~2 %, plus station load and noise
+NODE_FEATURES = (*(f"gen_{f.lower()}" for f in GENERATION_FUELS), "net_import", "demand", "net_injection")
+EDGE_FEATURES = ("susceptance_pu", "flow_mw", "loading")
+NET_INJECTION = NODE_FEATURES.index("net_injection")
+
+
+class SnapshotInputError(ValueError):
+    """The stored BMRS inputs of a day cannot make snapshots (missing day or periods)."""
+
+
+@dataclass
+class SnapshotDay:
+    """The snapshots of one settlement day on one network (arrays indexed by period first)."""
+
+    day: dt.date
+    network: str
+    periods: np.ndarray  # (T,) settlement period numbers
+    start_us: np.ndarray  # (T,) period start, µs since the epoch, UTC
+    node_features: np.ndarray  # (T, N, F) float32
+    edge_features: np.ndarray  # (T, E, 3) float32
+    frequency_hz: np.ndarray  # (T,) NaN where no reading fell in the period
+    supply_mw: np.ndarray  # (T,)
+    demand_mw: np.ndarray  # (T,)
+
+    @property
+    def residual_mw(self) -> np.ndarray:
+        return self.supply_mw - self.demand_mw
+
+    @property
+    def loss_ratio(self) -> np.ndarray:
+        return self.residual_mw / self.supply_mw
+
+    @property
+    def balanced(self) -> np.ndarray:
+        return (self.loss_ratio >= LOSS_MIN) & (self.loss_ratio <= LOSS_MAX)
+
+    @property
+    def overloads(self) -> np.ndarray:
+        """``(T, E)`` True where a branch is loaded above its rating."""
+        return np.nan_to_num(self.edge_features[:, :, 2], nan=0.0) > 1.0
+
+    def unbalanced_periods(self) -> pl.DataFrame:
+        mask = ~self.balanced
+        return pl.DataFrame(
+            {
+                "settlementPeriod": self.periods[mask],
+                "supply_mw": self.supply_mw[mask].round(1),
+                "demand_mw": self.demand_mw[mask].round(1),
+                "residual_mw": self.residual_mw[mask].round(1),
+                "loss_ratio": self.loss_ratio[mask].round(4),
+            }
+        )
+
+
+def _require(frame: pl.DataFrame, what: str, day: dt.date, periods: int) -> None:
+    if frame.height == 0:
+        raise SnapshotInputError(
+            f"{what} for {day} is not in the store: its partition failed validation or was not materialised"
+        )
+    have = frame["settlementPeriod"].n_unique()
+    if have != periods:
+        raise SnapshotInputError(f"{what} for {day} has {have} of {periods} settlement periods")
+
+
+def build_snapshot_day(
+    day: dt.date,
+    mapping: BusMapping,
+    flow: DCPowerFlow,
+    fuelhh: pl.DataFrame,
+    indo: pl.DataFrame,
+    freq: pl.DataFrame | None = None,
+) -> SnapshotDay:
+    """Snapshots of every settlement period of ``day`` from its validated FUELHH, INDO and (optional) FREQ rows."""
+    periods = settlement_periods(day)
+    t_count = len(periods)
+    _require(fuelhh, "FUELHH", day, t_count)
+    _require(indo, "INDO", day, t_count)
+    network = mapping.network
+    wide = fuelhh.pivot(on="fuelType", index="settlementPeriod", values="generation", aggregate_function="first").sort("settlementPeriod")
+    fuels = [c for c in wide.columns if c != "settlementPeriod"]
+    national = {f: wide[f].fill_null(0).to_numpy().astype(float) for f in fuels}
+
+    n = network.n_buses
+    gen = np.zeros((t_count, n, len(GENERATION_FUELS)))
+    net_import = np.zeros((t_count, n))
+    for fuel, series in national.items():
+        weights = mapping.weights(fuel)  # an unknown fuel type raises, never drops
+        if fuel.startswith("INT"):
+            net_import += np.outer(series, weights)
+        else:
+            gen[:, :, GENERATION_FUELS.index(fuel)] += np.outer(series, weights)
+    supply = sum(national.values())
+    demand_national = indo.sort("settlementPeriod")["demand"].to_numpy().astype(float)
+    demand = np.outer(demand_national, mapping.demand_weights)
+    losses = np.outer(supply - demand_national, mapping.demand_weights)
+    injection = gen.sum(axis=2) + net_import - demand - losses
+    dc = flow.solve(injection)
+
+    node = np.concatenate([gen, net_import[..., None], demand[..., None], injection[..., None]], axis=2)
+    susceptance = np.broadcast_to(flow.susceptance_pu, (t_count, network.n_branches))
+    edge = np.stack([susceptance, dc.flow_mw, dc.loading], axis=2)
+    starts = np.array([int(p.start.timestamp() * 1_000_000) for p in periods])
+    return SnapshotDay(
+        day=day,
+        network=network.name,
+        periods=np.array([p.number for p in periods]),
+        start_us=starts,
+        node_features=node.astype(np.float32),
+        edge_features=edge.astype(np.float32),
+        frequency_hz=_mean_frequency(freq, periods),
+        supply_mw=supply,
+        demand_mw=demand_national,
+    )
+
+
+def _mean_frequency(freq: pl.DataFrame | None, periods: list) -> np.ndarray:
+    out = np.full(len(periods), np.nan)
+    if freq is None or freq.height == 0:
+        return out
+    start = periods[0].start
+    index = ((freq["measurementTime"] - pl.lit(start)).dt.total_seconds() // 1800).cast(pl.Int64)
+    means = freq.with_columns(index.alias("i")).group_by("i").agg(pl.col("frequency").mean())
+    for i, value in zip(means["i"].to_list(), means["frequency"].to_list()):
+        if 0 <= i < len(periods):
+            out[i] = value
+    return out

@@ -1,0 +1,72 @@
+"""HDF5 store of grid snapshots: ``{root}/grid_snapshots_{network}.h5``, one group per settlement day.
+
+``/days/2018-03-01/{node_features (T,N,F), edge_features (T,E,3), periods, start_us, frequency_hz, supply_mw,
+demand_mw}``, chunked per period and gzip-compressed; a rewrite replaces the day whole (see ``h5atomic``).
+"""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+from filelock import FileLock
+
+from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, NODE_FEATURES, SnapshotDay
+from grid_guardian_assets.settlement import days_between
+from grid_guardian_assets.store.h5atomic import committed, replace_group
+
+_ARRAYS = ("periods", "start_us", "node_features", "edge_features", "frequency_hz", "supply_mw", "demand_mw")
+
+
+class SnapshotStore:
+    """Grid snapshots per network under ``root``."""
+
+    def __init__(self, root: str | Path, *, lock_timeout_s: float = 120.0):
+        self.root = Path(root)
+        self.lock_timeout_s = lock_timeout_s
+
+    def path(self, network: str) -> Path:
+        return self.root / f"grid_snapshots_{network}.h5"
+
+    def write_day(self, snapshots: SnapshotDay) -> Path:
+        """Replace the stored day of ``snapshots.network`` with ``snapshots``."""
+        path = self.path(snapshots.network)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock", timeout=self.lock_timeout_s), h5py.File(path, "a") as h5:
+            h5.attrs.update({"network": snapshots.network, "node_features": json.dumps(NODE_FEATURES), "edge_features": json.dumps(EDGE_FEATURES)})
+            days = h5.require_group("days")
+
+            def fill(group: h5py.Group) -> None:
+                for name in _ARRAYS:
+                    values = getattr(snapshots, name)
+                    chunks = (1, *values.shape[1:]) if values.ndim == 3 else None
+                    group.create_dataset(name, data=values, chunks=chunks, compression="gzip" if chunks else None, compression_opts=4 if chunks else None)
+
+            replace_group(days, snapshots.day.isoformat(), fill)
+        return path
+
+    def days(self, network: str) -> list[dt.date]:
+        if not self.path(network).exists():
+            return []
+        with h5py.File(self.path(network), "r") as h5:
+            return sorted(dt.date.fromisoformat(n) for n in committed(list(h5.get("days", {}))))
+
+    def read_range(self, network: str, start: dt.date, end: dt.date) -> list[SnapshotDay]:
+        """Stored days ``start``..``end`` inclusive, in order (days not stored are skipped)."""
+        out = []
+        if not self.path(network).exists():
+            return out
+        with h5py.File(self.path(network), "r") as h5:
+            days = h5.get("days")
+            for day in days_between(start, end):
+                group = days.get(day.isoformat()) if days is not None else None
+                if group is not None:
+                    out.append(SnapshotDay(day=day, network=network, **{name: group[name][()] for name in _ARRAYS}))
+        return out
+
+    def read_day(self, network: str, day: dt.date) -> SnapshotDay:
+        found = self.read_range(network, day, day)
+        if not found:
+            raise FileNotFoundError(f"no {network} snapshots for {day} in {self.path(network)}")
+        return found[0]

@@ -1,0 +1,252 @@
+"""Grid graphs: networks, the BMRS-to-bus mapping, DC power flow against pandapower, snapshots and their assets."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
+from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import GENERATION_FUELS, INTERCONNECTOR_BUSES, UnknownFuelTypeError, bus_mapping
+from grid_guardian_assets.grid.network import load_network, network_from_pandapower, reduced_network
+from grid_guardian_assets.grid.snapshots import NET_INJECTION, NODE_FEATURES, SnapshotInputError, build_snapshot_day
+from grid_guardian_assets.grid.temporal import snapshot_data, temporal_signal, topology_data
+from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.replay.server import ReplayServer
+from grid_guardian_assets.settlement import day_bounds_utc
+from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.validation import frame_from_records, validate_partition
+from grid_guardian_tests.conftest import test_resources
+
+DAY = dt.date(2018, 3, 1)
+
+
+def validated(spec, day: dt.date, rows: list[dict]) -> pl.DataFrame:
+    report = validate_partition(spec, day, frame_from_records(spec, rows))
+    assert report.passed, report.summary()
+    return report.frame
+
+
+def inputs(day: dt.date) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    start, end = day_bounds_utc(day)
+    return (
+        validated(FUELHH, day, recorded.fuelhh_records(day)),
+        validated(INDO, day, synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2))),
+        validated(FREQ, day, synthetic.freq_records(start, end)),
+    )
+
+
+def snapshots_for(day: dt.date, network_name: str = "gb29"):
+    network = load_network(network_name)
+    return network, build_snapshot_day(day, bus_mapping(network), DCPowerFlow(network), *inputs(day))
+
+
+def test_reduced_network_has_its_named_substations_and_lines() -> None:
+    network = reduced_network()
+    assert (network.n_buses, network.n_branches) == (29, 99)
+    assert network.components() == 1
+    assert network.geographic and {"Beauly", "London", "Sellindge", "Deeside"} <= set(network.bus_names)
+    lon, lat = network.coords[network.bus_index("London")]
+    assert -1.0 < lon < 0.5 and 51.2 < lat < 51.8
+    assert network.demand_weights.sum() == pytest.approx(1.0)
+
+
+def test_pandapower_bus_order_matches() -> None:
+    import pandapower.networks as pn
+
+    assert len(pn.GBreducednetwork().bus) == reduced_network().n_buses
+
+
+def test_unknown_network_is_a_clear_error() -> None:
+    with pytest.raises(KeyError, match="unknown grid network 'gb9'; known: gb29, gb2224"):
+        load_network("gb9")
+
+
+def test_dc_flow_matches_pandapower_on_the_reduced_network() -> None:
+    """Our factorised solve against pandapower's rundcpp on pandapower's own GBreducednetwork branch data.
+
+    Tolerance: 1e-6 MW per branch (both solve the same linear system; observed ~1e-11). Transformer phase shifts
+    (2 degrees on four branches in pandapower's model) are zeroed, as this DC model has none.
+    """
+    import pandapower as pp
+    import pandapower.networks as pn
+
+    net = pn.GBreducednetwork()
+    net.trafo["shift_degree"] = 0.0
+    network = network_from_pandapower(net, "pp29")
+    rng = np.random.default_rng(7)
+    injection = rng.normal(0, 800, network.n_buses)
+    injection -= injection.mean()
+    for element in ("gen", "sgen", "load"):
+        net[element]["in_service"] = False
+    for bus, p in enumerate(injection):
+        pp.create_sgen(net, bus, p_mw=float(p))
+    pp.rundcpp(net, numba=False)
+    theirs = np.r_[net.res_line.p_from_mw.to_numpy(), net.res_trafo.p_hv_mw.to_numpy()]
+    ours = DCPowerFlow(network).solve(injection).flow_mw[0]
+    assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_dc_flow_refuses_unbalanced_injections_and_islands() -> None:
+    flow = DCPowerFlow(reduced_network())
+    with pytest.raises(ValueError, match="do not sum to zero"):
+        flow.solve(np.ones(29))
+    import dataclasses
+
+    full = reduced_network()
+    keep = (full.from_bus != 0) & (full.to_bus != 0)  # every branch at Beauly removed: Beauly is an island
+    cut = dataclasses.replace(
+        full, from_bus=full.from_bus[keep], to_bus=full.to_bus[keep], r=full.r[keep], x=full.x[keep], b=full.b[keep],
+        rating_mva=full.rating_mva[keep],
+    )
+    with pytest.raises(ValueError, match="split into 2 islands"):
+        DCPowerFlow(cut)
+
+
+def test_every_fuel_type_of_2018_lands_on_a_bus() -> None:
+    mapping = bus_mapping(reduced_network())
+    fuels = {r["fuelType"] for r in recorded.fuelhh_records(DAY)}
+    assert fuels <= set(GENERATION_FUELS) | set(INTERCONNECTOR_BUSES)
+    for fuel in fuels:
+        weights = mapping.weights(fuel)
+        assert weights.sum() == pytest.approx(1.0) and (weights > 0).any()
+    assert mapping.landing_buses("INTFR") == ["Sellindge"]
+    assert mapping.landing_buses("INTIRL") == ["Neilston"]
+    assert mapping.landing_buses("INTEW") == ["Deeside"]
+    assert mapping.landing_buses("INTNED") == ["Kemsley"]
+    assert mapping.landing_buses("INTIFA2") == ["Lovedean"]
+    assert "Torness" in mapping.landing_buses("NUCLEAR")
+
+
+def test_an_unknown_fuel_type_is_a_clear_error_not_a_drop() -> None:
+    fuelhh, indo, freq = inputs(DAY)
+    network = reduced_network()
+    odd = fuelhh.with_columns(pl.when(pl.col("fuelType") == "OTHER").then(pl.lit("HYDROGEN")).otherwise(pl.col("fuelType")).alias("fuelType"))
+    with pytest.raises(UnknownFuelTypeError, match="fuel type 'HYDROGEN' has no bus mapping on network gb29"):
+        build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), odd, indo, freq)
+
+
+def test_period_36_flows_sum_at_every_bus_to_its_net_injection() -> None:
+    network, day = snapshots_for(DAY)
+    t = list(day.periods).index(36)
+    injection = day.node_features[t, :, NET_INJECTION].astype(float)
+    outflow = DCPowerFlow(network).bus_balance(day.edge_features[t, :, 1].astype(float))[0]
+    assert np.abs(outflow - injection).max() < 0.5  # MW; float32 storage of flows of up to a few GW
+    assert abs(injection.sum()) < 1.0
+
+
+def test_generation_and_demand_keep_their_national_totals() -> None:
+    network, day = snapshots_for(DAY)
+    fuelhh, indo, _ = inputs(DAY)
+    gen_cols = [NODE_FEATURES.index(f"gen_{f.lower()}") for f in GENERATION_FUELS]
+    national_gen = fuelhh.filter(~pl.col("fuelType").str.starts_with("INT")).group_by("settlementPeriod").agg(pl.col("generation").sum()).sort("settlementPeriod")
+    np.testing.assert_allclose(day.node_features[:, :, gen_cols].sum(axis=(1, 2)), national_gen["generation"].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(day.node_features[:, :, NODE_FEATURES.index("demand")].sum(axis=1), indo.sort("settlementPeriod")["demand"].to_numpy(), rtol=1e-5)
+    assert np.all(np.abs(day.frequency_hz - 50) < 0.5)
+
+
+def test_power_balance_flags_periods_that_do_not_balance() -> None:
+    network = reduced_network()
+    fuelhh, indo, freq = inputs(DAY)
+    assert build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo, freq).balanced.all()
+    heavy = indo.with_columns(pl.when(pl.col("settlementPeriod").is_in([10, 11])).then(pl.col("demand") * 1.3).otherwise(pl.col("demand")).cast(pl.Int64))
+    day = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, heavy, freq)
+    assert day.unbalanced_periods()["settlementPeriod"].to_list() == [10, 11]
+
+
+@pytest.mark.parametrize("day, periods", [(dt.date(2018, 3, 25), 46), (dt.date(2018, 10, 28), 50)])
+def test_clock_change_days_give_46_and_50_snapshots(day: dt.date, periods: int) -> None:
+    _, snapshots = snapshots_for(day)
+    assert snapshots.node_features.shape[0] == periods == len(snapshots.periods)
+    assert np.all(np.diff(snapshots.start_us) == 1_800_000_000)
+
+
+def test_missing_inputs_are_refused_clearly() -> None:
+    network = reduced_network()
+    fuelhh, indo, freq = inputs(DAY)
+    with pytest.raises(SnapshotInputError, match="FUELHH for 2018-03-01 is not in the store"):
+        build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh.clear(), indo, freq)
+    with pytest.raises(SnapshotInputError, match="INDO for 2018-03-01 has 47 of 48"):
+        build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo.filter(pl.col("settlementPeriod") != 5), freq)
+
+
+def test_snapshot_store_round_trip_and_rewrite(tmp_path: Path) -> None:
+    network, day = snapshots_for(DAY)
+    store = SnapshotStore(tmp_path)
+    store.write_day(day)
+    store.write_day(day)
+    back = store.read_day("gb29", DAY)
+    np.testing.assert_array_equal(back.node_features, day.node_features)
+    np.testing.assert_array_equal(back.periods, day.periods)
+    assert store.days("gb29") == [DAY]
+
+
+def test_pyg_views() -> None:
+    network, day = snapshots_for(DAY)
+    topology = topology_data(network)
+    assert topology.num_nodes == 29 and topology.edge_index.shape == (2, 198) and topology.bus_names[0] == "Beauly"
+    data = snapshot_data(network, day, 35)
+    assert data.x.shape == (29, len(NODE_FEATURES)) and data.edge_attr.shape == (198, 3) and data.period == 36
+    torch.testing.assert_close(data.edge_attr[:99, 1], -data.edge_attr[99:, 1])
+    _, next_day = snapshots_for(dt.date(2018, 3, 2))
+    signal = temporal_signal(network, [day, next_day])
+    assert signal.snapshot_count == 95
+    first = signal[0]
+    assert first.x.shape == (29, len(NODE_FEATURES)) and first.y.shape == (29, len(NODE_FEATURES))
+    torch.testing.assert_close(first.y, torch.as_tensor(day.node_features[1]))
+
+
+def test_a_tgcn_runs_over_the_signal() -> None:
+    from torch_geometric_temporal.nn.recurrent import TGCN
+
+    network, day = snapshots_for(DAY)
+    signal = temporal_signal(network, [day])
+    model = TGCN(len(NODE_FEATURES), 16)
+    hidden = None
+    for snapshot in list(signal)[:3]:
+        hidden = model(snapshot.x / 1000, snapshot.edge_index, snapshot.edge_attr, hidden)
+    assert hidden.shape == (29, 16) and torch.isfinite(hidden).all()
+
+
+def test_the_2224_bus_network_builds_snapshots() -> None:
+    network, day = snapshots_for(DAY, "gb2224")
+    assert (network.n_buses, network.n_branches) == (2224, 3207) and not network.geographic
+    assert day.node_features.shape == (48, 2224, len(NODE_FEATURES))
+    t = 35
+    outflow = DCPowerFlow(network).bus_balance(day.edge_features[t, :, 1].astype(float))[0]
+    assert np.abs(outflow - day.node_features[t, :, NET_INJECTION]).max() < 1.0
+
+
+def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
+    resources = test_resources(replay.base_url, data_dir)
+    assert dg.materialize(list(defs.assets), selection=["grid_topology"], instance=instance, resources=resources).success
+    topology = instance.get_latest_materialization_event(dg.AssetKey("grid_topology")).asset_materialization.metadata
+    assert topology["buses"].value == 29 and "data:image/png;base64," in topology["map"].value
+    saved = torch.load(data_dir / "grid" / "topology_gb29.pt", weights_only=True)
+    assert saved["bus_names"][0] == "Beauly"
+    chain = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets("grid_topology")
+    result = dg.materialize(list(defs.assets), selection=chain, partition_key=DAY.isoformat(), instance=instance, resources=resources)
+    assert result.success
+    meta = instance.get_latest_materialization_event(dg.AssetKey("grid_snapshots")).asset_materialization.metadata
+    assert meta["snapshots"].value == 48 and meta["unbalanced_periods"].value == 0 and "map" in meta
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "power_balance"]
+    assert evaluation.passed
+    assert SnapshotStore(data_dir / "hdf5").days("gb29") == [DAY]
+
+
+def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
+    day = dt.date(2018, 12, 31)  # the real file's broken last day: FUELHH fails its check and is never stored
+    resources = test_resources(replay.base_url, data_dir)
+    chain = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets("grid_topology")
+    result = dg.materialize(list(defs.assets), selection=chain, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
+    assert not result.success
+    alone = dg.materialize(list(defs.assets), selection=["grid_snapshots"], partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
+    assert not alone.success
+    message = " ".join(str(e.step_failure_data.error) for e in alone.all_events if e.is_step_failure)
+    assert "FUELHH for 2018-12-31 is not in the store" in message
+    assert SnapshotStore(data_dir / "hdf5").days("gb29") == []
