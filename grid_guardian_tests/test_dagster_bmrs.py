@@ -55,6 +55,12 @@ def test_daily_schedules_ask_for_the_published_settlement_day(schedule: str, par
     assert request.partition_key == partition
 
 
+def test_the_daily_job_builds_snapshots_after_their_inputs() -> None:
+    selected = {k.to_user_string() for k in defs.get_job_def("bmrs_lag1_job").asset_layer.selected_asset_keys}
+    assert {"fuelhh_store", "indo_store", "freq_store", "grid_snapshots"} <= selected
+    assert "b1610_store" not in selected and "grid_topology" not in selected
+
+
 def test_fuelhh_chain_stores_the_real_day(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
     result = materialize_chain("fuelhh", DAY, base_url=replay.base_url, data_dir=data_dir, instance=instance)
     assert result.success

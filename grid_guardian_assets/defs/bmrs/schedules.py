@@ -15,9 +15,13 @@ def _jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
     by_lag = sorted(DATASETS.values(), key=lambda s: s.publication_lag_days)
     for lag, specs in groupby(by_lag, key=lambda s: s.publication_lag_days):
         names = [s.name for s in specs]
+        selection = dg.AssetSelection.assets(*[f"{n}_store" for n in names]).upstream()
+        if {"fuelhh", "indo", "freq"} <= set(names):
+            # Snapshots follow their inputs in the same run (grid_topology, unpartitioned, is materialised once).
+            selection = selection | dg.AssetSelection.assets("grid_snapshots")
         job = dg.define_asset_job(
             name=f"bmrs_lag{lag}_job",
-            selection=dg.AssetSelection.assets(*[f"{n}_store" for n in names]).upstream(),
+            selection=selection,
             partitions_def=bmrs_daily_partitions,
             description=f"Fetch, validate and store {', '.join(n.upper() for n in names)} for one settlement day.",
         )
