@@ -18,37 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.grid.snapshots import NET_INJECTION, build_snapshot_day
-from grid_guardian_assets.replay import recorded, synthetic
-from grid_guardian_assets.settlement import day_bounds_utc
+from grid_guardian_assets.replay.grid import bundled_inputs
 from grid_guardian_assets.store.snapshots import SnapshotStore
-from grid_guardian_assets.validation import frame_from_records, validate_partition
-
-
-def day_inputs(day: dt.date):
-    start, end = day_bounds_utc(day)
-    parts = []
-    for spec, rows in (
-        (FUELHH, recorded.fuelhh_records(day)),
-        (INDO, synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2))),
-        (FREQ, synthetic.freq_records(start, end)),
-    ):
-        report = validate_partition(spec, day, frame_from_records(spec, rows))
-        if not report.passed:
-            return None
-        parts.append(report.frame)
-    return parts
 
 
 def run_network(name: str, days: int, out: multiprocessing.Queue) -> None:
     network = load_network(name)
     mapping, flow = bus_mapping(network), DCPowerFlow(network)
     all_days = [dt.date(2018, 1, 1) + dt.timedelta(days=i) for i in range(days)]
-    inputs = {d: day_inputs(d) for d in all_days}  # prepared first: the timing below is snapshot work only
+    inputs = {d: bundled_inputs(d) for d in all_days}  # prepared first: the timing below is snapshot work only
     with tempfile.TemporaryDirectory() as tmp:
         store = SnapshotStore(tmp)
         started = time.perf_counter()

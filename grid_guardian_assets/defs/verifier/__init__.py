@@ -1,0 +1,1 @@
+"""The GNN verifier: the frozen anomaly benchmark and the trained, gated, promoted checkpoint."""

@@ -1,0 +1,273 @@
+"""Labelled anomalies injected into real held-out snapshot sequences, and the frozen benchmark made of them.
+
+Every injector works on bus readings (MW) and then re-derives what the pipeline derives from readings — net
+injection and DC flows, as ``grid.snapshots`` does — so an injected case looks exactly like what the live path would
+see. Real physical events (a unit trip, a redispatch) move other units too and keep the books balanced; sensor
+faults (stuck, scaled, sign-flipped readings) and data faults (missing, duplicated periods) do not.
+"""
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.network import GridNetwork
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES
+from grid_guardian_assets.verifier.sequences import GridSequence
+
+ANOMALY_TYPES = (
+    "unit_trip",
+    "stuck_sensor",
+    "unit_scaling",
+    "interconnector_sign_flip",
+    "demand_shift",
+    "missing_period",
+    "duplicated_period",
+    "overload_redispatch",
+)
+_GEN = [i for i, n in enumerate(NODE_FEATURES) if n.startswith("gen_")]
+_FLEX = [NODE_FEATURES.index("gen_ccgt"), NODE_FEATURES.index("gen_ocgt")]
+_IMPORT, _DEMAND, _NET = (NODE_FEATURES.index(n) for n in ("net_import", "demand", "net_injection"))
+# GB system response: roughly -0.2 Hz on the half-hour mean for the loss of 1.6 GW, decaying over the next period.
+HZ_PER_MW_FIRST, HZ_PER_MW_SECOND = 1 / 8000, 1 / 20000
+
+
+@dataclass(frozen=True)
+class AnomalyLabel:
+    """What was injected where: ``bus`` is -1 for system-wide faults; periods ``start`` .. ``start + duration - 1``."""
+
+    kind: str
+    bus: int
+    start: int
+    duration: int
+    magnitude: float = 0.0
+
+
+class InjectionError(ValueError):
+    """The sequence offers no place for this anomaly (e.g. no interconnector flowing)."""
+
+
+def rederive(sequence: GridSequence, periods: range, network: GridNetwork, flow: DCPowerFlow) -> None:
+    """Recompute net injection and loading from the readings of ``periods``, as the snapshot builder does."""
+    ts = list(periods)
+    node = sequence.node[ts].astype(float)
+    gen = node[:, :, _GEN].sum(axis=2)
+    supply = gen.sum(axis=1) + node[:, :, _IMPORT].sum(axis=1)
+    losses = np.outer(supply - node[:, :, _DEMAND].sum(axis=1), network.demand_weights)
+    injection = gen + node[:, :, _IMPORT] - node[:, :, _DEMAND] - losses
+    sequence.node[ts, :, _NET] = injection
+    sequence.loading[ts] = np.nan_to_num(flow.solve(injection).loading)
+
+
+class Injector:
+    """Injects one anomaly of each kind into a copy of a sequence."""
+
+    def __init__(self, network: GridNetwork, flow: DCPowerFlow, rng: np.random.Generator):
+        self.network, self.flow, self.rng = network, flow, rng
+
+    def inject(self, kind: str, sequence: GridSequence, start: int) -> tuple[GridSequence, AnomalyLabel]:
+        if kind not in ANOMALY_TYPES:
+            raise KeyError(f"unknown anomaly type {kind!r}; known: {', '.join(ANOMALY_TYPES)}")
+        out = sequence.copy()
+        label = getattr(self, f"_{kind}")(out, start)
+        return out, label
+
+    def _pick(self, candidates: np.ndarray, what: str) -> int:
+        if candidates.size == 0:
+            raise InjectionError(f"no bus qualifies for {what}")
+        return int(self.rng.choice(candidates))
+
+    def _unit_trip(self, s: GridSequence, start: int) -> AnomalyLabel:
+        duration = int(self.rng.integers(2, 7))
+        gen = s.node[start][:, _GEN]
+        bus = self._pick(np.flatnonzero(gen.max(axis=1) >= 400), "a unit trip (≥ 400 MW at a bus)")
+        fuel = _GEN[int(np.argmax(gen[bus]))]
+        lost = float(min(self.rng.uniform(0.5, 1.0) * s.node[start, bus, fuel], 1800.0))
+        periods = range(start, min(start + duration, len(s)))
+        for t in periods:
+            take = min(lost, float(s.node[t, bus, fuel]))
+            s.node[t, bus, fuel] -= take
+            flex = s.node[t][:, _FLEX].sum(axis=1)
+            flex[bus] = 0.0
+            share = flex / flex.sum() if flex.sum() > 0 else np.where(np.arange(len(flex)) == bus, 0, 1) / (len(flex) - 1)
+            s.node[t, :, _FLEX[0]] += take * share  # other units pick the loss up (frequency response, reserve)
+        s.frequency[start] -= lost * HZ_PER_MW_FIRST
+        if start + 1 < len(s):
+            s.frequency[start + 1] -= lost * HZ_PER_MW_SECOND
+        rederive(s, periods, self.network, self.flow)
+        return AnomalyLabel("unit_trip", bus, start, len(periods), lost)
+
+    def _stuck_sensor(self, s: GridSequence, start: int) -> AnomalyLabel:
+        duration = int(self.rng.integers(6, 13))
+        periods = range(start, min(start + duration, len(s)))
+        window = s.node[start : periods.stop][:, :, _GEN]
+        movement = np.abs(np.diff(window, axis=0)).sum(axis=0) if len(periods) > 1 else window[0]
+        bus, k = np.unravel_index(int(np.argmax(movement)), movement.shape)
+        fuel = _GEN[k]
+        s.node[list(periods), bus, fuel] = s.node[start - 1, bus, fuel]
+        rederive(s, periods, self.network, self.flow)
+        return AnomalyLabel("stuck_sensor", int(bus), start, len(periods), float(movement[bus, k]))
+
+    def _unit_scaling(self, s: GridSequence, start: int) -> AnomalyLabel:
+        duration = int(self.rng.integers(2, 7))
+        gen = s.node[start][:, _GEN]
+        bus = self._pick(np.flatnonzero(gen.max(axis=1) >= 300), "a scaling error (≥ 300 MW reading)")
+        fuel = _GEN[int(np.argmax(gen[bus]))]
+        periods = range(start, min(start + duration, len(s)))
+        s.node[list(periods), bus, fuel] /= 1000.0  # MW read as kW
+        rederive(s, periods, self.network, self.flow)
+        return AnomalyLabel("unit_scaling", bus, start, len(periods), float(gen[bus].max()))
+
+    def _interconnector_sign_flip(self, s: GridSequence, start: int) -> AnomalyLabel:
+        duration = int(self.rng.integers(2, 7))
+        bus = self._pick(np.flatnonzero(np.abs(s.node[start, :, _IMPORT]) >= 300), "a sign flip (≥ 300 MW interconnector)")
+        periods = range(start, min(start + duration, len(s)))
+        s.node[list(periods), bus, _IMPORT] *= -1.0
+        rederive(s, periods, self.network, self.flow)
+        return AnomalyLabel("interconnector_sign_flip", bus, start, len(periods), float(s.node[start, bus, _IMPORT]))
+
+    def _demand_shift(self, s: GridSequence, start: int) -> AnomalyLabel:
+        duration = int(self.rng.integers(2, 7))
+        top = np.argsort(-s.node[start, :, _DEMAND])[:10]
+        bus = self._pick(top, "a demand shift")
+        factor = 1.0 + self.rng.choice([-1.0, 1.0]) * self.rng.uniform(0.25, 0.5)
+        periods = range(start, min(start + duration, len(s)))
+        s.node[list(periods), bus, _DEMAND] *= factor
+        rederive(s, periods, self.network, self.flow)
+        return AnomalyLabel("demand_shift", bus, start, len(periods), factor)
+
+    def _missing_period(self, s: GridSequence, start: int) -> AnomalyLabel:
+        periods = range(start, min(start + int(self.rng.integers(1, 3)), len(s)))
+        s.node[list(periods)] = 0.0  # what a snapshot holds when a period's readings never arrived
+        s.frequency[list(periods)] = np.nan
+        s.loading[list(periods)] = 0.0
+        return AnomalyLabel("missing_period", -1, start, len(periods))
+
+    def _duplicated_period(self, s: GridSequence, start: int) -> AnomalyLabel:
+        periods = range(start, min(start + int(self.rng.integers(1, 3)), len(s)))
+        for t in periods:
+            s.node[t], s.frequency[t], s.loading[t] = s.node[start - 1], s.frequency[start - 1], s.loading[start - 1]
+        return AnomalyLabel("duplicated_period", -1, start, len(periods))
+
+    def _overload_redispatch(self, s: GridSequence, start: int) -> AnomalyLabel:
+        duration = int(self.rng.integers(2, 7))
+        periods = range(start, min(start + duration, len(s)))
+        base = s.loading[start]
+        for _ in range(200):
+            source, sink = (int(b) for b in self.rng.choice(self.network.n_buses, 2, replace=False))
+            available = float(s.node[start, source, _FLEX].sum())
+            if available < 300:
+                continue
+            moved = float(self.rng.uniform(300, min(available, 2500)))
+            trial = s.copy()
+            for t in periods:
+                share = trial.node[t, source, _FLEX] / max(trial.node[t, source, _FLEX].sum(), 1e-9)
+                trial.node[t, source, _FLEX] -= np.minimum(moved * share, trial.node[t, source, _FLEX])
+                trial.node[t, sink, _FLEX[0]] += moved
+            rederive(trial, periods, self.network, self.flow)
+            if np.any((trial.loading[start] > 1.0) & (base < 0.9)):
+                s.node[:], s.loading[:] = trial.node, trial.loading
+                return AnomalyLabel("overload_redispatch", sink, start, len(periods), moved)
+        raise InjectionError("no redispatch found that overloads a branch")
+
+
+@dataclass
+class Benchmark:
+    """Frozen cases: ``node (K, L, N, F)``, ``frequency (K, L)``, ``loading (K, L, E)``, one label per case
+    (``None`` for a clean case), the seed, and a version derived from the content."""
+
+    node: np.ndarray
+    frequency: np.ndarray
+    loading: np.ndarray
+    start_us: np.ndarray
+    labels: list[AnomalyLabel | None]
+    seed: int
+    network: str
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.node, self.frequency, self.loading, self.start_us):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(json.dumps([asdict(l) if l else None for l in self.labels]).encode())
+        return digest.hexdigest()[:16]
+
+    def case(self, k: int) -> GridSequence:
+        return GridSequence(self.node[k], self.frequency[k], self.loading[k], self.start_us[k])
+
+    def save(self, folder: Path) -> Path:
+        """Write ``anomaly_benchmark_{network}_{version}.npz`` (an existing version is left as it is)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"anomaly_benchmark_{self.network}_{self.version}.npz"
+        if not path.exists():
+            buffer = io.BytesIO()
+            np.savez_compressed(
+                buffer, node=self.node, frequency=self.frequency, loading=self.loading, start_us=self.start_us,
+                labels=np.array(json.dumps([asdict(l) if l else None for l in self.labels])),
+                meta=np.array(json.dumps({"seed": self.seed, "network": self.network})),
+            )
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(buffer.getvalue())
+            tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "Benchmark":
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            labels = [AnomalyLabel(**l) if l else None for l in json.loads(str(data["labels"]))]
+            bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"])
+        if not path.name.endswith(f"_{bench.version}.npz"):
+            raise ValueError(f"benchmark file {path} does not match its content (version {bench.version}): refusing it")
+        return bench
+
+
+def build_benchmark(
+    held_out: list[GridSequence],
+    network: GridNetwork,
+    *,
+    seed: int = 2018,
+    cases_per_type: int = 6,
+    clean_cases: int = 8,
+    length: int = 48,
+    lead_in: int = 8,
+) -> Benchmark:
+    """Cut ``length``-period windows from held-out sequences and inject one labelled anomaly into each (plus clean
+    windows), all from one seed. ``lead_in`` periods before the anomaly give detectors their context window."""
+    rng = np.random.default_rng(seed)
+    flow = DCPowerFlow(network)
+    injector = Injector(network, flow, rng)
+    usable = [s for s in held_out if len(s) >= length]
+    if not usable:
+        raise ValueError(f"no held-out sequence is {length} periods long; materialise more grid_snapshots")
+    cases: list[tuple[GridSequence, AnomalyLabel | None]] = []
+    plan = [kind for kind in ANOMALY_TYPES for _ in range(cases_per_type)] + [None] * clean_cases
+    for kind in plan:
+        for _attempt in range(50):
+            source = usable[int(rng.integers(len(usable)))]
+            offset = int(rng.integers(0, len(source) - length + 1))
+            window = source.slice(offset, offset + length)
+            if kind is None:
+                cases.append((window.copy(), None))
+                break
+            start = int(rng.integers(lead_in, length - 12))
+            try:
+                cases.append(injector.inject(kind, window, start))
+                break
+            except InjectionError:
+                continue
+        else:
+            raise InjectionError(f"could not place a {kind} anomaly in the held-out data after 50 tries")
+    return Benchmark(
+        node=np.stack([c.node for c, _ in cases]).astype(np.float32),
+        frequency=np.stack([c.frequency for c, _ in cases]).astype(np.float32),
+        loading=np.stack([c.loading for c, _ in cases]).astype(np.float32),
+        start_us=np.stack([c.start_us for c, _ in cases]),
+        labels=[label for _, label in cases],
+        seed=seed,
+        network=network.name,
+    )

@@ -1,0 +1,106 @@
+"""Anomaly scores per bus and period, calibrated so that 1.0 is the alarm threshold for every detector.
+
+* Learned detectors (the GNN verifier, the per-bus GRU): the bus score is the root-mean-square of the normalised
+  prediction errors of its features; the GNN adds a period score from its balance head (|predicted − actual|
+  national balance ratio, normalised). Thresholds are the (1 − false_alarm_rate) quantiles of those scores on
+  held-out normal data, so a calibrated score ≥ 1 fires at that rate on normal data whatever the checkpoint.
+* The 3-sigma rule (the original plan's baseline): a bus fires when any of its features is more than three standard
+  deviations (per bus and feature, from training data) from its training mean. Its threshold is the rule's 3.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from grid_guardian_assets.verifier.graph import GraphTensors
+from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser
+from grid_guardian_assets.verifier.train import PreparedSequence, window_batch
+
+DEFAULT_FALSE_ALARM_RATE = 0.001  # per bus and settlement period, on normal data
+
+
+@dataclass
+class RawScores:
+    """``node``: (T, N) bus scores; ``period``: (T,) system-level score (balance); NaN before the first window."""
+
+    node: np.ndarray
+    period: np.ndarray
+
+
+@dataclass
+class Calibration:
+    node_threshold: float
+    period_threshold: float
+    false_alarm_rate: float
+
+    def apply(self, raw: RawScores) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated ``(T, N)`` bus scores and ``(T,)`` period scores (max of the bus scores and the balance score)."""
+        node = raw.node / self.node_threshold
+        with np.errstate(invalid="ignore"):
+            period = np.fmax(np.nanmax(np.where(np.isnan(node), -np.inf, node), axis=1), raw.period / self.period_threshold)
+        period[np.all(np.isnan(node), axis=1)] = np.nan
+        return node, period
+
+    def to_dict(self) -> dict[str, float]:
+        return {"node_threshold": self.node_threshold, "period_threshold": self.period_threshold, "false_alarm_rate": self.false_alarm_rate}
+
+
+class ThreeSigma:
+    """The 3-sigma rule per bus and feature."""
+
+    name = "3-sigma"
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def fit(cls, sequences: list[GridSequence]) -> "ThreeSigma":
+        node = np.concatenate([s.node for s in sequences])
+        return cls(node.mean(axis=0), np.maximum(node.std(axis=0), 1.0))
+
+    def raw_scores(self, sequence: GridSequence) -> RawScores:
+        z = np.abs(sequence.node - self.mean) / self.std
+        return RawScores(node=z.max(axis=2), period=np.zeros(len(sequence)))
+
+    def calibration(self) -> Calibration:
+        return Calibration(node_threshold=3.0, period_threshold=np.inf, false_alarm_rate=float("nan"))
+
+
+class LearnedDetector:
+    """Scores from a trained forecaster (``kind`` gnn or gru)."""
+
+    def __init__(self, kind: str, model: torch.nn.Module, normaliser: Normaliser, window: int, graph: GraphTensors):
+        self.kind, self.model, self.normaliser, self.window, self.graph = kind, model, normaliser, window, graph
+        self.name = "GNN verifier" if kind == "gnn" else "per-bus GRU"
+
+    @torch.no_grad()
+    def raw_scores(self, sequence: GridSequence, batch_windows: int = 256) -> RawScores:
+        device = next(self.model.parameters()).device
+        prepared = PreparedSequence.of(sequence, self.normaliser, device)
+        t_count, n = len(sequence), self.graph.num_nodes
+        node = np.full((t_count, n), np.nan)
+        period = np.full(t_count, np.nan)
+        ends_all = list(range(self.window, t_count))
+        for start in range(0, len(ends_all), batch_windows):
+            ends = ends_all[start : start + batch_windows]
+            x, target, edge_index, edge_weight, last_loading, _, batch, balance = window_batch(prepared, ends, self.window, self.graph)
+            if self.kind == "gnn":
+                pred, bal, _ = self.model(x, edge_index, edge_weight, last_loading, batch)
+                period[ends] = (bal - balance).abs().cpu().numpy()
+            else:
+                pred = self.model(x)
+                period[ends] = 0.0
+            err = ((pred - target) ** 2).mean(dim=1).sqrt().reshape(len(ends), n)
+            node[ends] = err.cpu().numpy()
+        return RawScores(node=node, period=period)
+
+    def calibrate(self, sequences: list[GridSequence], false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE) -> Calibration:
+        raws = [self.raw_scores(s) for s in sequences]
+        node = np.concatenate([r.node.ravel() for r in raws])
+        period = np.concatenate([r.period for r in raws])
+        node, period = node[np.isfinite(node)], period[np.isfinite(period)]
+        if node.size == 0:
+            raise ValueError("calibration data has no scoreable periods (shorter than the window)")
+        period_threshold = float(np.quantile(period, 1 - false_alarm_rate)) if self.kind == "gnn" else np.inf
+        return Calibration(float(np.quantile(node, 1 - false_alarm_rate)), max(period_threshold, 1e-6), false_alarm_rate)

@@ -1,0 +1,123 @@
+"""Grid snapshots as model tensors: contiguous sequences of periods, normalisation and sliding windows."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES, SnapshotDay
+
+NODE_FEATURE_COUNT = len(NODE_FEATURES)
+# Model input per bus: the node features plus system frequency (broadcast to every bus).
+INPUT_CHANNELS = NODE_FEATURE_COUNT + 1
+_GEN = [i for i, name in enumerate(NODE_FEATURES) if name.startswith("gen_")]
+_IMPORT, _DEMAND = NODE_FEATURES.index("net_import"), NODE_FEATURES.index("demand")
+
+
+@dataclass
+class GridSequence:
+    """Consecutive settlement periods of one network.
+
+    Attributes:
+        node: ``(T, N, F)`` node features in MW (see ``NODE_FEATURES``).
+        frequency: ``(T,)`` mean system frequency, Hz (NaN where unknown).
+        loading: ``(T, E)`` branch loading (|flow| / rating).
+        start_us: ``(T,)`` period starts, µs since the epoch (UTC).
+    """
+
+    node: np.ndarray
+    frequency: np.ndarray
+    loading: np.ndarray
+    start_us: np.ndarray
+
+    def __len__(self) -> int:
+        return self.node.shape[0]
+
+    def slice(self, start: int, stop: int) -> "GridSequence":
+        return GridSequence(self.node[start:stop], self.frequency[start:stop], self.loading[start:stop], self.start_us[start:stop])
+
+    def copy(self) -> "GridSequence":
+        return GridSequence(self.node.copy(), self.frequency.copy(), self.loading.copy(), self.start_us.copy())
+
+
+def sequence_from_days(days: list[SnapshotDay]) -> GridSequence:
+    """Concatenate stored snapshot days (they should be consecutive) into one sequence."""
+    if not days:
+        raise ValueError("no snapshot days: materialise grid_snapshots for the range first")
+    return GridSequence(
+        node=np.concatenate([d.node_features for d in days]).astype(np.float32),
+        frequency=np.concatenate([d.frequency_hz for d in days]).astype(np.float32),
+        loading=np.nan_to_num(np.concatenate([d.edge_features[:, :, 2] for d in days])).astype(np.float32),
+        start_us=np.concatenate([d.start_us for d in days]),
+    )
+
+
+def balance_ratio(node: np.ndarray) -> np.ndarray:
+    """``(T,)``: (generation + net import − demand) / (generation + net import), from bus readings alone.
+
+    Transmission losses and station load keep it near 2 % in normal operation; misread or missing readings move it.
+    """
+    supply = node[:, :, _GEN].sum(axis=(1, 2)) + node[:, :, _IMPORT].sum(axis=1)
+    residual = supply - node[:, :, _DEMAND].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(supply) > 1.0, residual / supply, 1.0)
+
+
+@dataclass
+class Normaliser:
+    """Mean and spread per bus and feature, fitted on training data (stored in every checkpoint).
+
+    Per bus rather than per feature: a 200 MW swing is routine at a big CCGT bus and alarming at a small one.
+    """
+
+    node_mean: np.ndarray  # (N, F)
+    node_std: np.ndarray  # (N, F)
+    frequency_mean: float
+    frequency_std: float
+    balance_mean: float = 0.02
+    balance_std: float = 0.01
+
+    @classmethod
+    def fit(cls, sequence: GridSequence) -> "Normaliser":
+        freq = sequence.frequency[np.isfinite(sequence.frequency)]
+        ratio = balance_ratio(sequence.node)
+        return cls(
+            node_mean=sequence.node.mean(axis=0),
+            node_std=np.maximum(sequence.node.std(axis=0), 10.0),  # MW: a feature that barely moves gets a 10 MW scale
+            frequency_mean=float(freq.mean()) if freq.size else 50.0,
+            frequency_std=float(max(freq.std(), 1e-3)) if freq.size else 0.05,
+            balance_mean=float(ratio.mean()),
+            balance_std=float(max(ratio.std(), 1e-3)),
+        )
+
+    def balance(self, sequence: GridSequence) -> torch.Tensor:
+        """``(T,)`` normalised national balance ratio."""
+        return torch.as_tensor((balance_ratio(sequence.node) - self.balance_mean) / self.balance_std, dtype=torch.float32)
+
+    def inputs(self, sequence: GridSequence) -> torch.Tensor:
+        """``(T, N, F + 1)`` float32: normalised node features and frequency."""
+        node = (sequence.node - self.node_mean) / self.node_std
+        freq = np.nan_to_num((sequence.frequency - self.frequency_mean) / self.frequency_std)
+        freq = np.broadcast_to(freq[:, None, None], (*node.shape[:2], 1))
+        return torch.as_tensor(np.concatenate([node, freq], axis=2), dtype=torch.float32)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {
+            "node_mean": torch.as_tensor(self.node_mean, dtype=torch.float64),
+            "node_std": torch.as_tensor(self.node_std, dtype=torch.float64),
+            "frequency": torch.tensor([self.frequency_mean, self.frequency_std], dtype=torch.float64),
+            "balance": torch.tensor([self.balance_mean, self.balance_std], dtype=torch.float64),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "Normaliser":
+        return cls(
+            state["node_mean"].numpy(), state["node_std"].numpy(), float(state["frequency"][0]), float(state["frequency"][1]),
+            float(state["balance"][0]), float(state["balance"][1]),
+        )
+
+
+def batched_edge_index(edge_index: torch.Tensor, num_nodes: int, copies: int) -> torch.Tensor:
+    """``copies`` disjoint copies of a graph as one graph (how PyG batches graphs)."""
+    offsets = (torch.arange(copies, device=edge_index.device) * num_nodes).repeat_interleave(edge_index.shape[1])
+    return edge_index.repeat(1, copies) + offsets

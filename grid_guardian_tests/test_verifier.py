@@ -1,0 +1,254 @@
+"""The verifier: model shapes, deterministic training, calibration, injectors, event scoring, checkpoints, assets."""
+
+import datetime as dt
+import json
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.defs.verifier.resources import ModelStoreResource, mlflow_resource
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.network import reduced_network
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES
+from grid_guardian_assets.replay.grid import bundled_snapshot_days
+from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark
+from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
+from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
+from grid_guardian_assets.verifier.graph import GraphTensors
+from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
+from grid_guardian_assets.verifier.pipeline import contiguous_sequences, load_detector, save_checkpoint, train_verifier
+from grid_guardian_assets.verifier.scoring import LearnedDetector
+from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_index, sequence_from_days
+from grid_guardian_assets.verifier.train import TrainConfig, train_model
+from grid_guardian_tests.conftest import test_resources
+
+TINY = TrainConfig(window=4, hidden_channels=8, epochs=1, batch_windows=32, seed=3)
+
+
+@cache
+def days(start: str, end: str):
+    return tuple(bundled_snapshot_days(reduced_network(), dt.date.fromisoformat(start), dt.date.fromisoformat(end)))
+
+
+def ring(n: int) -> torch.Tensor:
+    return torch.tensor([list(range(n)) + [(i + 1) % n for i in range(n)], [(i + 1) % n for i in range(n)] + list(range(n))])
+
+
+@pytest.mark.parametrize("nodes, graphs, hidden, heads", [(3, 1, 4, 1), (5, 2, 8, 2), (4, 3, 16, 2)])
+def test_verifier_shapes_on_tiny_graphs(nodes: int, graphs: int, hidden: int, heads: int) -> None:
+    torch.manual_seed(0)
+    model = GridVerifier(6, 5, hidden_channels=hidden, heads=heads)
+    edge_index = batched_edge_index(ring(nodes), nodes, graphs)
+    x = torch.randn(3, nodes * graphs, 6)
+    batch = torch.arange(graphs).repeat_interleave(nodes)
+    node, balance, loading = model(x, edge_index, torch.ones(edge_index.shape[1]), torch.rand(edge_index.shape[1]), batch)
+    assert node.shape == (nodes * graphs, 5) and balance.shape == (graphs,) and loading.shape == (edge_index.shape[1],)
+    assert repr(model) == f"GridVerifier(6, 5, hidden_channels={hidden}, heads={heads})"
+
+
+def test_reset_parameters_reinitialises() -> None:
+    torch.manual_seed(0)
+    model = GridVerifier(6, 5, hidden_channels=8)
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    gru = PerBusGRU(6, 5, 8)
+    assert gru(torch.randn(4, 7, 6)).shape == (7, 5) and repr(gru) == "PerBusGRU(6, 5, hidden_channels=8)"
+
+
+def test_disjoint_union_keeps_graphs_apart() -> None:
+    batched = batched_edge_index(ring(3), 3, 2)
+    assert batched.shape == (2, 12)
+    assert set(batched[:, 6:].flatten().tolist()) == {3, 4, 5}
+
+
+def test_training_is_deterministic_given_a_seed() -> None:
+    network = reduced_network()
+    seq = sequence_from_days(list(days("2018-03-01", "2018-03-02")))
+    normaliser = Normaliser.fit(seq)
+    graph = GraphTensors.of(network)
+    first, h1 = train_model("gnn", [seq], normaliser, graph, TINY, torch.device("cpu"))
+    second, h2 = train_model("gnn", [seq], normaliser, graph, TINY, torch.device("cpu"))
+    assert h1.losses == h2.losses
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    other, h3 = train_model("gnn", [seq], normaliser, graph, TrainConfig(**{**TINY.to_dict(), "seed": 4}), torch.device("cpu"))
+    assert h3.losses != h1.losses
+
+
+def test_calibration_fires_at_the_stated_rate_on_normal_data() -> None:
+    network = reduced_network()
+    train = [sequence_from_days(list(days("2018-03-01", "2018-03-04")))]
+    calibration = [sequence_from_days(list(days("2018-03-05", "2018-03-08")))]
+    normaliser = Normaliser.fit(train[0])
+    graph = GraphTensors.of(network)
+    model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
+    detector = LearnedDetector("gnn", model, normaliser, TINY.window, graph)
+    cal = detector.calibrate(calibration, false_alarm_rate=0.05)
+    node, _ = cal.apply(detector.raw_scores(calibration[0]))
+    rate = np.mean(node[np.isfinite(node)] > 1.0)
+    assert rate == pytest.approx(0.05, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return sequence_from_days(list(days("2018-10-01", "2018-10-03")))
+
+
+@pytest.mark.parametrize("kind", ANOMALY_TYPES)
+def test_each_injector_puts_the_anomaly_where_its_label_says(kind: str, held_out) -> None:
+    network = reduced_network()
+    injector = Injector(network, DCPowerFlow(network), np.random.default_rng(5))
+    window = held_out.slice(20, 68)
+    changed, label = injector.inject(kind, window, 12)
+    assert label.kind == kind and label.start == 12 and label.duration >= 1
+    inside = slice(label.start, label.start + label.duration)
+    before, after = np.r_[0 : label.start], np.r_[label.start + label.duration : len(window)]
+    np.testing.assert_array_equal(changed.node[before], window.node[before])  # nothing moves outside the label
+    np.testing.assert_array_equal(changed.node[after], window.node[after])
+    assert not np.array_equal(changed.node[inside], window.node[inside])
+    if label.bus >= 0 and kind != "overload_redispatch":
+        assert not np.allclose(changed.node[inside, label.bus], window.node[inside, label.bus])
+    if kind == "missing_period":
+        assert np.all(changed.node[inside] == 0)
+    if kind == "duplicated_period":
+        np.testing.assert_array_equal(changed.node[label.start], window.node[label.start - 1])
+    if kind == "unit_scaling":
+        assert changed.node[inside, label.bus].min() < window.node[inside, label.bus].max() / 100
+    if kind == "overload_redispatch":
+        assert np.any((changed.loading[label.start] > 1.0) & (window.loading[label.start] < 0.9))
+    if kind == "unit_trip":
+        assert changed.frequency[label.start] < window.frequency[label.start]
+    net = NODE_FEATURES.index("net_injection")
+    if kind not in ("missing_period",):
+        assert np.abs(changed.node[inside][:, :, net].sum(axis=1)).max() < 1.0  # re-derived injections balance
+
+
+def test_event_scoring_on_hand_made_cases() -> None:
+    label = AnomalyLabel("unit_trip", 3, start=10, duration=3)
+    scores = np.zeros(30)
+    scores[11] = 1.5  # detected one period late
+    scores[20:22] = 2.0  # one false-positive run
+    scores[25] = 1.0  # another (1.0 is the threshold)
+    outcome = evaluate_case(scores, label)
+    assert outcome.detected and outcome.delay == 1 and outcome.false_positives == 2
+    missed = evaluate_case(np.where(np.arange(30) == 16, 3.0, 0.0), label)  # after the grace period
+    assert not missed.detected and missed.false_positives == 1
+    clean = evaluate_case(np.array([np.nan, 0.2, 1.2, 1.3, 0.1, 1.1]), None)
+    assert clean.false_positives == 2
+    table = summarise([outcome, missed, clean])
+    trip = table.filter(pl.col("type") == "unit_trip").row(0, named=True)
+    assert (trip["events"], trip["detected"], trip["false_positives"]) == (2, 1, 3)
+    assert trip["precision"] == 0.25 and trip["recall"] == 0.5 and trip["f1"] == pytest.approx(0.333, abs=1e-3)
+    overall = table.filter(pl.col("type") == "overall").row(0, named=True)
+    assert overall["false_positives"] == 5
+
+
+def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
+    network = reduced_network()
+    a = build_benchmark([held_out], network, seed=11, cases_per_type=1, clean_cases=1)
+    b = build_benchmark([held_out], network, seed=11, cases_per_type=1, clean_cases=1)
+    c = build_benchmark([held_out], network, seed=12, cases_per_type=1, clean_cases=1)
+    assert a.version == b.version != c.version
+    assert [l.kind if l else None for l in a.labels] == [*ANOMALY_TYPES, None]
+    path = a.save(tmp_path)
+    assert Benchmark.load(path).version == a.version
+    other = tmp_path / path.name.replace(a.version, "0" * 16)
+    path.rename(other)
+    with pytest.raises(ValueError, match="does not match its content"):
+        Benchmark.load(other)
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
+    network = reduced_network()
+    trained = train_verifier(network, list(days("2018-03-01", "2018-03-05")), TINY, calibration_days=2, device=torch.device("cpu"))
+    store = ModelStore(tmp_path)
+    checkpoint = save_checkpoint(store, trained, network, {"f1_gnn": 0.5}, "bench123")
+    loaded = store.load(checkpoint.version)
+    detector, calibration = load_detector(loaded, network)
+    seq = sequence_from_days(list(days("2018-03-06", "2018-03-06")))
+    original = LearnedDetector("gnn", trained.model, trained.normaliser, TINY.window, GraphTensors.of(network))
+    np.testing.assert_allclose(detector.raw_scores(seq).node, original.raw_scores(seq).node, rtol=1e-6, equal_nan=True)
+    assert calibration == trained.calibration and loaded.meta["train_days"] == ["2018-03-01", "2018-03-03"]
+    assert store.promoted() is None
+    store.promote(checkpoint.version)
+    assert store.promoted() == checkpoint.version
+
+    path = tmp_path / checkpoint.version / "model.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match="truncated or was changed"):
+        store.load(checkpoint.version)
+    tampered = bytearray(data)
+    tampered[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(CheckpointError, match="refusing to load it"):
+        store.load(checkpoint.version)
+    with pytest.raises(CheckpointError, match="no checkpoint 'v0'"):
+        store.load("v0")
+
+
+def test_a_checkpoint_that_pickles_code_is_refused_even_with_a_matching_hash(tmp_path: Path) -> None:
+    import hashlib
+
+    store = ModelStore(tmp_path)
+    checkpoint = store.save({"x": torch.zeros(2)}, {"network": "gb29"})
+    path = tmp_path / checkpoint.version / "model.pt"
+    torch.save({"evil": Path("/")}, path)  # an arbitrary object: weights_only loading must refuse it
+    meta = json.loads((tmp_path / checkpoint.version / "meta.json").read_text())
+    meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / checkpoint.version / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        store.load(checkpoint.version)
+
+
+def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, data_dir: Path, instance: dg.DagsterInstance, replay) -> None:
+    network = reduced_network()
+    snapshots = SnapshotStore(data_dir / "hdf5")
+    for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
+        snapshots.write_day(day)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    resources = {
+        **test_resources(replay.base_url, data_dir),
+        "model_store": ModelStoreResource(root=str(data_dir / "models")),
+        "mlflow": mlflow_resource(uri),
+    }
+    config = {
+        "ops": {
+            "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_cases": 2}},
+            "gnn_verifier": {"config": {"start": "2018-03-01", "end": "2018-03-08", "calibration_days": 2, "epochs": 1,
+                                        "window": 4, "hidden_channels": 8}},
+        }
+    }
+    result = dg.materialize(
+        list(defs.assets), selection=["anomaly_benchmark", "gnn_verifier"], instance=instance, resources=resources, run_config=config,
+        raise_on_error=False,
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert result.success is check.passed  # a blocking check that fails fails the run: the gate is visible
+    meta = instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier")).asset_materialization.metadata
+    table = meta["f1_by_type"].value
+    for name in ("GNN verifier", "per-bus GRU", "3-sigma"):
+        assert name in table
+    assert all(kind in table for kind in ANOMALY_TYPES)
+    version = meta["checkpoint"].value
+    store = ModelStore(data_dir / "models")
+    assert store.versions() == [version]
+    assert check.passed == (meta["f1_gnn"].value > meta["f1_three_sigma"].value)
+    assert (store.promoted() == version) is check.passed
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "grid_guardian_verifier"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.metrics["f1_gnn"] == pytest.approx(meta["f1_gnn"].value)
+    assert run.data.tags["checkpoint_version"] == version
+    assert "loss" in run.data.metrics and run.data.params["benchmark_version"] == meta["benchmark_version"].value
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
+    assert {"benchmark_f1_by_type.csv", "checkpoint/model.pt"} <= artifacts
