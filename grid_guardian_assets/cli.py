@@ -87,23 +87,25 @@ def replay_serve(
 
 @app.command("demo")
 def demo(
-    start: Annotated[str, typer.Option(help="First settlement day of the bundled 2018 data.")] = "2018-03-25",
-    days: Annotated[int, typer.Option(help="How many settlement days.")] = 7,
+    start: Annotated[str, typer.Option(help="First settlement day of the week (bundled real 2018 data).")] = "2018-03-25",
+    days: Annotated[int, typer.Option(help="How many settlement days get every dataset.")] = 7,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the verifier.")] = 3,
+    verifier: Annotated[bool, typer.Option(help="Also build the benchmark and train the verifier.")] = True,
     root: Annotated[Path, typer.Option(help="Folder for the demo's data and Dagster instance.")] = Path(".grid_guardian"),
     replay_url: Annotated[Optional[str], typer.Option(help="Use a running Insights API (replay) server instead of starting one.")] = None,
 ) -> None:
-    """Run every BMRS chain (fetch, validate, store) for a week of bundled real data, then say where to look."""
-    import datetime as dt
-
-    from grid_guardian_assets.demo import DemoPaths, repo_dagster_yaml, run_demo
+    """Run the pipeline end to end on bundled real data: BMRS chains, grid snapshots, benchmark, verifier."""
+    from grid_guardian_assets.demo import DemoPaths, DemoPlan, repo_dagster_yaml, run_demo
 
     try:
         first = parse_day(start)
     except ValueError as exc:
         _fail(str(exc))
-    if days < 1:
-        _fail(f"--days must be at least 1, got {days}")
-    ok = run_demo(first, first + dt.timedelta(days=days - 1), DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
+    if days < 1 or epochs < 1:
+        _fail(f"--days and --epochs must be at least 1, got {days} and {epochs}")
+    plan = DemoPlan.default(first, days)
+    plan.epochs, plan.verifier = epochs, verifier
+    ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
     raise typer.Exit(code=0 if ok else 1)
 
 

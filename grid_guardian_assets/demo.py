@@ -1,4 +1,9 @@
-"""The end-to-end demo: every BMRS chain for a week of bundled real data, into a persistent Dagster instance."""
+"""The end-to-end demo on bundled real data, into a persistent Dagster instance.
+
+1. Every BMRS chain (fetch → validate → store) and the grid snapshots for a week.
+2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range and a held-out range.
+3. The frozen anomaly benchmark and a short training of the GNN verifier, gated against the 3-sigma rule.
+"""
 
 import datetime as dt
 import os
@@ -19,6 +24,9 @@ from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.snapshots import SnapshotStore
 
+UNPARTITIONED = ("grid_topology", "anomaly_benchmark", "gnn_verifier")
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 @dataclass
 class DemoPaths:
@@ -30,6 +38,28 @@ class DemoPaths:
         return cls(root / "data", root / "dagster_home")
 
 
+@dataclass
+class DemoPlan:
+    """What the demo materialises. ``verifier`` False stops after the data plane and snapshots."""
+
+    week: list[dt.date]
+    train: tuple[dt.date, dt.date]
+    benchmark: tuple[dt.date, dt.date]
+    epochs: int = 3
+    calibration_days: int = 7
+    verifier: bool = True
+
+    @classmethod
+    def default(cls, start: dt.date, days: int) -> "DemoPlan":
+        week = [start + dt.timedelta(days=i) for i in range(days)]
+        # Three weeks of training before the week (the week itself included), one held-out autumn week to test on.
+        return cls(week, (week[0] - dt.timedelta(days=21), week[-1]), (dt.date(2018, 10, 1), dt.date(2018, 10, 7)))
+
+    def grid_days(self) -> list[dt.date]:
+        wanted = set(days_between(*self.train)) | set(days_between(*self.benchmark)) if self.verifier else set()
+        return sorted(wanted - set(self.week))
+
+
 def _install_dagster_yaml(dagster_home: Path, repo_dagster_yaml: Path | None) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
@@ -38,15 +68,14 @@ def _install_dagster_yaml(dagster_home: Path, repo_dagster_yaml: Path | None) ->
 
 
 def run_demo(
-    start: dt.date,
-    end: dt.date,
+    plan: DemoPlan,
     paths: DemoPaths,
     *,
     replay_url: str | None = None,
     repo_dagster_yaml: Path | None = None,
     console: Console | None = None,
 ) -> bool:
-    """Materialise every BMRS chain for ``start``..``end``; returns whether every partition was stored."""
+    """Run the plan; returns whether every partition was stored and the verifier trained (gate passed or not)."""
     console = console or Console()
     _install_dagster_yaml(paths.dagster_home, repo_dagster_yaml)
     server = None
@@ -59,49 +88,79 @@ def run_demo(
         GRID_GUARDIAN_DATA_DIR=str(paths.data_dir.resolve()),
         ELEXON_API_BASE_URL=replay_url,
     )
-    from grid_guardian_assets.defs.resources import default_resources  # reads the environment just set
+    from grid_guardian_assets.defs.resources import default_resources, default_tracking_uri  # read the environment just set
 
-    days = days_between(start, end)
+    all_partitioned = dg.AssetSelection.all() - dg.AssetSelection.assets(*UNPARTITIONED)
+    grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets(*UNPARTITIONED)
     outcomes: dict[dt.date, bool] = {}
+    verifier_meta: dict[str, object] = {}
+    verifier_ok = True
     try:
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
-            topology = dg.materialize(
-                list(defs.assets), selection=["grid_topology"], instance=instance, resources=default_resources(), run_config=quiet
-            )
-            task = progress.add_task("Materialising BMRS partitions and grid snapshots", total=len(days))
-            for day in days:
-                result = dg.materialize(
-                    list(defs.assets),
-                    selection=dg.AssetSelection.all() - dg.AssetSelection.assets("grid_topology"),
-                    partition_key=day.isoformat(),
-                    instance=instance,
-                    resources=default_resources(),
-                    raise_on_error=False,
-                    tags={"grid_guardian/demo": "true"},
+
+            def materialize(selection, partition: str | None = None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+                return dg.materialize(
+                    list(defs.assets), selection=selection, partition_key=partition, instance=instance,
+                    resources=default_resources(), raise_on_error=False, tags={"grid_guardian/demo": "true"},
                     # The progress bar and the summary say what happened; the UI keeps the full event log.
-                    run_config=quiet,
+                    run_config={**QUIET, **(run_config or {})},
                 )
-                outcomes[day] = result.success
+
+            topology_ok = materialize(["grid_topology"]).success
+            task = progress.add_task("BMRS partitions (all datasets) and grid snapshots", total=len(plan.week))
+            for day in plan.week:
+                outcomes[day] = materialize(all_partitioned, day.isoformat()).success
+                progress.advance(task)
+            grid_days = plan.grid_days()
+            task = progress.add_task("FUELHH, INDO, FREQ and snapshots for training and held-out days", total=len(grid_days))
+            for day in grid_days:
+                outcomes[day] = materialize(grid_inputs, day.isoformat()).success
+                progress.advance(task)
+            if plan.verifier:
+                task = progress.add_task("Anomaly benchmark and GNN verifier training", total=1)
+                config = {
+                    "ops": {
+                        "anomaly_benchmark": {"config": {"start": plan.benchmark[0].isoformat(), "end": plan.benchmark[1].isoformat()}},
+                        "gnn_verifier": {"config": {"start": plan.train[0].isoformat(), "end": plan.train[1].isoformat(),
+                                                    "epochs": plan.epochs, "calibration_days": plan.calibration_days}},
+                    }
+                }
+                result = materialize(["anomaly_benchmark", "gnn_verifier"], run_config=config)
+                event = instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier"))
+                verifier_ok = event is not None and event.run_id == result.run_id  # trained; the gate may still say no
+                verifier_meta = {k: v.value for k, v in event.asset_materialization.metadata.items()} if verifier_ok else {}
                 progress.advance(task)
     finally:
         if server is not None:
             server.stop()
 
-    store = HDF5Store(paths.data_dir / "hdf5")
-    table = Table(title=f"Stored rows per settlement day ({paths.data_dir / 'hdf5'})")
-    table.add_column("day")
-    for spec in DATASETS.values():
-        table.add_column(spec.code, justify="right")
-    table.add_column("snapshots", justify="right")
-    table.add_column("run")
-    snapshots = SnapshotStore(paths.data_dir / "hdf5")
+    _print_summary(console, plan, paths, outcomes, verifier_meta, default_tracking_uri())
+    return topology_ok and all(outcomes.values()) and verifier_ok
+
+
+def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes: dict, verifier_meta: dict, tracking_uri: str) -> None:
+    store, snapshots = HDF5Store(paths.data_dir / "hdf5"), SnapshotStore(paths.data_dir / "hdf5")
     network = os.environ.get("GRID_GUARDIAN_NETWORK") or "gb29"
-    for day in days:
+    table = Table(title=f"Stored rows per settlement day of the week ({paths.data_dir / 'hdf5'})")
+    for name in ("day", *(s.code for s in DATASETS.values()), "snapshots", "run"):
+        table.add_column(name, justify="left" if name == "day" else "right")
+    for day in plan.week:
         counts = [str(store.read_range(spec, day, day).height) for spec in DATASETS.values()]
         built = snapshots.read_range(network, day, day)
         table.add_row(day.isoformat(), *counts, str(len(built[0].periods)) if built else "0", "ok" if outcomes[day] else "[red]failed[/]")
     console.print(table)
+    others = [d for d in outcomes if d not in plan.week]
+    if others:
+        failed = [d.isoformat() for d in others if not outcomes[d]]
+        console.print(f"Grid snapshots for {len(others) - len(failed)} more days" + (f"; [red]failed: {', '.join(failed)}[/]" if failed else ""))
+    if verifier_meta:
+        console.print(
+            f"\n[bold]GNN verifier[/] checkpoint {verifier_meta['checkpoint']} (trained {verifier_meta['train_days']}, "
+            f"calibrated {verifier_meta['calibration_days']}): event-wise F1 on benchmark {verifier_meta['benchmark_version']}: "
+            f"GNN {verifier_meta['f1_gnn']:.3f}, per-bus GRU {verifier_meta['f1_gru']:.3f}, 3-sigma {verifier_meta['f1_three_sigma']:.3f} → "
+            + ("[green]promoted[/]" if verifier_meta["promoted"] else "[yellow]not promoted (verifier_quality failed)[/]"),
+            soft_wrap=True,
+        )
     env = (
         f"DAGSTER_HOME={paths.dagster_home.resolve()} GRID_GUARDIAN_DATA_DIR={paths.data_dir.resolve()} "
         "ELEXON_API_BASE_URL=http://127.0.0.1:8765/bmrs/api/v1"
@@ -110,13 +169,14 @@ def run_demo(
         "\n[bold]Where to look[/]\n"
         f"  Dagster UI:   .venv/bin/grid-guardian replay serve --port 8765 &  then\n"
         f"                {env} .venv/bin/dagster dev -w workspace.yaml\n"
-        "                open http://127.0.0.1:3000 → Assets → groups bmrs_* and grid (lineage, checks, plots, the network map)\n"
+        "                open http://127.0.0.1:3000 → Assets: groups bmrs_*, grid, verifier (lineage, checks, plots, maps, F1 tables)\n"
+        f"  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {tracking_uri}\n"
         f"  Stored data:  GRID_GUARDIAN_DATA_DIR={paths.data_dir.resolve()} .venv/bin/grid-guardian store read fuelhh "
-        f"--start {start} --end {start} --format csv\n"
+        f"--start {plan.week[0]} --end {plan.week[0]} --format csv\n"
+        f"  Checkpoints:  {paths.data_dir.resolve() / 'models'}\n"
         f"  Raw archive:  {paths.data_dir.resolve() / 'raw'}",
         soft_wrap=True,
     )
-    return topology.success and all(outcomes.values())
 
 
 def repo_dagster_yaml() -> Path | None:

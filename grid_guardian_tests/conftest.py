@@ -6,7 +6,14 @@ import dagster as dg
 import pytest
 
 from grid_guardian_assets.definitions import defs
-from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource, PolarsParquetIOManager
+from grid_guardian_assets.defs.resources import (
+    BmrsStorageResource,
+    ElexonApiResource,
+    GridResource,
+    ModelStoreResource,
+    PolarsParquetIOManager,
+    mlflow_resource,
+)
 from grid_guardian_assets.replay.server import ReplayServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +48,8 @@ def test_resources(base_url: str, data_dir: Path, *, max_attempts: int = 3) -> d
         "bmrs_storage": BmrsStorageResource(data_dir=str(data_dir)),
         "frames_io_manager": PolarsParquetIOManager(data_dir=str(data_dir)),
         "grid": GridResource(network="gb29"),
+        "model_store": ModelStoreResource(root=str(data_dir / "models")),
+        "mlflow": mlflow_resource(f"sqlite:///{data_dir / 'mlflow.db'}"),
     }
 
 

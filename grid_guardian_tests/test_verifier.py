@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from grid_guardian_assets.definitions import defs
-from grid_guardian_assets.defs.verifier.resources import ModelStoreResource, mlflow_resource
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
@@ -215,12 +214,8 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     snapshots = SnapshotStore(data_dir / "hdf5")
     for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
         snapshots.write_day(day)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    resources = {
-        **test_resources(replay.base_url, data_dir),
-        "model_store": ModelStoreResource(root=str(data_dir / "models")),
-        "mlflow": mlflow_resource(uri),
-    }
+    uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one test_resources configures)
+    resources = test_resources(replay.base_url, data_dir)
     config = {
         "ops": {
             "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_cases": 2}},

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from dagster_mlflow import mlflow_tracking
 
 from grid_guardian_assets.config import DATA_DIR_ENV, default_data_dir
 from grid_guardian_assets.grid.network import GridNetwork, load_network
 from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, DEFAULT_REQUESTS_PER_MINUTE, ElexonClient
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.raw_archive import RawArchive
+from grid_guardian_assets.verifier.checkpoints import ModelStore
 
 
 class ElexonApiResource(dg.ConfigurableResource):
@@ -90,6 +92,31 @@ class PolarsParquetIOManager(dg.ConfigurableIOManager):
         return pl.read_parquet(path)
 
 
+class ModelStoreResource(dg.ConfigurableResource):
+    """Where checkpoints live: a local folder (default ``$GRID_GUARDIAN_DATA_DIR/models``)."""
+
+    root: str = ""
+
+    def store(self) -> ModelStore:
+        return ModelStore(Path(self.root).expanduser() if self.root else default_data_dir() / "models")
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store under the Dagster home (or the data folder)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    home = Path(os.environ.get("DAGSTER_HOME") or default_data_dir())
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home.resolve() / 'mlflow.db'}"
+
+
+def mlflow_resource(tracking_uri: str | None = None) -> dg.ResourceDefinition:
+    """dagster-mlflow's ``mlflow_tracking``, experiment ``grid_guardian_verifier``."""
+    return mlflow_tracking.configured(
+        {"experiment_name": "grid_guardian_verifier", "mlflow_tracking_uri": tracking_uri or default_tracking_uri()}
+    )
+
+
 def _env_or(name: str, default: str) -> str | dg.EnvVar:
     # An EnvVar shows in the UI as coming from the environment; an unset variable keeps the default.
     return dg.EnvVar(name) if os.environ.get(name) else default
@@ -103,4 +130,6 @@ def default_resources() -> dict[str, object]:
         "bmrs_storage": BmrsStorageResource(data_dir=data_dir),
         "frames_io_manager": PolarsParquetIOManager(data_dir=data_dir),
         "grid": GridResource(network=_env_or("GRID_GUARDIAN_NETWORK", "gb29")),
+        "model_store": ModelStoreResource(),
+        "mlflow": mlflow_resource(),
     }

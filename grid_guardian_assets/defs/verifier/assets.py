@@ -7,8 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
-from grid_guardian_assets.defs.verifier.resources import ModelStoreResource
+from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource, ModelStoreResource
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.store.snapshots import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark, build_benchmark
