@@ -29,7 +29,7 @@ from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_ind
 from grid_guardian_assets.verifier.train import TrainConfig, train_model
 from grid_guardian_tests.conftest import test_resources
 
-TINY = TrainConfig(window=4, hidden_channels=8, epochs=1, batch_windows=32, seed=3)
+TINY = TrainConfig(warmup=4, hidden_channels=8, epochs=1, batch_chunks=4, seed=3)
 
 
 @cache
@@ -48,9 +48,24 @@ def test_verifier_shapes_on_tiny_graphs(nodes: int, graphs: int, hidden: int, he
     edge_index = batched_edge_index(ring(nodes), nodes, graphs)
     x = torch.randn(3, nodes * graphs, 6)
     batch = torch.arange(graphs).repeat_interleave(nodes)
-    node, balance, loading = model(x, edge_index, torch.ones(edge_index.shape[1]), torch.rand(edge_index.shape[1]), batch)
-    assert node.shape == (nodes * graphs, 5) and balance.shape == (graphs,) and loading.shape == (edge_index.shape[1],)
+    e = edge_index.shape[1]
+    node, balance, loading = model(x, edge_index, torch.ones(e), torch.rand(3, e), batch)
+    assert node.shape == (3, nodes * graphs, 5) and balance.shape == (3, graphs) and loading.shape == (3, e)
+    step_node, _, _, state = model.step(x[0], edge_index, torch.ones(e), torch.rand(e), batch)
+    assert step_node.shape == (nodes * graphs, 5) and state.shape == (nodes * graphs, hidden)
     assert repr(model) == f"GridVerifier(6, 5, hidden_channels={hidden}, heads={heads})"
+
+
+def test_graphs_in_a_batch_do_not_see_each_other() -> None:
+    torch.manual_seed(0)
+    model = GridVerifier(6, 5, hidden_channels=8).eval()
+    one = torch.randn(3, 4, 6)
+    other = torch.randn(3, 4, 6)
+    edge_index = batched_edge_index(ring(4), 4, 2)
+    batch = torch.arange(2).repeat_interleave(4)
+    together, _, _ = model(torch.cat([one, other], dim=1), edge_index, torch.ones(16), torch.zeros(3, 16), batch)
+    alone, _, _ = model(one, ring(4), torch.ones(8), torch.zeros(3, 8), torch.zeros(4, dtype=torch.long))
+    torch.testing.assert_close(together[:, :4], alone)
 
 
 def test_reset_parameters_reinitialises() -> None:
@@ -60,7 +75,7 @@ def test_reset_parameters_reinitialises() -> None:
     model.reset_parameters()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     gru = PerBusGRU(6, 5, 8)
-    assert gru(torch.randn(4, 7, 6)).shape == (7, 5) and repr(gru) == "PerBusGRU(6, 5, hidden_channels=8)"
+    assert gru(torch.randn(4, 7, 6)).shape == (4, 7, 5) and repr(gru) == "PerBusGRU(6, 5, hidden_channels=8)"
 
 
 def test_disjoint_union_keeps_graphs_apart() -> None:
@@ -90,7 +105,7 @@ def test_calibration_fires_at_the_stated_rate_on_normal_data() -> None:
     normaliser = Normaliser.fit(train[0])
     graph = GraphTensors.of(network)
     model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
-    detector = LearnedDetector("gnn", model, normaliser, TINY.window, graph)
+    detector = LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
     cal = detector.calibrate(calibration, false_alarm_rate=0.05)
     node, _ = cal.apply(detector.raw_scores(calibration[0]))
     rate = np.mean(node[np.isfinite(node)] > 1.0)
@@ -174,7 +189,7 @@ def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     loaded = store.load(checkpoint.version)
     detector, calibration = load_detector(loaded, network)
     seq = sequence_from_days(list(days("2018-03-06", "2018-03-06")))
-    original = LearnedDetector("gnn", trained.model, trained.normaliser, TINY.window, GraphTensors.of(network))
+    original = LearnedDetector("gnn", trained.model, trained.normaliser, TINY.warmup, GraphTensors.of(network))
     np.testing.assert_allclose(detector.raw_scores(seq).node, original.raw_scores(seq).node, rtol=1e-6, equal_nan=True)
     assert calibration == trained.calibration and loaded.meta["train_days"] == ["2018-03-01", "2018-03-03"]
     assert store.promoted() is None
@@ -220,7 +235,7 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
         "ops": {
             "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_cases": 2}},
             "gnn_verifier": {"config": {"start": "2018-03-01", "end": "2018-03-08", "calibration_days": 2, "epochs": 1,
-                                        "window": 4, "hidden_channels": 8}},
+                                        "warmup": 4, "hidden_channels": 8, "batch_chunks": 4}},
         }
     }
     result = dg.materialize(

@@ -12,9 +12,9 @@ from torch_geometric_temporal.nn.recurrent import TGCN
 class GridVerifier(Module):
     r"""A temporal graph network that predicts the next settlement period of every bus.
 
-    A TGCN encoder (graph convolution inside a GRU) runs over a window of periods; graph attention over the
-    branches (GAT, with the branches' last loading as edge features) refines the final state. Three heads predict
-    period :math:`t` from periods :math:`t-W..t-1`: every node feature of every bus, the national balance ratio
+    A TGCN encoder (graph convolution inside a GRU) steps through the periods; graph attention over the branches
+    (GAT, with the branches' loading as edge features) refines each state. After period :math:`t` three heads
+    predict period :math:`t+1`: every node feature of every bus, the national balance ratio
     (a physics constraint: generation + imports − demand over supply) and each branch's loading. The node head
     predicts the change from the last period (a residual), from the recurrent and attended states and the bus's own
     last reading. Prediction errors are the plausibility scores.
@@ -47,32 +47,52 @@ class GridVerifier(Module):
             if isinstance(layer, Linear):
                 layer.reset_parameters()
 
+    def step(
+        self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_loading: Tensor, batch: Tensor, hidden: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Take in one period and predict the next.
+
+        Args:
+            x: ``(M, in_channels)`` this period's inputs over ``M`` buses (several graphs as one).
+            edge_index: ``(2, E)`` directed edges of the batched graph.
+            edge_weight: ``(E,)`` edge weights for the graph convolution (scaled susceptance).
+            edge_loading: ``(E,)`` each edge's loading in this period.
+            batch: ``(M,)`` which graph each bus belongs to.
+            hidden: The recurrent state after the previous period (``None`` to start).
+
+        Returns:
+            ``(M, out_channels)`` node features, ``(G,)`` balance ratio, ``(E,)`` loading, all for the next period,
+            and the new recurrent state.
+        """
+        hidden = self.encoder(x, edge_index, edge_weight, hidden)
+        attended = self.attention(hidden, edge_index, edge_loading.unsqueeze(-1)).relu()
+        state = torch.cat([hidden, attended], dim=-1)
+        # Residual: predict the change from this period; graph convolution alone smooths a bus into its neighbours.
+        node = x[:, : self.out_channels] + self.node_head(torch.cat([state, x], dim=-1))
+        balance = self.balance_head(global_mean_pool(state, batch)).squeeze(-1)
+        loading = self.loading_head(torch.cat([state[edge_index[0]], state[edge_index[1]]], dim=-1)).squeeze(-1)
+        return node, balance, loading, hidden
+
     def forward(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_loading: Tensor, batch: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Predict the period after a window.
+        """Run through a sequence of periods, predicting each next one.
 
         Args:
-            x: ``(W, M, in_channels)`` a window of ``W`` periods over ``M`` buses (several graphs as one).
-            edge_index: ``(2, E)`` directed edges of the batched graph.
-            edge_weight: ``(E,)`` edge weights for the graph convolution (scaled susceptance).
-            edge_loading: ``(E,)`` each edge's loading in the window's last period.
-            batch: ``(M,)`` which graph each bus belongs to.
+            x: ``(L, M, in_channels)`` ``L`` consecutive periods over ``M`` buses (several graphs as one).
+            edge_index, edge_weight, batch: as in :meth:`step`.
+            edge_loading: ``(L, E)`` each edge's loading per period.
 
         Returns:
-            ``(M, out_channels)`` node features, ``(G,)`` balance ratio, ``(E,)`` loading, all for the next period.
+            ``(L, M, out_channels)``, ``(L, G)`` and ``(L, E)``: entry ``t`` predicts period ``t + 1``.
         """
-        hidden = None
-        for step in x:
-            hidden = self.encoder(step, edge_index, edge_weight, hidden)
-        attended = self.attention(hidden, edge_index, edge_loading.unsqueeze(-1)).relu()
-        state = torch.cat([hidden, attended], dim=-1)
-        # Residual: predict the change from the last period; graph convolution alone smooths a bus into its neighbours.
-        last = x[-1]
-        node = last[:, : self.out_channels] + self.node_head(torch.cat([state, last], dim=-1))
-        balance = self.balance_head(global_mean_pool(state, batch)).squeeze(-1)
-        loading = self.loading_head(torch.cat([state[edge_index[0]], state[edge_index[1]]], dim=-1)).squeeze(-1)
-        return node, balance, loading
+        hidden, nodes, balances, loadings = None, [], [], []
+        for t in range(x.shape[0]):
+            node, balance, loading, hidden = self.step(x[t], edge_index, edge_weight, edge_loading[t], batch, hidden)
+            nodes.append(node)
+            balances.append(balance)
+            loadings.append(loading)
+        return torch.stack(nodes), torch.stack(balances), torch.stack(loadings)
 
     def __repr__(self) -> str:
         return (
@@ -104,9 +124,9 @@ class PerBusGRU(Module):
         self.head.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x``: ``(W, M, in_channels)``; returns ``(M, out_channels)`` for the next period."""
-        _, hidden = self.gru(x)
-        return x[-1, :, : self.out_channels] + self.head(hidden[-1])  # residual, as in GridVerifier
+        """``x``: ``(L, M, in_channels)``; returns ``(L, M, out_channels)``, entry ``t`` predicting period ``t + 1``."""
+        states, _ = self.gru(x)
+        return x[:, :, : self.out_channels] + self.head(states)  # residual, as in GridVerifier
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, hidden_channels={self.hidden_channels})"

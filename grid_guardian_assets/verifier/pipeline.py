@@ -69,8 +69,8 @@ def train_verifier(
     graph = GraphTensors.of(network, device)
     model, history = train_model("gnn", train_seqs, normaliser, graph, config, device, on_epoch)
     baseline, baseline_history = train_model("gru", train_seqs, normaliser, graph, config, device)
-    gnn = LearnedDetector("gnn", model, normaliser, config.window, graph)
-    gru = LearnedDetector("gru", baseline, normaliser, config.window, graph)
+    gnn = LearnedDetector("gnn", model, normaliser, config.warmup, graph)
+    gru = LearnedDetector("gru", baseline, normaliser, config.warmup, graph)
     return TrainedVerifier(
         model=model,
         baseline=baseline,
@@ -93,8 +93,8 @@ def benchmark_table(trained: TrainedVerifier, network: GridNetwork, benchmark: B
     device = next(trained.model.parameters()).device
     graph = GraphTensors.of(network, device)
     detectors = [
-        (LearnedDetector("gnn", trained.model, trained.normaliser, trained.config.window, graph), trained.calibration),
-        (LearnedDetector("gru", trained.baseline, trained.normaliser, trained.config.window, graph), trained.baseline_calibration),
+        (LearnedDetector("gnn", trained.model, trained.normaliser, trained.config.warmup, graph), trained.calibration),
+        (LearnedDetector("gru", trained.baseline, trained.normaliser, trained.config.warmup, graph), trained.baseline_calibration),
         (trained.three_sigma, trained.three_sigma.calibration()),
     ]
     tables = []
@@ -141,5 +141,5 @@ def load_detector(checkpoint: Checkpoint, network: GridNetwork, device: str | to
     model.load_state_dict(checkpoint.tensors["model"])
     model.eval()
     normaliser = Normaliser.from_state(checkpoint.tensors["normaliser"])
-    detector = LearnedDetector("gnn", model, normaliser, config.window, GraphTensors.of(network, device))
+    detector = LearnedDetector("gnn", model, normaliser, config.warmup, GraphTensors.of(network, device))
     return detector, Calibration(**meta["calibration"])

@@ -15,7 +15,7 @@ import torch
 
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser
-from grid_guardian_assets.verifier.train import PreparedSequence, window_batch
+from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, predict
 
 DEFAULT_FALSE_ALARM_RATE = 0.001  # per bus and settlement period, on normal data
 
@@ -68,31 +68,30 @@ class ThreeSigma:
 
 
 class LearnedDetector:
-    """Scores from a trained forecaster (``kind`` gnn or gru)."""
+    """Scores from a trained forecaster (``kind`` gnn or gru) stepped once through a sequence."""
 
-    def __init__(self, kind: str, model: torch.nn.Module, normaliser: Normaliser, window: int, graph: GraphTensors):
-        self.kind, self.model, self.normaliser, self.window, self.graph = kind, model, normaliser, window, graph
+    def __init__(self, kind: str, model: torch.nn.Module, normaliser: Normaliser, warmup: int, graph: GraphTensors):
+        self.kind, self.model, self.normaliser, self.warmup, self.graph = kind, model, normaliser, warmup, graph
         self.name = "GNN verifier" if kind == "gnn" else "per-bus GRU"
 
     @torch.no_grad()
-    def raw_scores(self, sequence: GridSequence, batch_windows: int = 256) -> RawScores:
+    def raw_scores(self, sequence: GridSequence) -> RawScores:
+        """Period ``t`` is scored by the error of the prediction made after ``t - 1`` (NaN for the warm-up)."""
         device = next(self.model.parameters()).device
         prepared = PreparedSequence.of(sequence, self.normaliser, device)
-        t_count, n = len(sequence), self.graph.num_nodes
-        node = np.full((t_count, n), np.nan)
+        batch = SequenceBatch.stack([prepared], self.graph)
+        node_pred, balance_pred, _ = predict(self.kind, self.model, batch)
+        t_count = len(sequence)
+        node = np.full((t_count, self.graph.num_nodes), np.nan)
         period = np.full(t_count, np.nan)
-        ends_all = list(range(self.window, t_count))
-        for start in range(0, len(ends_all), batch_windows):
-            ends = ends_all[start : start + batch_windows]
-            x, target, edge_index, edge_weight, last_loading, _, batch, balance = window_batch(prepared, ends, self.window, self.graph)
-            if self.kind == "gnn":
-                pred, bal, _ = self.model(x, edge_index, edge_weight, last_loading, batch)
-                period[ends] = (bal - balance).abs().cpu().numpy()
+        first = self.warmup + 1
+        if t_count > first:
+            err = ((node_pred[first - 1 : -1] - batch.targets[first:]) ** 2).mean(dim=2).sqrt()
+            node[first:] = err.cpu().numpy()
+            if balance_pred is not None:
+                period[first:] = (balance_pred[first - 1 : -1, 0] - batch.balance[first:, 0]).abs().cpu().numpy()
             else:
-                pred = self.model(x)
-                period[ends] = 0.0
-            err = ((pred - target) ** 2).mean(dim=1).sqrt().reshape(len(ends), n)
-            node[ends] = err.cpu().numpy()
+                period[first:] = 0.0
         return RawScores(node=node, period=period)
 
     def calibrate(self, sequences: list[GridSequence], false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE) -> Calibration:
@@ -101,6 +100,6 @@ class LearnedDetector:
         period = np.concatenate([r.period for r in raws])
         node, period = node[np.isfinite(node)], period[np.isfinite(period)]
         if node.size == 0:
-            raise ValueError("calibration data has no scoreable periods (shorter than the window)")
+            raise ValueError("calibration data has no scoreable periods (shorter than the warm-up)")
         period_threshold = float(np.quantile(period, 1 - false_alarm_rate)) if self.kind == "gnn" else np.inf
         return Calibration(float(np.quantile(node, 1 - false_alarm_rate)), max(period_threshold, 1e-6), false_alarm_rate)

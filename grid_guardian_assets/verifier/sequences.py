@@ -1,4 +1,4 @@
-"""Grid snapshots as model tensors: contiguous sequences of periods, normalisation and sliding windows."""
+"""Grid snapshots as model tensors: contiguous sequences of periods, normalisation, batching as disjoint graphs."""
 
 from dataclasses import dataclass
 

@@ -36,9 +36,9 @@ class VerifierConfig(dg.Config):
     calibration_days: int = 14
     false_alarm_rate: float = 0.001
     epochs: int = 4
-    window: int = 6
+    warmup: int = 4
     hidden_channels: int = 32
-    batch_windows: int = 64
+    batch_chunks: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
     device: str = "auto"
@@ -101,43 +101,50 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
     model_store: ModelStoreResource = context.resources.model_store
-    network = grid.load()
-    snapshots = SnapshotStore(bmrs_storage.root / "hdf5")
-    days = snapshots.read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
-    pointer = _benchmark_pointer(bmrs_storage.root, network.name)
-    if not pointer.exists():
-        raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise anomaly_benchmark first")
-    benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
-    train_config = TrainConfig(
-        window=config.window, hidden_channels=config.hidden_channels, epochs=config.epochs, batch_windows=config.batch_windows,
-        learning_rate=config.learning_rate, seed=config.seed,
-    )
-    device = pick_device(config.device)
-    mlflow.log_params({**train_config.to_dict(), "network": network.name, "device": str(device), "train_start": config.start,
-                       "train_end": config.end, "benchmark_version": benchmark.version, "false_alarm_rate": config.false_alarm_rate})
-
-    def on_epoch(epoch: int, loss: float, seconds: float) -> None:
-        context.log.info(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f} ({seconds:.1f} s)")
-        mlflow.log_metrics({"loss": loss, "epoch_seconds": seconds}, step=epoch)
-
+    # dagster-mlflow opens a run when the resource starts; close it here, or the next run in this process
+    # (a sensor-launched retrain, a test) would log into it.
     try:
-        trained = train_verifier(network, days, train_config, calibration_days=config.calibration_days,
-                                 false_alarm_rate=config.false_alarm_rate, device=device, on_epoch=on_epoch)
-    except ValueError as exc:
-        raise dg.Failure(description=f"gnn_verifier: {exc}") from None
-    table = benchmark_table(trained, network, benchmark)
-    f1 = {name: overall_f1(table, name) for name in ("GNN verifier", "per-bus GRU", "3-sigma")}
-    metrics = {"f1_gnn": f1["GNN verifier"], "f1_gru": f1["per-bus GRU"], "f1_three_sigma": f1["3-sigma"], "final_loss": trained.losses[-1]}
-    checkpoint = save_checkpoint(model_store.store(), trained, network, {**metrics, "table": table.to_dicts()}, benchmark.version)
-    mlflow.log_metrics(metrics)
-    with tempfile.TemporaryDirectory() as tmp:
-        table_path = Path(tmp) / "benchmark_f1_by_type.csv"
-        table.write_csv(table_path)
-        mlflow.log_artifact(str(table_path))
-    mlflow.log_artifact(str(model_store.store().root / checkpoint.version / "model.pt"), artifact_path="checkpoint")
-    mlflow.log_artifact(str(model_store.store().root / checkpoint.version / "meta.json"), artifact_path="checkpoint")
-    mlflow.set_tag("checkpoint_version", checkpoint.version)
+        network = grid.load()
+        snapshots = SnapshotStore(bmrs_storage.root / "hdf5")
+        days = snapshots.read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
+        pointer = _benchmark_pointer(bmrs_storage.root, network.name)
+        if not pointer.exists():
+            raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise anomaly_benchmark first")
+        benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
+        train_config = TrainConfig(
+            warmup=config.warmup, hidden_channels=config.hidden_channels, epochs=config.epochs, batch_chunks=config.batch_chunks,
+            learning_rate=config.learning_rate, seed=config.seed,
+        )
+        device = pick_device(config.device)
+        mlflow.log_params({**train_config.to_dict(), "network": network.name, "device": str(device), "train_start": config.start,
+                           "train_end": config.end, "benchmark_version": benchmark.version, "false_alarm_rate": config.false_alarm_rate})
 
+        def on_epoch(epoch: int, loss: float, seconds: float) -> None:
+            context.log.info(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f} ({seconds:.1f} s)")
+            mlflow.log_metrics({"loss": loss, "epoch_seconds": seconds}, step=epoch)
+
+        try:
+            trained = train_verifier(network, days, train_config, calibration_days=config.calibration_days,
+                                     false_alarm_rate=config.false_alarm_rate, device=device, on_epoch=on_epoch)
+        except ValueError as exc:
+            raise dg.Failure(description=f"gnn_verifier: {exc}") from None
+        table = benchmark_table(trained, network, benchmark)
+        f1 = {name: overall_f1(table, name) for name in ("GNN verifier", "per-bus GRU", "3-sigma")}
+        metrics = {"f1_gnn": f1["GNN verifier"], "f1_gru": f1["per-bus GRU"], "f1_three_sigma": f1["3-sigma"], "final_loss": trained.losses[-1]}
+        checkpoint = save_checkpoint(model_store.store(), trained, network, {**metrics, "table": table.to_dicts()}, benchmark.version)
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            table_path = Path(tmp) / "benchmark_f1_by_type.csv"
+            table.write_csv(table_path)
+            mlflow.log_artifact(str(table_path))
+        mlflow.log_artifact(str(model_store.store().root / checkpoint.version / "model.pt"), artifact_path="checkpoint")
+        mlflow.log_artifact(str(model_store.store().root / checkpoint.version / "meta.json"), artifact_path="checkpoint")
+        mlflow.set_tag("checkpoint_version", checkpoint.version)
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
+    mlflow.end_run()
     passed = f1["GNN verifier"] > f1["3-sigma"]
     if passed:
         model_store.store().promote(checkpoint.version)
@@ -154,7 +161,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
             "epoch_seconds": dg.MetadataValue.json([round(s, 2) for s in trained.epoch_seconds]),
             "f1_by_type": dg.MetadataValue.md(markdown_table(table, limit=table.height)),
             "benchmark_version": benchmark.version,
-            "mlflow_run_id": mlflow.active_run().info.run_id if mlflow.active_run() else "",
+            "mlflow_run_id": run_id,
             **metrics,
         },
         check_results=[
