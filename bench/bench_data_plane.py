@@ -19,7 +19,7 @@ import polars as pl
 
 from grid_guardian_assets.datasets import DATASETS, FUELHH
 from grid_guardian_assets.definitions import defs
-from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, PolarsParquetIOManager
+from grid_guardian_assets.defs.resources import resources_for
 from grid_guardian_assets.elexon import ElexonClient
 from grid_guardian_assets.ingest import fetch_partition
 from grid_guardian_assets.replay.server import ReplayServer
@@ -39,11 +39,7 @@ def best_of(repeats: int, fn) -> tuple[float, object]:
 
 
 def materialise_week(server: ReplayServer, root: Path) -> float:
-    resources = {
-        "elexon": ElexonApiResource(base_url=server.base_url, limiter_db=str(root / "limiter.sqlite")),
-        "bmrs_storage": BmrsStorageResource(data_dir=str(root)),
-        "frames_io_manager": PolarsParquetIOManager(data_dir=str(root)),
-    }
+    resources = resources_for(server.base_url, root)
     days = days_between(dt.date(2018, 6, 4), dt.date(2018, 6, 10))
     started = time.perf_counter()
     with dg.instance_for_test() as instance:

@@ -6,14 +6,7 @@ import dagster as dg
 import pytest
 
 from grid_guardian_assets.definitions import defs
-from grid_guardian_assets.defs.resources import (
-    BmrsStorageResource,
-    ElexonApiResource,
-    GridResource,
-    ModelStoreResource,
-    PolarsParquetIOManager,
-    mlflow_resource,
-)
+from grid_guardian_assets.defs.resources import resources_for
 from grid_guardian_assets.replay.server import ReplayServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,17 +33,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 def test_resources(base_url: str, data_dir: Path, *, max_attempts: int = 3) -> dict[str, object]:
     """The code location's resources pointed at a replay server and a temporary data folder, with short backoff."""
-    return {
-        "elexon": ElexonApiResource(
-            base_url=base_url, max_attempts=max_attempts, backoff_base_s=0.01, backoff_max_s=0.05,
-            limiter_db=str(data_dir / "limiter.sqlite"),
-        ),
-        "bmrs_storage": BmrsStorageResource(data_dir=str(data_dir)),
-        "frames_io_manager": PolarsParquetIOManager(data_dir=str(data_dir)),
-        "grid": GridResource(network="gb29"),
-        "model_store": ModelStoreResource(root=str(data_dir / "models")),
-        "mlflow": mlflow_resource(f"sqlite:///{data_dir / 'mlflow.db'}"),
-    }
+    return resources_for(base_url, data_dir, max_attempts=max_attempts, backoff_base_s=0.01, backoff_max_s=0.05)
 
 
 test_resources.__test__ = False  # a helper, not a test

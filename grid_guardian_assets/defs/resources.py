@@ -133,3 +133,20 @@ def default_resources() -> dict[str, object]:
         "model_store": ModelStoreResource(),
         "mlflow": mlflow_resource(),
     }
+
+
+def resources_for(
+    base_url: str, data_dir: Path, *, network: str = "gb29", tracking_uri: str | None = None, **elexon: object
+) -> dict[str, object]:
+    """Every resource pointed at one API and one data folder (tests, benchmarks, scripted runs).
+
+    ``elexon`` overrides ``ElexonApiResource`` fields (e.g. short backoffs in tests).
+    """
+    return {
+        "elexon": ElexonApiResource(base_url=base_url, limiter_db=str(data_dir / "limiter.sqlite"), **elexon),
+        "bmrs_storage": BmrsStorageResource(data_dir=str(data_dir)),
+        "frames_io_manager": PolarsParquetIOManager(data_dir=str(data_dir)),
+        "grid": GridResource(network=network),
+        "model_store": ModelStoreResource(root=str(data_dir / "models")),
+        "mlflow": mlflow_resource(tracking_uri or f"sqlite:///{Path(data_dir).resolve() / 'mlflow.db'}"),
+    }
