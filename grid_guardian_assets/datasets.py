@@ -152,33 +152,25 @@ FREQ = DatasetSpec(
     description="System frequency spot readings (Hz).",
 )
 
-INDO = DatasetSpec(
-    code="INDO",
-    path="/datasets/INDO",
-    fields=_DEMAND_FIELDS,
-    required=("startTime", "settlementDate", "settlementPeriod", "demand"),
-    key=("settlementDate", "settlementPeriod"),
-    time_field="startTime",
-    per_period_group=(),
-    membership="settlement_date",
-    request_plan=_publish_time_plan,
-    value_fields=("demand",),
-    description="Initial national demand outturn (MW).",
-)
+def _demand_spec(code: str, description: str) -> DatasetSpec:
+    # INDO and ITSDO share fields, keys and request windows; only what they measure differs.
+    return DatasetSpec(
+        code=code,
+        path=f"/datasets/{code}",
+        fields=_DEMAND_FIELDS,
+        required=("startTime", "settlementDate", "settlementPeriod", "demand"),
+        key=("settlementDate", "settlementPeriod"),
+        time_field="startTime",
+        per_period_group=(),
+        membership="settlement_date",
+        request_plan=_publish_time_plan,
+        value_fields=("demand",),
+        description=description,
+    )
 
-ITSDO = DatasetSpec(
-    code="ITSDO",
-    path="/datasets/ITSDO",
-    fields=_DEMAND_FIELDS,
-    required=("startTime", "settlementDate", "settlementPeriod", "demand"),
-    key=("settlementDate", "settlementPeriod"),
-    time_field="startTime",
-    per_period_group=(),
-    membership="settlement_date",
-    request_plan=_publish_time_plan,
-    value_fields=("demand",),
-    description="Initial transmission system demand outturn (MW).",
-)
+
+INDO = _demand_spec("INDO", "Initial national demand outturn (MW).")
+ITSDO = _demand_spec("ITSDO", "Initial transmission system demand outturn (MW).")
 
 B1610 = DatasetSpec(
     code="B1610",

@@ -9,36 +9,25 @@ import polars as pl
 import pytest
 import torch
 
-from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, INTERCONNECTOR_BUSES, UnknownFuelTypeError, bus_mapping
 from grid_guardian_assets.grid.network import load_network, network_from_pandapower, reduced_network
 from grid_guardian_assets.grid.snapshots import NET_INJECTION, NODE_FEATURES, SnapshotInputError, build_snapshot_day
 from grid_guardian_assets.grid.temporal import snapshot_data, temporal_signal, topology_data
-from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.replay import recorded
+from grid_guardian_assets.replay.grid import bundled_inputs
 from grid_guardian_assets.replay.server import ReplayServer
-from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.store.snapshots import SnapshotStore
-from grid_guardian_assets.validation import frame_from_records, validate_partition
 from grid_guardian_tests.conftest import test_resources
 
 DAY = dt.date(2018, 3, 1)
 
 
-def validated(spec, day: dt.date, rows: list[dict]) -> pl.DataFrame:
-    report = validate_partition(spec, day, frame_from_records(spec, rows))
-    assert report.passed, report.summary()
-    return report.frame
-
-
 def inputs(day: dt.date) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    start, end = day_bounds_utc(day)
-    return (
-        validated(FUELHH, day, recorded.fuelhh_records(day)),
-        validated(INDO, day, synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2))),
-        validated(FREQ, day, synthetic.freq_records(start, end)),
-    )
+    frames = bundled_inputs(day)
+    assert frames is not None, f"bundled {day} fails validation"
+    return tuple(frames)
 
 
 def snapshots_for(day: dt.date, network_name: str = "gb29"):
