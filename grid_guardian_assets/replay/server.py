@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,17 @@ ROUTES: dict[str, tuple[Callable[[dict[str, list[str]]], Records], bool]] = {
 }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-response (a timeout, a `curl | head`) is routine, not a server fault.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            log.debug("replay client %s disconnected", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class ReplayServer:
     """The replay server, run in a background thread.
 
@@ -142,8 +154,7 @@ class ReplayServer:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
