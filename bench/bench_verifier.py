@@ -30,8 +30,6 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=273)
     parser.add_argument("--networks", nargs="+", default=["gb29", "gb2224"])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--max-batch-buses", type=int, default=10_000,
-                        help="days per batch = this // buses (32 days of 29 buses; 4 of 2,224 so that autograd fits in memory)")
     args = parser.parse_args()
     device = pick_device(args.device)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} CPU threads'})")
@@ -43,10 +41,10 @@ def main() -> None:
         sequences = contiguous_sequences(days)
         normaliser = Normaliser.fit(sequence_from_days(days))
         graph = GraphTensors.of(network, device)
-        batch_chunks = max(1, min(32, args.max_batch_buses // network.n_buses))
-        config = TrainConfig(epochs=1, hidden_channels=32, batch_chunks=batch_chunks)
+        config = TrainConfig(epochs=1, hidden_channels=32)
+        batch_chunks = max(1, min(config.batch_chunks, config.max_batch_buses // network.n_buses))
         periods = sum(len(s) for s in sequences)
-        _, history = train_model("gnn", sequences, normaliser, graph, config, device)
+        model, history = train_model("gnn", sequences, normaliser, graph, config, device)
         batched = history.epoch_seconds[0]
         # The baseline: the same model and loss, one day (one graph) per optimiser step.
         _, one_day_history = train_model("gnn", sequences, normaliser, graph, TrainConfig(epochs=1, hidden_channels=32, batch_chunks=1), device)
@@ -54,7 +52,6 @@ def main() -> None:
         print(f"{name} ({network.n_buses} buses): {len(days)} days, {periods:,} periods (snapshots built in {built:.0f} s)")
         print(f"  training epoch, {batch_chunks} days batched as one graph: {batched:.1f} s | one day at a time: "
               f"{baseline:.1f} s | ratio {baseline / batched:.1f}x")
-        model, _ = train_model("gnn", sequences[:1], normaliser, graph, TrainConfig(epochs=1, hidden_channels=32), device)
         detector = LearnedDetector("gnn", model, normaliser, config.warmup, graph)
         one_day = sequence_from_days(days[-1:])
         detector.raw_scores(one_day)  # warm-up
