@@ -9,7 +9,6 @@ Run: .venv/bin/python bench/bench_data_plane.py [--repeats 3]
 
 import argparse
 import datetime as dt
-import statistics
 import tempfile
 import time
 from pathlib import Path

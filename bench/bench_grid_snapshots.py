@@ -14,7 +14,6 @@ import multiprocessing
 import resource
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -7,9 +7,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from grid_guardian_assets.datasets import DatasetSpec  # noqa: E402
+from grid_guardian_assets.grid.network import GridNetwork  # noqa: E402
 
 
 def markdown_table(frame: pl.DataFrame, limit: int = 20) -> str:
@@ -59,10 +61,9 @@ def partition_plot(spec: DatasetSpec, frame: pl.DataFrame, title: str) -> str | 
     return _png_markdown(fig, title)
 
 
-def network_map(network, branch_value: "np.ndarray", bus_value: "np.ndarray", title: str) -> str:
+def network_map(network: "GridNetwork", branch_value: np.ndarray, bus_value: np.ndarray, title: str) -> str:
     """A markdown image of the network: branches coloured by ``branch_value`` (e.g. mean loading), buses by
     ``bus_value`` (e.g. mean net injection, MW). On real geography (WGS84) when the network has it."""
-    import numpy as np
     from matplotlib.collections import LineCollection
     from matplotlib.colors import TwoSlopeNorm
 

@@ -23,7 +23,7 @@ from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStor
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
-from grid_guardian_assets.verifier.pipeline import contiguous_sequences, load_detector, save_checkpoint, train_verifier
+from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.scoring import LearnedDetector
 from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_index, sequence_from_days
 from grid_guardian_assets.verifier.train import TrainConfig, train_model
@@ -225,7 +225,6 @@ def test_a_checkpoint_that_pickles_code_is_refused_even_with_a_matching_hash(tmp
 
 
 def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, data_dir: Path, instance: dg.DagsterInstance, replay) -> None:
-    network = reduced_network()
     snapshots = SnapshotStore(data_dir / "hdf5")
     for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
         snapshots.write_day(day)

@@ -8,7 +8,6 @@ import datetime as dt
 import email.utils
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

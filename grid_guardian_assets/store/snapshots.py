@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import h5py
-import numpy as np
 from filelock import FileLock
 
 from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, NODE_FEATURES, SnapshotDay
