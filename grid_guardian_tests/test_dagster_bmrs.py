@@ -64,7 +64,8 @@ def test_the_daily_job_builds_snapshots_after_their_inputs() -> None:
 def test_fuelhh_chain_stores_the_real_day(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
     result = materialize_chain("fuelhh", DAY, base_url=replay.base_url, data_dir=data_dir, instance=instance)
     assert result.success
-    assert check_evaluation(instance, "fuelhh").passed
+    evaluation = check_evaluation(instance, "fuelhh")
+    assert evaluation.passed and evaluation.metadata["partition"].value == "2018-03-01"
     stored = HDF5Store(data_dir / "hdf5").read_range(FUELHH, DAY, DAY)
     assert stored.height == 48 * 15
     store_mat = instance.get_latest_materialization_event(dg.AssetKey("fuelhh_store")).asset_materialization

@@ -24,6 +24,8 @@ def _time_range(spec: DatasetSpec, frame: pl.DataFrame) -> dict[str, str]:
 
 def _check_metadata(report: ValidationReport) -> dict[str, object]:
     meta: dict[str, object] = {
+        # Dagster records checks per asset, not per partition: say which settlement day this result is for.
+        "partition": report.day.isoformat(),
         "failures": report.failures.height,
         "exact_duplicates_dropped": report.exact_duplicates_dropped,
         "rows_outside_partition": report.rows_outside_partition,

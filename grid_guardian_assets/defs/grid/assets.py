@@ -121,6 +121,7 @@ def grid_snapshots(context: dg.AssetExecutionContext, grid: GridResource, bmrs_s
                 passed=unbalanced.height == 0,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
+                    "partition": day.isoformat(),
                     "unbalanced_periods": unbalanced.height,
                     "loss_ratio_min": float(snapshots.loss_ratio.min()),
                     "loss_ratio_max": float(snapshots.loss_ratio.max()),
