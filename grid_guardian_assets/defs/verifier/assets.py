@@ -111,10 +111,8 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         if not pointer.exists():
             raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise anomaly_benchmark first")
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
-        train_config = TrainConfig(
-            warmup=config.warmup, hidden_channels=config.hidden_channels, epochs=config.epochs, batch_chunks=config.batch_chunks,
-            learning_rate=config.learning_rate, seed=config.seed,
-        )
+        # The hyper-parameters the run config sets, by name; the rest keep TrainConfig's defaults.
+        train_config = TrainConfig(**{k: v for k, v in config.model_dump().items() if k in TrainConfig.__dataclass_fields__})
         device = pick_device(config.device)
         mlflow.log_params({**train_config.to_dict(), "network": network.name, "device": str(device), "train_start": config.start,
                            "train_end": config.end, "benchmark_version": benchmark.version, "false_alarm_rate": config.false_alarm_rate})
