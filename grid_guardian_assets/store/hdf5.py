@@ -146,13 +146,11 @@ def _read_columns(group: h5py.Group, names: list[str], rows: slice = slice(None)
 def _read_days(group: h5py.Group) -> pl.DataFrame:
     days = group["days"]
     return pl.DataFrame(
-        {
-            "date": days["date"][()].astype(np.int32),
-            "rows": days["rows"][()].astype(np.int64),
-            "sha256": pl.Series(days["sha256"][()]).cast(pl.Binary).cast(pl.Utf8),
-            "written_at": pl.Series(days["written_at"][()]).cast(pl.Binary).cast(pl.Utf8),
-            "writer": pl.Series(days["writer"][()]).cast(pl.Binary).cast(pl.Utf8),
-        }
+        [
+            pl.Series("date", days["date"][()].astype(np.int32)),
+            pl.Series("rows", days["rows"][()].astype(np.int64)),
+            *(_decode(name, days[name][()], "str", None) for name in ("sha256", "written_at", "writer")),
+        ]
     )
 
 

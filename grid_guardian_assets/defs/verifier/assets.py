@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource, ModelStoreResource
+from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.store.snapshots import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark, build_benchmark
@@ -100,7 +100,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     mlflow = context.resources.mlflow
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
-    model_store: ModelStoreResource = context.resources.model_store
+    store = context.resources.model_store.store()
     # dagster-mlflow opens a run when the resource starts; close it here, or the next run in this process
     # (a sensor-launched retrain, a test) would log into it.
     try:
@@ -129,14 +129,14 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         table = benchmark_table(trained, network, benchmark)
         f1 = {name: overall_f1(table, name) for name in ("GNN verifier", "per-bus GRU", "3-sigma")}
         metrics = {"f1_gnn": f1["GNN verifier"], "f1_gru": f1["per-bus GRU"], "f1_three_sigma": f1["3-sigma"], "final_loss": trained.losses[-1]}
-        checkpoint = save_checkpoint(model_store.store(), trained, network, {**metrics, "table": table.to_dicts()}, benchmark.version)
+        checkpoint = save_checkpoint(store, trained, network, {**metrics, "table": table.to_dicts()}, benchmark.version)
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             table_path = Path(tmp) / "benchmark_f1_by_type.csv"
             table.write_csv(table_path)
             mlflow.log_artifact(str(table_path))
-        mlflow.log_artifact(str(model_store.store().root / checkpoint.version / "model.pt"), artifact_path="checkpoint")
-        mlflow.log_artifact(str(model_store.store().root / checkpoint.version / "meta.json"), artifact_path="checkpoint")
+        for name in ("model.pt", "meta.json"):
+            mlflow.log_artifact(str(store.root / checkpoint.version / name), artifact_path="checkpoint")
         mlflow.set_tag("checkpoint_version", checkpoint.version)
     except BaseException:
         mlflow.end_run(status="FAILED")
@@ -145,7 +145,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     mlflow.end_run()
     passed = f1["GNN verifier"] > f1["3-sigma"]
     if passed:
-        model_store.store().promote(checkpoint.version)
+        store.promote(checkpoint.version)
     summary = table.filter(table["type"] == "overall").select("detector", "precision", "recall", "f1", "mean_delay_periods")
     yield dg.MaterializeResult(
         metadata={
