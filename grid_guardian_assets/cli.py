@@ -17,6 +17,8 @@ store_app = typer.Typer(help="Read the validated BMRS stores.", no_args_is_help=
 replay_app = typer.Typer(help="The local server that answers like the Elexon Insights API.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 app.add_typer(replay_app, name="replay")
+stream_app = typer.Typer(help="The live path: Kafka -> GNN -> Redis.", no_args_is_help=True)
+app.add_typer(stream_app, name="stream")
 
 # Fields the store keeps for provenance but an analyst rarely wants in a table.
 _BOOKKEEPING_FIELDS = ("dataset", "publishTime")
@@ -83,6 +85,146 @@ def replay_serve(
         pass
     finally:
         server.stop()
+
+
+def _logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@stream_app.command("run")
+def stream_run(
+    max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until SIGTERM).")] = None,
+    max_messages: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Messages per batch (one Redis transaction, one offset commit).")] = 500,
+    group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
+    network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",
+    models: Annotated[Optional[Path], typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (default: $GRID_GUARDIAN_DATA_DIR or ~/.grid_guardian).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each model swap and DLQ record.")] = False,
+) -> None:
+    """Score BMRS readings from Kafka ($KAFKA_BOOTSTRAP_SERVERS) into Redis ($REDIS_URL) until stopped."""
+    import json
+
+    from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
+    from grid_guardian_assets.stream.metrics import StreamMetrics
+
+    _logging(verbose)
+    root = data_dir or default_data_dir()
+    config = StreamConfig(group_id=group, network=network, model_root=models or root / "models", cache_dir=root / "cache",
+                          batch_size=batch_size)
+    metrics = StreamMetrics()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    summary = InferenceJob(config, metrics).run(max_seconds=max_seconds, max_messages=max_messages)
+    typer.echo(json.dumps(summary.as_metadata()))
+
+
+@stream_app.command("replay")
+def stream_replay(
+    start: Annotated[str, typer.Option(help="First settlement day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last settlement day (inclusive).")],
+    datasets: Annotated[str, typer.Option(help="Comma-separated dataset codes.")] = "FUELHH,INDO,FREQ",
+    speed: Annotated[str, typer.Option(help="max (as fast as possible), realtime, or a factor such as 60.")] = "max",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder with the HDF5 stores.")] = None,
+) -> None:
+    """Publish stored HDF5 partitions to the BMRS topics in publication order (a backtest through the live path)."""
+    from confluent_kafka import Producer
+
+    from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
+    from grid_guardian_assets.stream.producers import replay_store
+
+    try:
+        specs = [dataset_spec(code.strip()) for code in datasets.split(",") if code.strip()]
+        first, last = parse_day(start), parse_day(end)
+        factor = None if speed == "max" else 1.0 if speed == "realtime" else float(speed)
+        if factor is not None and factor <= 0:
+            raise ValueError(f"--speed must be positive, got {speed}")
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0]) if exc.args else str(exc))
+    settings = KafkaSettings.from_env()
+    ensure_topics(settings)
+    store = HDF5Store((data_dir or default_data_dir()) / "hdf5")
+    summary = replay_store(store, Producer(settings.producer_config()), specs, first, last, speed=factor)
+    if summary.records == 0:
+        _fail(f"no stored rows of {datasets} for {first}..{last} in {store.root}")
+    typer.echo(f"published {summary.records} records ({summary.first}..{summary.last}) in {summary.seconds:.1f} s")
+
+
+@stream_app.command("poll")
+def stream_poll(
+    rounds: Annotated[Optional[int], typer.Option(help="Stop after this many rounds (default: poll until interrupted).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 30.0,
+    as_of: Annotated[Optional[str], typer.Option(help="Poll as if the time were this ISO 8601 UTC instant (replays).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (the published-keys table lives there).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Publish new FREQ, FUELHH and INDO records from the Insights API ($ELEXON_API_BASE_URL) every 30 s."""
+    import datetime as dt
+    import os
+
+    from confluent_kafka import Producer
+
+    from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, ElexonClient
+    from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
+    from grid_guardian_assets.stream.producers import LivePoller, PublishedKeys
+
+    _logging(verbose)
+    clock = None
+    if as_of:
+        try:
+            fixed = dt.datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"--as-of {as_of!r} is not an ISO 8601 time")
+        if fixed.tzinfo is None:
+            _fail(f"--as-of {as_of!r} needs a time zone (e.g. a trailing Z)")
+        offset = fixed - dt.datetime.now(dt.timezone.utc)
+        clock = lambda: dt.datetime.now(dt.timezone.utc) + offset  # noqa: E731
+    root = data_dir or default_data_dir()
+    settings = KafkaSettings.from_env()
+    ensure_topics(settings)
+    client = ElexonClient(os.environ.get("ELEXON_API_BASE_URL", DEFAULT_BASE_URL), limiter_db=root / "elexon_rate_limit.sqlite")
+    keys = PublishedKeys(root / "live_poller_keys.sqlite")
+    try:
+        LivePoller(client, Producer(settings.producer_config()), keys, clock=clock, interval_s=interval).run(rounds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        keys.close()
+        client.close()
+
+
+@stream_app.command("broker")
+def stream_broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9092) -> None:
+    """Run the local Kafka-protocol broker (tansu, in memory) in the foreground, for the demo and development."""
+    import time
+
+    from grid_guardian_assets.stream.local import LocalBroker
+
+    with LocalBroker(port) as broker:
+        typer.echo(f"tansu listening on {broker.bootstrap_servers} (in-memory: nothing survives a restart)", err=True)
+        try:
+            while broker.process and broker.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+@stream_app.command("alerts")
+def stream_alerts(count: Annotated[int, typer.Option(help="How many of the newest alerts.")] = 20) -> None:
+    """Print the newest alerts of the Redis stream ``alerts`` ($REDIS_URL), one JSON object per line."""
+    import json
+    import os
+
+    import redis
+
+    from grid_guardian_assets.stream.job import DEFAULT_REDIS_URL
+
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    for entry_id, fields in reversed(client.xrevrange("alerts", count=count)):
+        typer.echo(json.dumps({"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}))
 
 
 @app.command("demo")

@@ -1,4 +1,4 @@
-"""Resources shared by every stage: the Elexon Insights API and the BMRS data folder."""
+"""Resources shared by every stage: the Elexon Insights API, the data folder, models, Kafka and Redis."""
 
 import os
 from pathlib import Path
@@ -11,6 +11,7 @@ from grid_guardian_assets.config import DATA_DIR_ENV, default_data_dir
 from grid_guardian_assets.grid.network import GridNetwork, load_network
 from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, DEFAULT_REQUESTS_PER_MINUTE, ElexonClient
 from grid_guardian_assets.store.hdf5 import HDF5Store
+from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings
 from grid_guardian_assets.store.raw_archive import RawArchive
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 
@@ -101,6 +102,26 @@ class ModelStoreResource(dg.ConfigurableResource):
         return ModelStore(Path(self.root).expanduser() if self.root else default_data_dir() / "models")
 
 
+class KafkaResource(dg.ConfigurableResource):
+    """The Kafka cluster of the live path (``KAFKA_*`` variables; SASL/SCRAM credentials in production)."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(self.bootstrap_servers, self.security_protocol, self.sasl_mechanism, self.sasl_username,
+                             self.sasl_password)
+
+
+class RedisResource(dg.ConfigurableResource):
+    """Where scores and alerts go (``REDIS_URL``, e.g. ``redis://:password@redis:6379/0``)."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+
+
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else a SQLite store under the Dagster home (or the data folder)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -132,11 +153,26 @@ def default_resources() -> dict[str, object]:
         "grid": GridResource(network=_env_or("GRID_GUARDIAN_NETWORK", "gb29")),
         "model_store": ModelStoreResource(),
         "mlflow": mlflow_resource(),
+        "kafka": KafkaResource(
+            bootstrap_servers=_env_or("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP),
+            security_protocol=_env_or("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            sasl_mechanism=_env_or("KAFKA_SASL_MECHANISM", ""),
+            sasl_username=_env_or("KAFKA_SASL_USERNAME", ""),
+            sasl_password=_env_or("KAFKA_SASL_PASSWORD", ""),
+        ),
+        "redis": RedisResource(url=_env_or("REDIS_URL", "redis://127.0.0.1:6379/0")),
     }
 
 
 def resources_for(
-    base_url: str, data_dir: Path, *, network: str = "gb29", tracking_uri: str | None = None, **elexon: object
+    base_url: str,
+    data_dir: Path,
+    *,
+    network: str = "gb29",
+    tracking_uri: str | None = None,
+    kafka_bootstrap: str = DEFAULT_BOOTSTRAP,
+    redis_url: str = "redis://127.0.0.1:6379/0",
+    **elexon: object,
 ) -> dict[str, object]:
     """Every resource pointed at one API and one data folder (tests, benchmarks, scripted runs).
 
@@ -149,4 +185,6 @@ def resources_for(
         "grid": GridResource(network=network),
         "model_store": ModelStoreResource(root=str(data_dir / "models")),
         "mlflow": mlflow_resource(tracking_uri or f"sqlite:///{Path(data_dir).resolve() / 'mlflow.db'}"),
+        "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap),
+        "redis": RedisResource(url=redis_url),
     }

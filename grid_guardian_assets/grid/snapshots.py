@@ -100,34 +100,14 @@ def build_snapshot_day(
     t_count = len(periods)
     _require(fuelhh, "FUELHH", day, t_count)
     _require(indo, "INDO", day, t_count)
-    network = mapping.network
     wide = fuelhh.pivot(on="fuelType", index="settlementPeriod", values="generation", aggregate_function="first").sort("settlementPeriod")
-    fuels = [c for c in wide.columns if c != "settlementPeriod"]
-    national = {f: wide[f].fill_null(0).to_numpy().astype(float) for f in fuels}
-
-    n = network.n_buses
-    gen = np.zeros((t_count, n, len(GENERATION_FUELS)))
-    net_import = np.zeros((t_count, n))
-    for fuel, series in national.items():
-        weights = mapping.weights(fuel)  # an unknown fuel type raises, never drops
-        if fuel.startswith("INT"):
-            net_import += np.outer(series, weights)
-        else:
-            gen[:, :, GENERATION_FUELS.index(fuel)] += np.outer(series, weights)
-    supply = sum(national.values())
+    national = {f: wide[f].fill_null(0).to_numpy().astype(float) for f in wide.columns if f != "settlementPeriod"}
     demand_national = indo.sort("settlementPeriod")["demand"].to_numpy().astype(float)
-    demand = np.outer(demand_national, mapping.demand_weights)
-    losses = np.outer(supply - demand_national, mapping.demand_weights)
-    injection = gen.sum(axis=2) + net_import - demand - losses
-    dc = flow.solve(injection)
-
-    node = np.concatenate([gen, net_import[..., None], demand[..., None], injection[..., None]], axis=2)
-    susceptance = np.broadcast_to(flow.susceptance_pu, (t_count, network.n_branches))
-    edge = np.stack([susceptance, dc.flow_mw, dc.loading], axis=2)
+    node, edge, supply = period_arrays(mapping, flow, national, demand_national)
     starts = np.array([int(p.start.timestamp() * 1_000_000) for p in periods])
     return SnapshotDay(
         day=day,
-        network=network.name,
+        network=mapping.network.name,
         periods=np.array([p.number for p in periods]),
         start_us=starts,
         node_features=node.astype(np.float32),
@@ -136,6 +116,38 @@ def build_snapshot_day(
         supply_mw=supply,
         demand_mw=demand_national,
     )
+
+
+def period_arrays(
+    mapping: BusMapping, flow: DCPowerFlow, national: dict[str, np.ndarray], demand_national: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Node features ``(T, N, F)``, edge features ``(T, E, 3)`` and national supply ``(T,)`` of ``T`` periods.
+
+    Args:
+        mapping: How national signals spread over the buses.
+        flow: The DC power flow of the same network.
+        national: ``{fuelType: (T,) MW}`` FUELHH generation (interconnectors as ``INT*``; negative = export).
+        demand_national: ``(T,)`` INDO demand, MW.
+    """
+    network = mapping.network
+    t_count, n = len(demand_national), network.n_buses
+    gen = np.zeros((t_count, n, len(GENERATION_FUELS)))
+    net_import = np.zeros((t_count, n))
+    for fuel, series in national.items():
+        weights = mapping.weights(fuel)  # an unknown fuel type raises, never drops
+        if fuel.startswith("INT"):
+            net_import += np.outer(series, weights)
+        else:
+            gen[:, :, GENERATION_FUELS.index(fuel)] += np.outer(series, weights)
+    supply = sum(national.values(), np.zeros(t_count))
+    demand = np.outer(demand_national, mapping.demand_weights)
+    losses = np.outer(supply - demand_national, mapping.demand_weights)
+    injection = gen.sum(axis=2) + net_import - demand - losses
+    dc = flow.solve(injection)
+    node = np.concatenate([gen, net_import[..., None], demand[..., None], injection[..., None]], axis=2)
+    susceptance = np.broadcast_to(flow.susceptance_pu, (t_count, network.n_branches))
+    edge = np.stack([susceptance, dc.flow_mw, dc.loading], axis=2)
+    return node, edge, supply
 
 
 def _mean_frequency(freq: pl.DataFrame | None, periods: list) -> np.ndarray:

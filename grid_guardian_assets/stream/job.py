@@ -1,0 +1,324 @@
+"""The long-running inference job: Kafka → validation → rules and GNN → Redis, committing only what is stored.
+
+Each loop: consume up to ``batch_size`` messages; parse and validate them (failures go to ``bmrs.dlq`` with the
+error and the original bytes); turn readings into findings; write findings and the job's state to Redis in one
+transaction (retried while Redis is away); make sure the DLQ records are delivered; then commit the offsets after
+the last message of each partition. Between batches the job picks up a newly promoted checkpoint.
+"""
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.network import load_network
+from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_topics
+from grid_guardian_assets.stream.messages import DLQ_TOPIC, Origin, RawMessage, Rejected, parse_messages, spec_for_topic
+from grid_guardian_assets.stream.metrics import StreamMetrics
+from grid_guardian_assets.stream.processor import LiveProcessor
+from grid_guardian_assets.stream.redis_sink import RedisSink
+from grid_guardian_assets.stream.rules import Finding, branch_limits
+from grid_guardian_assets.stream.scorer import LiveScorer
+from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
+from grid_guardian_assets.verifier.pipeline import load_detector
+
+log = logging.getLogger("grid_guardian.stream")
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Fault injection for tests: exit hard after the Nth batch is stored in Redis and before its offsets are committed.
+CRASH_AFTER_STORE_ENV = "GRID_GUARDIAN_STREAM_CRASH_AFTER_STORE"
+_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+@dataclass
+class StreamConfig:
+    """What the job connects to and how it batches.
+
+    Attributes:
+        kafka: Broker settings (``KAFKA_*``).
+        redis_url: ``$REDIS_URL`` (``redis://:password@host:port/db``).
+        group_id: The consumer group; its committed offsets are the job's progress.
+        topics: Topics to read.
+        network: Grid model the readings are mapped onto (must match the checkpoint's).
+        model_root: The model store whose promoted checkpoint scores periods (``None``: rules only).
+        cache_dir: Where derived tables (branch limits) are cached.
+        batch_size: Messages per batch (one Redis transaction, one commit).
+        poll_timeout_s: How long one poll waits for messages.
+        fuel_settle_s: Quiet seconds after which a period's FUELHH counts as complete.
+        model_check_s: How often the promoted checkpoint is looked up.
+        redis_retry_s: How long a batch's Redis write is retried before the job gives up (nothing is committed).
+    """
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    group_id: str = "grid-guardian-live"
+    topics: tuple[str, ...] = ALL_TOPICS
+    network: str = "gb29"
+    model_root: Path | None = None
+    cache_dir: Path | None = None
+    batch_size: int = 500
+    poll_timeout_s: float = 0.1
+    fuel_settle_s: float = 5.0
+    model_check_s: float = 2.0
+    redis_retry_s: float = 120.0
+    stream_maxlen: int = 100_000
+
+
+@dataclass
+class StreamSummary:
+    """What one run of the job did."""
+
+    messages: int = 0
+    readings: int = 0
+    rejected: int = 0
+    alerts: int = 0
+    batches: int = 0
+    model_versions: list[str] = field(default_factory=list)
+    alerts_by_source: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seconds: float = 0.0
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "messages": self.messages, "readings": self.readings, "rejected_to_dlq": self.rejected,
+            "alerts": self.alerts, "batches": self.batches, "seconds": round(self.seconds, 1),
+            "model_versions": ", ".join(self.model_versions) or "none (physics rules only)",
+            "alerts_by_source": dict(self.alerts_by_source),
+        }
+
+
+class InferenceJob:
+    """Consumes the BMRS topics and keeps Redis's scores and alerts up to date until told to stop.
+
+    Args:
+        config: Connections and batching.
+        metrics: Prometheus metrics (a fresh registry when omitted).
+    """
+
+    def __init__(self, config: StreamConfig, metrics: StreamMetrics | None = None):
+        self.config = config
+        self.metrics = metrics or StreamMetrics()
+        self.stop_event = threading.Event()
+        network = load_network(config.network)
+        self.mapping, self.flow = bus_mapping(network), DCPowerFlow(network)
+        self.limits = branch_limits(self.mapping, self.flow, config.cache_dir)
+        self.models = ModelStore(config.model_root) if config.model_root else None
+        self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, fuel_settle_s=config.fuel_settle_s)
+        self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self.sink = RedisSink(self.redis, f"live:state:{config.group_id}", config.stream_maxlen)
+        self._last_model_check = 0.0
+        self._consumed_next: dict[tuple[str, int], int] = {}
+        self._committed_next: dict[tuple[str, int], int] = {}
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def _promoted_scorer(self) -> LiveScorer | None:
+        if self.models is None:
+            return None
+        version = self.models.promoted()
+        if version is None or (self.processor.scorer and self.processor.scorer.version == version):
+            return None
+        try:
+            detector, calibration = load_detector(self.models.load(version), self.mapping.network)
+        except (CheckpointError, ValueError, KeyError) as exc:
+            log.error("promoted checkpoint %s cannot be used, keeping %s: %s", version, self.processor.model_version, exc)
+            return None
+        return LiveScorer(detector, calibration, version)
+
+    def refresh_model(self, force: bool = False) -> bool:
+        """Switch to a newly promoted checkpoint (between batches); True when it switched."""
+        now = time.monotonic()
+        if not force and now - self._last_model_check < self.config.model_check_s:
+            return False
+        self._last_model_check = now
+        scorer = self._promoted_scorer()
+        if scorer is None:
+            return False
+        previous = self.processor.model_version
+        self.processor.swap(scorer)
+        log.info("scoring with checkpoint %s (was %s)", scorer.version, previous)
+        return True
+
+    # --- one batch --------------------------------------------------------------------------------------------
+    def _split(self, messages: list[Message]) -> tuple[dict[str, list[RawMessage]], list[Rejected]]:
+        by_topic: dict[str, list[RawMessage]] = defaultdict(list)
+        rejected = []
+        for m in messages:
+            origin = Origin(m.topic(), m.partition(), m.offset())
+            raw = RawMessage(origin, m.key(), m.value())
+            if spec_for_topic(m.topic()) is None:
+                rejected.append(Rejected(origin, raw.key, raw.value, f"topic {m.topic()} is not a BMRS dataset topic"))
+            else:
+                by_topic[m.topic()].append(raw)
+        return by_topic, rejected
+
+    def process(self, messages: list[Message]) -> tuple[list[Finding], list[Rejected], int]:
+        """Findings, rejections and the count of readings of one batch (no I/O)."""
+        by_topic, rejected = self._split(messages)
+        readings = []
+        for topic, raws in by_topic.items():
+            good, bad = parse_messages(spec_for_topic(topic), raws)
+            rejected.extend(bad)
+            for reading in good:
+                problem = self.processor.check(reading)
+                if problem:
+                    rejected.append(Rejected(reading.origin, None, None, problem))
+                else:
+                    readings.append(reading)
+        started = time.perf_counter()
+        findings = self.processor.add(readings)
+        if self.processor.scorer is not None and findings:
+            self.metrics.inference_latency_ms.observe((time.perf_counter() - started) * 1000 / max(1, len(findings)))
+        return findings, rejected, len(readings)
+
+    def _store(self, findings: list[Finding]) -> list[Finding]:
+        for attempt in Retrying(
+            retry=retry_if_exception_type(_REDIS_ERRORS),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(self.config.redis_retry_s),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                return self.sink.write(findings, self.processor.state())
+        raise AssertionError("unreachable")
+
+    def _dead_letter(self, producer: Producer, rejected: list[Rejected]) -> None:
+        for r in rejected:
+            log.warning("message %s sent to %s: %s", r.origin, DLQ_TOPIC, r.error)
+            producer.produce(DLQ_TOPIC, key=r.key, value=r.dlq_value(),
+                             headers=[("error", r.error.encode()[:1000]), ("source", str(r.origin).encode())])
+            self.metrics.dlq.labels(r.origin.topic).inc()
+        if rejected and producer.flush(30) > 0:
+            raise RuntimeError(f"{DLQ_TOPIC}: dead letters not delivered within 30 s; offsets not committed")
+
+    def _commit(self, consumer: Consumer, messages: list[Message]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for m in messages:
+            last[(m.topic(), m.partition())] = max(last.get((m.topic(), m.partition()), -1), m.offset())
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        consumer.commit(offsets=offsets, asynchronous=False)
+        for (t, p), o in last.items():
+            self._committed_next[(t, p)] = o + 1
+            self._consumed_next[(t, p)] = max(self._consumed_next.get((t, p), 0), o + 1)
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        for (topic, partition), committed in self._committed_next.items():
+            try:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            except KafkaException:
+                high = -1
+            end = max(high, self._consumed_next.get((topic, partition), committed))
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, end - committed))
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+    def run(self, max_seconds: float | None = None, max_messages: int | None = None, handle_sigterm: bool = True) -> StreamSummary:
+        """Consume until ``stop()``, SIGTERM, ``max_seconds`` or ``max_messages``; the last batch is committed first.
+
+        ``handle_sigterm=False`` leaves signals to the host (Dagster's run worker interrupts the op itself; the
+        uncommitted batch is then consumed again by the next run, which changes nothing in Redis).
+        """
+        ensure_topics(self.config.kafka, (*self.config.topics, DLQ_TOPIC))
+        state = self._load_state()
+        self.refresh_model(force=True)
+        if self.processor.scorer is None:
+            log.warning("no promoted checkpoint in %s: scoring with physics rules only", self.config.model_root)
+        if state:
+            self.processor.load_state(state)
+        summary = StreamSummary()
+        consumer = Consumer(self.config.kafka.consumer_config(self.config.group_id))
+        producer = Producer(self.config.kafka.producer_config())
+        consumer.subscribe(list(self.config.topics))
+        crash_after = int(os.environ.get(CRASH_AFTER_STORE_ENV, "0") or 0)
+        restore = self._install_sigterm() if handle_sigterm else (lambda: None)
+        started = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    break
+                want = self.config.batch_size
+                if max_messages is not None:
+                    want = min(want, max_messages - summary.messages)
+                    if want <= 0:
+                        break
+                batch = [m for m in consumer.consume(want, self.config.poll_timeout_s) if self._usable(m)]
+                if batch:
+                    findings, rejected, n_readings = self.process(batch)
+                else:
+                    findings, rejected, n_readings = self.processor.tick(), [], 0
+                    if not findings:
+                        self._if_model_changed(summary)
+                        continue
+                alerts = self._store(findings)
+                if crash_after and summary.batches + 1 >= crash_after:
+                    os._exit(99)  # test hook: stored, not committed
+                self._dead_letter(producer, rejected)
+                if batch:
+                    self._commit(consumer, batch)
+                self._account(summary, batch, rejected, n_readings, alerts)
+                self._update_lag(consumer)
+                self._if_model_changed(summary)
+        finally:
+            restore()
+            consumer.close()
+            producer.flush(10)
+            summary.seconds = time.monotonic() - started
+        return summary
+
+    def _if_model_changed(self, summary: StreamSummary) -> None:
+        if self.refresh_model() or (self.processor.scorer and not summary.model_versions):
+            if self.processor.scorer and self.processor.model_version not in summary.model_versions:
+                summary.model_versions.append(self.processor.model_version)
+
+    def _load_state(self) -> dict | None:
+        for attempt in Retrying(retry=retry_if_exception_type(_REDIS_ERRORS), wait=wait_exponential(0.2, max=5),
+                                stop=stop_after_delay(self.config.redis_retry_s), reraise=True):
+            with attempt:
+                return self.sink.load_state()
+        return None
+
+    @staticmethod
+    def _usable(message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.code() != KafkaError._PARTITION_EOF:
+            log.warning("Kafka: %s", error)
+        return False
+
+    def _account(self, summary: StreamSummary, batch: list[Message], rejected: list[Rejected],
+                 n_readings: int, alerts: list[Finding]) -> None:
+        summary.batches += 1
+        summary.messages += len(batch)
+        summary.readings += n_readings
+        summary.rejected += len(rejected)
+        summary.alerts += len(alerts)
+        for m in batch:
+            spec = spec_for_topic(m.topic())
+            self.metrics.messages_processed.labels(spec.code if spec else m.topic()).inc()
+        for f in alerts:
+            summary.alerts_by_source[f.source] += 1
+            self.metrics.alerts.labels(f.source).inc()
+
+    def _install_sigterm(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum, frame):  # noqa: ARG001
+            log.info("SIGTERM: finishing the current batch, then stopping")
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def stop(self) -> None:
+        self.stop_event.set()

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the live path (one registry per process, served on ``--metrics-port`` when asked)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class StreamMetrics:
+    """The live job's and the poller's metrics, in their own registry (so tests and jobs never collide)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        self.inference_latency_ms = Histogram(
+            "gnn_inference_latency_ms", "Time to score one settlement period with the GNN verifier (ms)",
+            buckets=(0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000), registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "kafka_consumer_lag", "Records not yet committed by the group, per partition: from the group's own "
+            "committed offsets and the highest offset seen (a lower bound where the broker under-reports watermarks)",
+            ["topic", "partition"], registry=self.registry,
+        )
+        self.messages_processed = Counter(
+            "messages_processed_total", "Kafka messages processed (stored or sent to the DLQ)", ["dataset"], registry=self.registry
+        )
+        self.alerts = Counter("alerts_total", "Alerts written to Redis", ["source"], registry=self.registry)
+        self.dlq = Counter("dlq_total", "Messages sent to the dead-letter topic", ["topic"], registry=self.registry)
+        self.api_requests = Counter(
+            "bmrs_api_requests_total", "Insights API requests made by the live poller", ["dataset", "outcome"], registry=self.registry
+        )
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Expose ``/metrics`` on ``addr:port`` for Prometheus to scrape."""
+        start_http_server(port, addr=addr, registry=self.registry)

@@ -1,0 +1,66 @@
+"""Shared pieces of the live-path tests: real brokers and Redis servers, records, and reading the results."""
+
+import datetime as dt
+import json
+
+import redis
+from confluent_kafka import Producer
+
+from grid_guardian_assets.datasets import FREQ, DatasetSpec
+from grid_guardian_assets.stream.kafka import KafkaSettings
+from grid_guardian_assets.stream.messages import encode_record, topic_for
+
+T0 = dt.datetime(2024, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def freq_records(start: dt.datetime, values: list[float], step_s: int = 15) -> list[dict]:
+    return [
+        {"dataset": "FREQ", "measurementTime": (start + dt.timedelta(seconds=i * step_s)).strftime("%Y-%m-%dT%H:%M:%SZ"), "frequency": v}
+        for i, v in enumerate(values)
+    ]
+
+
+def excursion(normal: int = 40, low: int = 6) -> list[float]:
+    """``normal`` calm samples, then a dip below 49.8 Hz (not below 49.5), then recovery, ramping slowly."""
+    calm = [50.0 + 0.02 * ((i % 5) - 2) for i in range(normal)]
+    dip = [49.95, 49.9, 49.85, *([49.7] * low), 49.75, 49.85, 49.95]
+    return calm + dip
+
+
+def produce(bootstrap: str, spec: DatasetSpec, records: list[dict]) -> None:
+    producer = Producer(KafkaSettings(bootstrap_servers=bootstrap).producer_config())
+    for record in records:
+        key, value = encode_record(spec, record)
+        producer.produce(topic_for(spec), key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer(KafkaSettings(bootstrap_servers=bootstrap).producer_config())
+    for value in values:
+        producer.produce(topic, value=value)
+    assert producer.flush(30) == 0
+
+
+def stream_alerts(client: redis.Redis) -> list[dict]:
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange("alerts")]
+
+
+def timeline(client: redis.Redis) -> dict[str, float]:
+    return {m.decode(): s for m, s in client.zrange("anomaly:timeline", 0, -1, withscores=True)}
+
+
+
+def dlq_records(bootstrap: str, expect: int, timeout_s: float = 20.0) -> list[dict]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**KafkaSettings(bootstrap_servers=bootstrap).consumer_config("dlq-reader")})
+    consumer.subscribe(["bmrs.dlq"])
+    out = []
+    deadline = dt.datetime.now() + dt.timedelta(seconds=timeout_s)
+    while len(out) < expect and dt.datetime.now() < deadline:
+        for m in consumer.consume(10, 0.5):
+            if m.error() is None:
+                out.append(json.loads(m.value()))
+    consumer.close()
+    return out

@@ -1,0 +1,414 @@
+"""The live path with real servers: tansu (a Kafka-protocol broker) and redis-server, started per test."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import torch
+
+from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.network import reduced_network
+from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.replay.grid import bundled_snapshot_days
+from grid_guardian_assets.settlement import day_bounds_utc
+from grid_guardian_assets.stream.job import CRASH_AFTER_STORE_ENV, InferenceJob, StreamConfig
+from grid_guardian_assets.stream.kafka import KafkaSettings
+from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
+from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
+from grid_guardian_assets.stream.processor import LiveProcessor
+from grid_guardian_assets.stream.rules import BranchLimits, frequency_findings
+from grid_guardian_assets.stream.scorer import LiveScorer, PeriodInput
+from grid_guardian_assets.verifier.checkpoints import ModelStore
+from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
+from grid_guardian_assets.verifier.sequences import sequence_from_days
+from grid_guardian_assets.verifier.train import TrainConfig
+from grid_guardian_tests.stream_helpers import (
+    T0,
+    dlq_records,
+    excursion,
+    freq_records,
+    produce,
+    produce_raw,
+    stream_alerts,
+    timeline,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = TrainConfig(warmup=4, hidden_channels=8, epochs=1, batch_chunks=4, seed=3)
+DAY = dt.date(2018, 3, 6)
+
+
+@pytest.fixture
+def broker():
+    with LocalBroker() as b:
+        yield b
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    server = LocalRedis(directory=tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def model_root(tmp_path_factory) -> Path:
+    """A model store with a promoted tiny checkpoint trained on 2018-03-01..05 (and a second, unpromoted one)."""
+    network = reduced_network()
+    root = tmp_path_factory.mktemp("models")
+    store = ModelStore(root)
+    days = bundled_snapshot_days(network, dt.date(2018, 3, 1), dt.date(2018, 3, 5))
+    for seed in (3, 4):
+        config = TrainConfig(**{**TINY.to_dict(), "seed": seed})
+        trained = train_verifier(network, days, config, calibration_days=2, device=torch.device("cpu"))
+        checkpoint = save_checkpoint(store, trained, network, {"seed": seed}, "test")
+        if seed == 3:
+            store.promote(checkpoint.version)
+    return root
+
+
+def config_for(broker: LocalBroker, redis_server: LocalRedis, tmp_path: Path, **kw) -> StreamConfig:
+    return StreamConfig(kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers), redis_url=redis_server.url,
+                        cache_dir=tmp_path / "cache", **kw)
+
+
+def day_records(day: dt.date) -> dict:
+    start, end = day_bounds_utc(day)
+    return {
+        "FUELHH": recorded.fuelhh_records(day),
+        "INDO": [r for r in synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2)) if r["settlementDate"] == day.isoformat()],
+        "FREQ": synthetic.freq_records(start, end),
+    }
+
+
+SPECS = {"FUELHH": FUELHH, "INDO": INDO, "FREQ": FREQ}
+
+
+# --- units: no servers ------------------------------------------------------------------------------------------
+def test_live_scores_equal_the_batch_detectors_scores(model_root: Path) -> None:
+    network = reduced_network()
+    store = ModelStore(model_root)
+    detector, calibration = load_detector(store.load(store.promoted()), network)
+    day = bundled_snapshot_days(network, DAY, DAY)[0]
+    sequence = sequence_from_days([day])
+    node_batch, _ = calibration.apply(detector.raw_scores(sequence))
+    scorer = LiveScorer(detector, calibration, "v")
+    live = []
+    for t in range(len(sequence)):
+        scores = scorer.score(PeriodInput(int(sequence.start_us[t]), sequence.node[t], float(sequence.frequency[t]), sequence.loading[t]))
+        live.append(np.full(network.n_buses, np.nan) if scores is None else scores.node)
+    np.testing.assert_allclose(np.array(live), node_batch, rtol=1e-4, atol=1e-5, equal_nan=True)
+    assert np.isnan(node_batch[: TINY.warmup + 1]).all() and np.isfinite(node_batch[TINY.warmup + 1 :]).all()
+
+
+@pytest.mark.parametrize(
+    ("values", "sources"),
+    [
+        ([50.0, 50.01], {"frequency_operational", "rocof"}),
+        ([50.0, 49.75], {"frequency_operational", "rocof"}),
+        ([49.6, 49.4], {"frequency_statutory", "rocof"}),
+    ],
+)
+def test_frequency_rules(values: list[float], sources: set[str]) -> None:
+    origin = Origin("bmrs.FREQ", 0, 0)
+    previous = (T0, values[0])
+    findings = frequency_findings(T0 + dt.timedelta(seconds=1), values[1], origin, previous)
+    assert {f.source for f in findings} == sources
+    band, rocof = findings
+    assert band.score == pytest.approx(abs(values[1] - 50) / 0.2)
+    assert rocof.score == pytest.approx(abs(values[1] - values[0]) / 0.125)
+    assert band.alert == (abs(values[1] - 50) >= 0.2) and rocof.alert == (abs(values[1] - values[0]) >= 0.125)
+    # Samples a long gap apart are not a rate of change.
+    assert len(frequency_findings(T0 + dt.timedelta(minutes=5), values[1], origin, previous)) == 1
+
+
+def test_messages_are_validated_like_partitions() -> None:
+    good = [RawMessage(Origin("bmrs.FUELHH", 0, i), *encode_record(FUELHH, r)) for i, r in enumerate(recorded.fuelhh_records(DAY)[:5])]
+    bad = [
+        RawMessage(Origin("bmrs.FUELHH", 0, 10), b"k", b"\xff\xfe"),
+        RawMessage(Origin("bmrs.FUELHH", 0, 11), b"k", b'{"dataset":"FREQ","measurementTime":"2018-03-06T00:00:00Z","frequency":50}'),
+        RawMessage(Origin("bmrs.FUELHH", 0, 12), b"k", json.dumps({**recorded.fuelhh_records(DAY)[0], "generation": "lots"}).encode()),
+        RawMessage(Origin("bmrs.FUELHH", 0, 13), b"k", json.dumps({**recorded.fuelhh_records(DAY)[0], "generation": 99_999}).encode()),
+        RawMessage(Origin("bmrs.FUELHH", 0, 14), b"k", json.dumps({**recorded.fuelhh_records(DAY)[0], "newField": 1}).encode()),
+    ]
+    readings, rejected = parse_messages(FUELHH, good + bad)
+    assert [r.origin.offset for r in readings] == [0, 1, 2, 3, 4]
+    reasons = {r.origin.offset: r.error for r in rejected}
+    assert "not JSON" in reasons[10] and "arrived on topic bmrs.FUELHH" in reasons[11]
+    assert "generation='lots'" in reasons[12] and "in_range" in reasons[13] and "newField" in reasons[14]
+
+
+def test_a_period_scores_when_fuelhh_completes_and_late_demand_refines_it() -> None:
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    limits = BranchLimits(np.full(network.n_branches, 10.0), np.zeros(network.n_branches, bool))
+    processor = LiveProcessor(mapping, flow, limits, fuel_settle_s=5.0)
+    records = day_records(DAY)
+    by_period: dict[int, list] = {}
+    for r in records["FUELHH"]:
+        by_period.setdefault(r["settlementPeriod"], []).append(r)
+
+    def readings(spec, rows, offset=0):
+        raws = [RawMessage(Origin(f"bmrs.{spec.code}", 0, offset + i), *encode_record(spec, r)) for i, r in enumerate(rows)]
+        return parse_messages(spec, raws)[0]
+
+    assert processor.add(readings(FUELHH, by_period[1]), now=0.0) == []  # the first period's set of fuels is unknown
+    assert processor.tick(now=1.0) == []
+    assert processor.tick(now=6.0) == []  # no rules fire: no demand yet, and no overloads under these limits
+    assert processor.periods["2018-03-06/01"].scored.endswith("+estimated:0")
+    processor.add(readings(FUELHH, by_period[2], 100), now=7.0)  # complete at once: it has every fuel of period 1
+    assert processor.periods["2018-03-06/02"].scored is not None
+    demand = [r for r in records["INDO"] if r["settlementPeriod"] == 2]
+    findings = processor.add(readings(INDO, demand, 200), now=8.0)
+    assert [f.source for f in findings] == ["power_imbalance"] and not findings[0].alert
+    assert findings[0].detail["demand_source"] == "INDO" and findings[0].origin.offset == 200
+    # Redelivery changes nothing; a demand no supply can explain is an imbalance alert.
+    assert processor.add(readings(INDO, demand, 200), now=9.0) == []
+    wrong = [{**demand[0], "demand": 60_000}]
+    assert [f.alert for f in processor.add(readings(INDO, wrong, 300), now=10.0)] == [True]
+
+
+# --- with a real broker and Redis ---------------------------------------------------------------------------------
+def test_frequency_excursion_leaves_alerts_stamped_with_reading_times(broker, redis_server, tmp_path: Path) -> None:
+    values = excursion()
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
+    summary = InferenceJob(config_for(broker, redis_server, tmp_path)).run(max_seconds=15, max_messages=len(values))
+    client = redis.Redis.from_url(redis_server.url)
+    alerts = stream_alerts(client)
+    expected = {(T0 + dt.timedelta(seconds=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i, v in enumerate(values) if abs(v - 50) >= 0.2}
+    assert {a["time"] for a in alerts} == expected and len(alerts) == len(expected)
+    assert all(a["node"] == "system" and a["source"] == "frequency_operational" and a["model_version"] == "none" for a in alerts)
+    assert all(a["dataset"] == "FREQ" and a["kafka_topic"] == "bmrs.FREQ" and int(a["kafka_offset"]) >= 0 for a in alerts)
+    assert len(timeline(client)) == len(values) == summary.readings
+    latest = client.hgetall("anomaly:system")
+    assert latest[b"time"].decode() == (T0 + dt.timedelta(seconds=15 * (len(values) - 1))).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_server, tmp_path: Path) -> None:
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 5))
+    produce_raw(broker.bootstrap_servers, "bmrs.FREQ", [b"{not json", b'{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0 + dt.timedelta(hours=1), [49.7] * 3))
+    job = InferenceJob(config_for(broker, redis_server, tmp_path))
+    summary = job.run(max_seconds=15, max_messages=10)
+    assert (summary.readings, summary.rejected, summary.alerts) == (8, 2, 3)
+    sample = job.metrics.registry.get_sample_value
+    assert sample("dlq_total", {"topic": "bmrs.FREQ"}) == 2 and sample("messages_processed_total", {"dataset": "FREQ"}) == 10
+    assert sample("alerts_total", {"source": "frequency_operational"}) == 3
+    assert sample("kafka_consumer_lag", {"topic": "bmrs.FREQ", "partition": "0"}) is not None
+    dead = dlq_records(broker.bootstrap_servers, 2)
+    assert sorted(d["value_text"] for d in dead) == sorted(['{not json', '{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
+    assert all(d["topic"] == "bmrs.FREQ" and d["error"] for d in dead)
+
+
+def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "REDIS_URL": redis_server.url,
+                   "GRID_GUARDIAN_DATA_DIR": str(tmp_path / "data"), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "grid_guardian_assets.cli", "stream", "run", *args], env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(broker, redis_server, tmp_path: Path) -> None:
+    values = excursion(normal=300, low=20) * 3
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
+    crashed = _stream_cli(broker, redis_server, tmp_path, "--batch-size", "100", "--max-seconds", "60",
+                          env={CRASH_AFTER_STORE_ENV: "3"})
+    assert crashed.wait(120) == 99, crashed.stderr.read()
+    client = redis.Redis.from_url(redis_server.url)
+    assert 0 < len(timeline(client)) < len(values)
+    resumed = _stream_cli(broker, redis_server, tmp_path, "--batch-size", "100", "--max-seconds", "8")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert json.loads(out)["messages"] <= len(values) - 200  # resumed from the last committed batch, not the start
+    alerts = stream_alerts(client)
+    assert len(timeline(client)) == len(values)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts) == sum(abs(v - 50) >= 0.2 for v in values)
+
+
+def test_sigkill_mid_stream_then_restart_scores_every_reading_exactly_once(broker, redis_server, tmp_path: Path) -> None:
+    values = excursion(normal=2000, low=50) * 4
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
+    client = redis.Redis.from_url(redis_server.url)
+    job = _stream_cli(broker, redis_server, tmp_path, "--batch-size", "50", "--max-seconds", "120")
+    deadline = time.monotonic() + 60
+    while len(timeline(client)) < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)
+    job.wait(30)
+    assert len(timeline(client)) < len(values), "the job finished before it could be killed: make the stream longer"
+    resumed = _stream_cli(broker, redis_server, tmp_path, "--max-seconds", "8")
+    assert resumed.wait(120) == 0, resumed.stderr.read()
+    alerts = stream_alerts(client)
+    assert len(timeline(client)) == len(values)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts) == sum(abs(v - 50) >= 0.2 for v in values)
+
+
+def test_sigterm_stops_after_committing_what_was_stored(broker, redis_server, tmp_path: Path) -> None:
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 100))
+    job = _stream_cli(broker, redis_server, tmp_path)
+    client = redis.Redis.from_url(redis_server.url)
+    deadline = time.monotonic() + 60
+    while len(timeline(client)) < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    out, err = job.communicate(timeout=30)
+    assert job.returncode == 0, err
+    assert json.loads(out)["messages"] == 100
+    again = _stream_cli(broker, redis_server, tmp_path, "--max-seconds", "6")
+    out, _ = again.communicate(timeout=60)
+    assert json.loads(out)["messages"] == 0  # everything stored was committed
+
+
+def test_redis_restart_during_consumption_loses_nothing(broker, redis_server, tmp_path: Path) -> None:
+    values = excursion(normal=1500, low=30) * 4
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
+    job = InferenceJob(config_for(broker, redis_server, tmp_path, batch_size=50))
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(summary=job.run(max_seconds=90, max_messages=len(values))))
+    thread.start()
+    client = redis.Redis.from_url(redis_server.url)
+    deadline = time.monotonic() + 60
+    while len(timeline(client)) < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(timeline(client)) < len(values)
+    redis_server.stop()
+    time.sleep(1.0)
+    redis_server.start()
+    thread.join(120)
+    assert result["summary"].messages == len(values)
+    client = redis.Redis.from_url(redis_server.url)
+    alerts = stream_alerts(client)
+    assert len(timeline(client)) == len(values)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts) == sum(abs(v - 50) >= 0.2 for v in values)
+
+
+def test_a_replayed_day_is_scored_by_rules_and_model_and_swaps_checkpoints(broker, redis_server, tmp_path: Path, model_root: Path) -> None:
+    records = day_records(DAY)
+    store = ModelStore(model_root)
+    first, second = store.versions()[0], store.versions()[1]
+    store.promote(first)
+    for code, rows in records.items():
+        produce(broker.bootstrap_servers, SPECS[code], [r for r in rows if _period_of(code, r) <= 24])
+    job = InferenceJob(config_for(broker, redis_server, tmp_path, model_root=model_root, fuel_settle_s=1.0))
+    job.run(max_seconds=10)
+    store.promote(second)
+    for code, rows in records.items():
+        produce(broker.bootstrap_servers, SPECS[code], [r for r in rows if _period_of(code, r) > 24])
+    summary = job.run(max_seconds=12)
+    store.promote(first)
+    client = redis.Redis.from_url(redis_server.url)
+    network = reduced_network()
+    members = timeline(client)
+    start, _ = day_bounds_utc(DAY)
+    bus_times = {m.rsplit(":", 3)[0] for m in members if not m.startswith(("system", "national", "branch"))}
+    assert bus_times == set(network.bus_names)
+    scored_periods = {m.split(":", 1)[1] for m in members if m.startswith(network.bus_names[0] + ":")}
+    expected_periods = {(start + dt.timedelta(minutes=30 * p)).strftime("%Y-%m-%dT%H:%M:%SZ") for p in range(TINY.warmup + 1, 48)}
+    assert scored_periods == expected_periods  # the model's warm-up, then every period once
+    latest = client.hgetall(f"anomaly:{network.bus_names[0]}")
+    assert latest[b"model_version"].decode() == second and latest[b"source"] == b"model"
+    assert latest[b"time"].decode() == (start + dt.timedelta(minutes=30 * 47)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert summary.model_versions == [second]
+    national = client.hgetall("anomaly:national")
+    assert national[b"dataset"] in (b"INDO", b"FUELHH")
+
+
+def _period_of(code: str, record: dict) -> int:
+    if code == "FREQ":
+        t = dt.datetime.fromisoformat(record["measurementTime"].replace("Z", "+00:00"))
+        return int((t - day_bounds_utc(DAY)[0]).total_seconds() // 1800) + 1
+    return record["settlementPeriod"]
+
+
+# --- Dagster: the sensor and the job ------------------------------------------------------------------------------
+def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(broker, redis_server, tmp_path: Path, model_root: Path) -> None:
+    import dagster as dg
+
+    from grid_guardian_assets.definitions import defs
+    from grid_guardian_assets.defs.live.sensors import promoted_checkpoint_sensor
+    from grid_guardian_assets.defs.resources import ModelStoreResource, resources_for
+
+    store = ModelStore(model_root)
+    first, second = store.versions()[:2]
+    store.promote(first)
+    resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers,
+                              redis_url=redis_server.url)
+    resources["model_store"] = ModelStoreResource(root=str(model_root))
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, excursion()))
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"model_store": resources["model_store"]})
+        request = promoted_checkpoint_sensor(context)
+        assert isinstance(request, dg.RunRequest) and request.tags["grid_guardian/checkpoint"] == first
+        assert request.tags["grid_guardian/live"] == "inference"
+        again = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"model_store": resources["model_store"]})
+        assert isinstance(promoted_checkpoint_sensor(again), dg.SkipReason)
+
+        job = defs.get_job_def("live_inference")
+        result = job.execute_in_process(
+            run_config={"ops": {"run_live_inference": {"config": {"max_seconds": 10.0, "max_messages": len(excursion())}}}},
+            instance=instance, resources=resources, tags=request.tags,
+        )
+        assert result.success
+        output = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0]
+        metadata = output.event_specific_data.metadata
+        assert metadata["model_versions"].value == first and metadata["alerts"].value == 7
+        client = redis.Redis.from_url(redis_server.url)
+        assert {a["model_version"] for a in stream_alerts(client)} == {first}
+
+        # A newer promotion while a live run is going: no second run, the running job swaps.
+        store.promote(second)
+        instance.create_run_for_job(job_def=job, tags=request.tags, status=dg.DagsterRunStatus.STARTED)
+        later = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"model_store": resources["model_store"]})
+        skip = promoted_checkpoint_sensor(later)
+        assert isinstance(skip, dg.SkipReason) and "switches to" in skip.skip_message
+    store.promote(first)
+
+
+def test_live_poller_publishes_each_record_once_across_restarts(broker, tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    from grid_guardian_assets.elexon.client import ElexonClient
+    from grid_guardian_assets.replay.server import ReplayServer
+    from grid_guardian_assets.stream.metrics import StreamMetrics
+    from grid_guardian_assets.stream.producers import LivePoller, PublishedKeys
+
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    now = [dt.datetime(2018, 3, 6, 12, 5, tzinfo=dt.timezone.utc)]
+    metrics = StreamMetrics()
+    with ReplayServer() as replay:
+        for run in range(2):  # the second poller is a restart: same key table, new process state
+            client = ElexonClient(replay.base_url, limiter_db=tmp_path / "limiter.sqlite")
+            keys = PublishedKeys(tmp_path / "keys.sqlite")
+            poller = LivePoller(client, Producer(settings.producer_config()), keys, clock=lambda: now[0], metrics=metrics)
+            first = poller.poll_once()
+            now[0] += dt.timedelta(seconds=30)
+            second = poller.poll_once()
+            keys.close()
+            client.close()
+            if run == 0:
+                assert first["FREQ"] == 40 and first["FUELHH"] > 0 and first["INDO"] > 0
+                assert second == {"FREQ": 2, "FUELHH": 0, "INDO": 0}  # only the two samples of the new 30 s
+            else:  # the restart asks for the same window first: nothing is published again
+                assert first == {"FREQ": 0, "FUELHH": 0, "INDO": 0} and second == {"FREQ": 2, "FUELHH": 0, "INDO": 0}
+    assert metrics.registry.get_sample_value("bmrs_api_requests_total", {"dataset": "FREQ", "outcome": "ok"}) == 4
+    # Everything the pollers published, read back: no key twice.
+    consumer = Consumer(settings.consumer_config("poller-check"))
+    consumer.subscribe(["bmrs.FREQ", "bmrs.FUELHH", "bmrs.INDO"])
+    keys_seen: list[tuple[str, bytes]] = []
+    deadline, idle = time.monotonic() + 30, 0
+    while time.monotonic() < deadline and idle < 4:
+        batch = [m for m in consumer.consume(500, 0.5) if m.error() is None]
+        keys_seen.extend((m.topic(), m.key()) for m in batch)
+        idle = idle + 1 if keys_seen and not batch else 0
+    consumer.close()
+    assert len(keys_seen) == len(set(keys_seen)) and sum(t == "bmrs.FREQ" for t, _ in keys_seen) == 44
