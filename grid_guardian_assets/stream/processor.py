@@ -2,8 +2,8 @@
 
 * FREQ samples are scored as they arrive (band and RoCoF rules on the ``system`` node).
 * A settlement period is scored as soon as its FUELHH is complete: every fuel type the last complete period had
-  has arrived, or no new FUELHH row for it came for ``fuel_settle_s`` seconds (the first period of a stream, or a
-  fuel type that stopped reporting). Keys spread one period's fuel types over a topic's partitions, so a later
+  has arrived (a fresh stream learns that set from the first two periods that carry every fuel type seen so far),
+  or no new FUELHH row for it came for ``fuel_settle_s`` seconds (a fuel type that stopped reporting). Keys spread one period's fuel types over a topic's partitions, so a later
   period's rows do not prove an earlier one complete.
 * Demand (INDO, else ITSDO) refines a period when it arrives: the period is rescored and its scores overwritten.
   Until then the snapshot uses demand estimated at ``1 − ESTIMATED_LOSS_RATIO`` of supply (the balance rule does not
@@ -157,14 +157,22 @@ class LiveProcessor:
                 touched.add(key)
             else:
                 period.counts[code] = period.counts.get(code, 0) + 1
-        for key in sorted(touched):
-            period = self.periods.get(key)
-            if period is None:
-                continue
-            if period.scored is not None or (self.expected_fuels and self.expected_fuels <= set(period.fuel)):
+        if not self.expected_fuels:
+            self._learn_expected_fuels()
+        for key in sorted(self.periods, key=lambda k: self.periods[k].start):
+            period = self.periods[key]
+            complete = self.expected_fuels and period.scored is None and self.expected_fuels <= set(period.fuel)
+            if complete or (period.scored is not None and key in touched):
                 findings.extend(self._score(period))
         self._prune()
         return findings
+
+    def _learn_expected_fuels(self) -> None:
+        # A fresh stream has no complete period to learn from: two periods that each carry every fuel type seen
+        # so far set the expectation (the quiet-time rule covers a stream that never gets there).
+        seen = set().union(*(p.fuel for p in self.periods.values()))
+        if seen and sum(set(p.fuel) == seen for p in self.periods.values()) >= 2:
+            self.expected_fuels = seen
 
     def tick(self, now: float | None = None) -> list[Finding]:
         """Score periods whose FUELHH has been quiet for ``fuel_settle_s`` (call when polls come back empty)."""
