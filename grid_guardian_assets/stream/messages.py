@@ -41,8 +41,11 @@ def _text(value: Any) -> Any:
 
 
 def record_key(spec: DatasetSpec, record: dict[str, Any]) -> str:
-    """The natural key of a record, e.g. ``2018-03-01|36|CCGT`` (FUELHH) or ``2024-01-15T12:00:15Z`` (FREQ)."""
-    return "|".join(str(_text(record[name])) for name in spec.key)
+    """The natural key of a record, e.g. ``2018-03-01|36|CCGT`` (FUELHH) or ``2024-01-15T12:00:15Z`` (FREQ).
+
+    A missing key field leaves its place empty: such a record is still published, and the job dead-letters it.
+    """
+    return "|".join("" if record.get(name) is None else str(_text(record[name])) for name in spec.key)
 
 
 def encode_record(spec: DatasetSpec, record: dict[str, Any]) -> tuple[bytes, bytes]:

@@ -169,12 +169,7 @@ class LivePoller:
                 self.metrics.api_requests.labels(spec.code, "error").inc()
                 log.error("live poll of %s failed (will try again next round): %s", spec.code, exc)
                 continue
-            by_key = {}
-            for record in records:
-                try:
-                    by_key[record_key(spec, record)] = record
-                except KeyError as exc:
-                    log.error("live poll of %s: record without key field %s: %.200r", spec.code, exc, record)
+            by_key = {record_key(spec, record): record for record in records}
             fresh = self.keys.new(spec.code, list(by_key))
             for key in sorted(fresh):
                 k, v = encode_record(spec, by_key[key])

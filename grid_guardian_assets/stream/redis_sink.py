@@ -29,28 +29,36 @@ ALERT_STREAM = "alerts"
 ALERT_CHANNEL = "alerts:anomalies"
 ALERT_IDS_KEY = "alerts:ids"
 
-_WRITE_SCORE = """
-local newer = true
-local current = redis.call('HGET', KEYS[1], 'time_ms')
-if current and tonumber(current) > tonumber(ARGV[2]) then newer = false end
-if newer then
-  redis.call('HSET', KEYS[1], 'score', ARGV[3], 'time', ARGV[1], 'time_ms', ARGV[2], 'source', ARGV[4],
-             'model_version', ARGV[5], 'dataset', ARGV[6], 'kafka_topic', ARGV[7], 'kafka_partition', ARGV[8],
-             'kafka_offset', ARGV[9])
+# One script call per batch: the entries travel as one JSON argument (packing thousands of small EVALSHA calls
+# cost more than the scoring itself). Keys are built inside the script, so this needs a single Redis, not a Cluster.
+_WRITE_BATCH = """
+local scores = cjson.decode(ARGV[1])
+local alerts = cjson.decode(ARGV[2])
+local maxlen = tonumber(ARGV[3])
+for _, e in ipairs(scores) do
+  local key = 'anomaly:' .. e[1]
+  local current = redis.call('HGET', key, 'time_ms')
+  if (not current) or tonumber(current) <= e[3] then
+    redis.call('HSET', key, 'score', e[4], 'time', e[2], 'time_ms', e[3], 'source', e[5], 'model_version', e[6],
+               'dataset', e[7], 'kafka_topic', e[8], 'kafka_partition', e[9], 'kafka_offset', e[10])
+  end
+  redis.call('ZADD', KEYS[1], e[4], e[1] .. ':' .. e[2])
 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[10])
-return 1
-"""
-
-_WRITE_ALERT = """
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'time', ARGV[4], 'dataset', ARGV[5], 'node', ARGV[6],
-           'source', ARGV[7], 'score', ARGV[8], 'model_version', ARGV[9], 'kafka_topic', ARGV[10],
-           'kafka_partition', ARGV[11], 'kafka_offset', ARGV[12], 'alert_id', ARGV[2], 'detail', ARGV[13])
-redis.call('PUBLISH', KEYS[3], ARGV[14])
-local excess = redis.call('ZCARD', KEYS[1]) - 2 * tonumber(ARGV[3])
-if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1) end
-return 1
+local written = {}
+for i, a in ipairs(alerts) do
+  written[i] = 0
+  if redis.call('ZADD', KEYS[2], 'NX', a.time_ms, a.alert_id) == 1 then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'time', a.time, 'dataset', a.dataset, 'node', a.node,
+               'source', a.source, 'score', a.score, 'model_version', a.model_version, 'kafka_topic', a.kafka_topic,
+               'kafka_partition', a.kafka_partition, 'kafka_offset', a.kafka_offset, 'alert_id', a.alert_id,
+               'detail', a.detail)
+    redis.call('PUBLISH', KEYS[4], a.json)
+    written[i] = 1
+  end
+end
+local excess = redis.call('ZCARD', KEYS[2]) - 2 * maxlen
+if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1) end
+return written
 """
 
 
@@ -95,8 +103,7 @@ class RedisSink:
 
     def __init__(self, client: redis.Redis, state_key: str, stream_maxlen: int = 100_000):
         self.client, self.state_key, self.stream_maxlen = client, state_key, stream_maxlen
-        self._score = client.register_script(_WRITE_SCORE)
-        self._alert = client.register_script(_WRITE_ALERT)
+        self._write = client.register_script(_WRITE_BATCH)
 
     def write(self, findings: list[Finding], state: dict[str, Any] | None) -> list[Finding]:
         """Write every finding (and ``state``) atomically; returns the alerts that were new (not replays)."""
@@ -105,30 +112,23 @@ class RedisSink:
             key = (finding.node, time_text(finding))
             if key not in best or _finite(finding.score) > _finite(best[key].score):
                 best[key] = finding
+        scores = [
+            [node, when, int(f.time.timestamp() * 1000), _finite(f.score), f.source,
+             str(f.detail.get("model_version", "none")), f.dataset, f.origin.topic, f.origin.partition, f.origin.offset]
+            for (node, when), f in best.items()
+        ]
         alerts = [f for f in findings if f.alert]
-        pipe = self.client.pipeline(transaction=True)
-        for (node, when), finding in best.items():
-            self._score(
-                keys=[f"anomaly:{node}", TIMELINE_KEY],
-                args=[when, int(finding.time.timestamp() * 1000), _finite(finding.score), finding.source,
-                      str(finding.detail.get("model_version", "none")), finding.dataset, finding.origin.topic,
-                      finding.origin.partition, finding.origin.offset, f"{node}:{when}"],
-                client=pipe,
-            )
+        payload = []
         for finding in alerts:
             body = alert_json(finding)
-            self._alert(
-                keys=[ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
-                args=[int(finding.time.timestamp() * 1000), body["alert_id"], self.stream_maxlen, body["time"],
-                      body["dataset"], body["node"], body["source"], body["score"], body["model_version"],
-                      body["kafka_topic"], body["kafka_partition"], body["kafka_offset"], json.dumps(body["detail"]),
-                      json.dumps(body)],
-                client=pipe,
-            )
+            payload.append({**body, "time_ms": int(finding.time.timestamp() * 1000), "detail": json.dumps(body["detail"]),
+                            "json": json.dumps(body)})
+        pipe = self.client.pipeline(transaction=True)
+        self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
+                    args=[json.dumps(scores), json.dumps(payload), self.stream_maxlen], client=pipe)
         if state is not None:
             pipe.set(self.state_key, json.dumps(state))
-        results = pipe.execute()
-        written = results[len(best) : len(best) + len(alerts)]
+        written = pipe.execute()[0] or []
         return [finding for finding, new in zip(alerts, written) if new == 1]
 
     def load_state(self) -> dict[str, Any] | None:
