@@ -91,3 +91,32 @@ def network_map(network: "GridNetwork", branch_value: np.ndarray, bus_value: np.
     ax.autoscale()
     ax.set_title(title, fontsize=9, loc="left")
     return _png_markdown(fig, title)
+
+
+def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> plt.Figure:
+    """Four panels of a self-play run: solve rate by type (this round), proposer reward, benchmark F1 and the
+    proposer's type distribution across rounds."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    rounds = [h["round"] for h in history]
+    kinds = by_type["type"].to_list()
+    axes[0, 0].barh(kinds, [v if v is not None else 0 for v in by_type["solve_rate"].to_list()], color="#4c72b0")
+    axes[0, 0].set(title=f"Solve rate by type, round {rounds[-1]}", xlim=(0, 1))
+    axes[0, 1].plot(rounds, [h["mean_proposer_reward"] for h in history], marker="o")
+    axes[0, 1].set(title="Mean proposer reward (learnability)", xlabel="round")
+    axes[1, 0].plot(rounds, [h["f1_candidate"] for h in history], marker="o", label="candidate solver")
+    axes[1, 0].plot(rounds, [h["f1_carried"] for h in history], marker="s", label="carried (promoted or kept)")
+    axes[1, 0].plot(rounds, [h["f1_three_sigma"] for h in history], linestyle="--", label="3-sigma rule")
+    axes[1, 0].set(title="Event-wise F1 on the frozen benchmark", xlabel="round")
+    axes[1, 0].legend(fontsize=8)
+    probabilities = np.array([[h["type_probabilities"][k] for k in kinds] for h in history])
+    axes[1, 1].stackplot(rounds, probabilities.T, labels=kinds)
+    axes[1, 1].set(title="Proposer's distribution over types (after each round)", xlabel="round", ylim=(0, 1))
+    axes[1, 1].legend(fontsize=6, loc="upper left")
+    for ax in axes[0, 1], axes[1, 0], axes[1, 1]:
+        ax.set_xticks(rounds)
+    fig.tight_layout()
+    return fig
+
+
+def figure_markdown(fig: plt.Figure, alt: str) -> str:
+    return _png_markdown(fig, alt)

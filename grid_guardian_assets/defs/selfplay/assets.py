@@ -1,0 +1,161 @@
+"""``self_play_round`` (one partition per round) and ``scenario_buffer`` (accepted scenarios of every round)."""
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.reporting import figure_markdown, markdown_table, self_play_figure
+from grid_guardian_assets.selfplay.rounds import RoundConfig, ScenarioBuffer, SelfPlayError, round_key, round_number, run_round
+from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.stream.rules import branch_limits
+from grid_guardian_assets.verifier.anomalies import Benchmark
+from grid_guardian_assets.verifier.pipeline import contiguous_sequences
+
+ROUNDS = dg.StaticPartitionsDefinition([round_key(n) for n in range(1, 101)])
+WINDOW = 48
+
+
+class SelfPlayConfig(dg.Config):
+    """Scenario windows come from the promoted checkpoint's training days unless ``start``/``end`` say otherwise."""
+
+    start: str = ""
+    end: str = ""
+    proposals: int = 24
+    attempts: int = 3
+    context_k: int = 4
+    proposer_lr: float = 0.5
+    entropy_weight: float = 0.01
+    solver_steps: int = 10
+    solver_lr: float = 1e-3
+    seed: int = 0
+
+
+def _windows(days) -> list:
+    return [s.slice(i, i + WINDOW) for s in contiguous_sequences(days) for i in range(0, len(s) - WINDOW + 1, WINDOW)]
+
+
+def _selfplay_root(bmrs_storage: BmrsStorageResource) -> Path:
+    return bmrs_storage.root / "selfplay"
+
+
+@dg.asset(
+    group_name="self_play",
+    partitions_def=ROUNDS,
+    deps=["gnn_verifier", "anomaly_benchmark"],
+    required_resource_keys={"mlflow", "grid", "bmrs_storage", "model_store"},
+    kinds={"pytorch", "mlflow"},
+    check_specs=[
+        dg.AssetCheckSpec("solver_gate", asset="self_play_round", blocking=False,
+                          description="the round's solver beats the 3-sigma rule and does not regress on the frozen benchmark; only then is it promoted")
+    ],
+    description="One Absolute-Zero-style round: the proposer invents scenarios in real windows, the physics environment "
+    "and the GNN verifier reject the impossible, the solver tries each n times, both learn; promoted when it does not regress.",
+)
+def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
+    mlflow = context.resources.mlflow
+    grid: GridResource = context.resources.grid
+    bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
+    models = context.resources.model_store.store()
+    number = round_number(context.partition_key)
+    try:
+        network = grid.load()
+        promoted = models.promoted()
+        if promoted is None:
+            raise dg.Failure(description=f"no promoted checkpoint in {models.root}: materialise gnn_verifier first")
+        meta = models.meta(promoted)
+        first, last = (config.start or meta["train_days"][0]), (config.end or meta["train_days"][1])
+        snapshots = SnapshotStore(bmrs_storage.root / "hdf5")
+        windows = _windows(snapshots.read_range(network.name, dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
+        cal_first, cal_last = (dt.date.fromisoformat(d) for d in meta["calibration_days"])
+        calibration = contiguous_sequences(snapshots.read_range(network.name, cal_first, cal_last))
+        pointer = bmrs_storage.root / "benchmarks" / f"anomaly_benchmark_{network.name}.json"
+        if not pointer.exists():
+            raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise it first")
+        benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
+        limits = branch_limits(bus_mapping(network), DCPowerFlow(network), bmrs_storage.root / "cache")
+        round_config = RoundConfig(**{k: v for k, v in config.model_dump().items() if k in RoundConfig.__dataclass_fields__})
+        mlflow.set_tag("self_play_round", context.partition_key)
+        mlflow.log_params({**vars(round_config), "round": number, "windows": len(windows), "window_days": f"{first}..{last}",
+                           "benchmark_version": benchmark.version})
+        try:
+            result = run_round(number, round_config, root=_selfplay_root(bmrs_storage), windows=windows,
+                               calibration_sequences=calibration, benchmark=benchmark, network=network, limits=limits,
+                               models=models)
+        except SelfPlayError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        mlflow.log_metrics({k: v for k, v in result.metrics.items()})
+        mlflow.log_metrics({f"p_{k}": v for k, v in result.type_probabilities.items()})
+        figure = self_play_figure(result.history, result.by_type)
+        with tempfile.TemporaryDirectory() as tmp:
+            figure.savefig(Path(tmp) / f"self_play_{context.partition_key}.png", dpi=90)
+            result.by_type.write_csv(Path(tmp) / "by_type.csv")
+            result.proposals.write_csv(Path(tmp) / "proposals.csv")
+            for name in (f"self_play_{context.partition_key}.png", "by_type.csv", "proposals.csv"):
+                mlflow.log_artifact(str(Path(tmp) / name), artifact_path=context.partition_key)
+        plots = figure_markdown(figure, f"self-play up to {context.partition_key}")
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
+    mlflow.end_run()
+    m = result.metrics
+    rejected = result.proposals.filter(~pl.col("accepted")).group_by("reason").len().sort("reason")
+    yield dg.MaterializeResult(
+        metadata={
+            "proposed": int(m["proposed"]),
+            "accepted": int(m["accepted"]),
+            "rejected_by_reason": dg.MetadataValue.json({r: n for r, n in rejected.iter_rows()}),
+            "mean_proposer_reward": round(m["mean_proposer_reward"], 4),
+            "solve_rate": round(m["solve_rate"], 4),
+            "f1_benchmark_before": m["f1_before"],
+            "f1_benchmark_candidate": m["f1_candidate"],
+            "f1_benchmark_carried": m["f1_carried"],
+            "f1_three_sigma": m["f1_three_sigma"],
+            "promoted": result.promoted,
+            "solver_checkpoint": result.solver_version,
+            "buffer_size": int(m["buffer_size"]),
+            "by_type": dg.MetadataValue.md(markdown_table(result.by_type, limit=20)),
+            "proposals": dg.MetadataValue.md(markdown_table(result.proposals.select(
+                "kind", "bus", "start", "duration", "magnitude", "accepted", "reason", "solve_rate", "reward"), limit=50)),
+            "rounds_so_far": dg.MetadataValue.md(markdown_table(pl.DataFrame(
+                [{k: v for k, v in h.items() if k != "type_probabilities"} for h in result.history]), limit=100)),
+            "plots": dg.MetadataValue.md(plots),
+            "mlflow_run_id": run_id,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="solver_gate", passed=result.promoted, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"partition": context.partition_key, "f1_before": m["f1_before"], "f1_candidate": m["f1_candidate"],
+                          "f1_three_sigma": m["f1_three_sigma"], "promoted": result.promoted},
+            )
+        ],
+    )
+
+
+@dg.asset(
+    group_name="self_play",
+    deps=[self_play_round],
+    kinds={"parquet"},
+    description="Accepted self-play scenarios of every round (data/selfplay/buffer.parquet): what later proposals are conditioned on.",
+)
+def scenario_buffer(bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    path = _selfplay_root(bmrs_storage) / "buffer.parquet"
+    frame = ScenarioBuffer(path).read()
+    if frame.height == 0:
+        raise dg.Failure(description=f"{path} holds no scenarios: materialise a self_play_round first")
+    by_round = frame.group_by("round").len().sort("round")
+    by_type = frame.group_by("kind").agg(pl.len().alias("scenarios"), pl.col("solve_rate").mean().round(3).alias("mean_solve_rate")).sort("kind")
+    return dg.MaterializeResult(metadata={
+        "file": dg.MetadataValue.path(str(path)),
+        "scenarios": frame.height,
+        "by_round": dg.MetadataValue.md(markdown_table(by_round, limit=100)),
+        "by_type": dg.MetadataValue.md(markdown_table(by_type)),
+        "dagster/row_count": frame.height,
+    })

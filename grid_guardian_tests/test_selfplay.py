@@ -1,0 +1,169 @@
+"""Self-play: the reward, the physics environment, reproducible rounds, the promotion gate, the Dagster assets."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.defs.resources import resources_for
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.network import reduced_network
+from grid_guardian_assets.replay.grid import bundled_snapshot_days
+from grid_guardian_assets.selfplay.environment import PhysicsVerifier, installed_capacity
+from grid_guardian_assets.selfplay.proposer import ProposerPolicy, buffer_context, learnability_reward, reinforce_step
+from grid_guardian_assets.selfplay.rounds import RoundConfig, run_round
+from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
+from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.stream.rules import branch_limits
+from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
+from grid_guardian_assets.verifier.checkpoints import ModelStore
+from grid_guardian_assets.verifier.pipeline import contiguous_sequences, save_checkpoint, train_verifier
+from grid_guardian_assets.verifier.sequences import sequence_from_days
+from grid_guardian_assets.verifier.train import TrainConfig
+
+SMALL = RoundConfig(proposals=8, attempts=2, solver_steps=3, seed=7)
+
+
+@pytest.mark.parametrize(("p", "reward"), [(0.0, 0.0), (1.0, 0.0), (0.5, 0.5), (0.25, 0.75), (2 / 3, 1 / 3)])
+def test_learnability_reward(p: float, reward: float) -> None:
+    assert learnability_reward(p) == pytest.approx(reward)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Stored snapshots (March 2018), a promoted checkpoint trained on them, a small frozen benchmark (October)."""
+    network = reduced_network()
+    root = tmp_path_factory.mktemp("selfplay")
+    days = bundled_snapshot_days(network, dt.date(2018, 3, 1), dt.date(2018, 3, 14))
+    held = bundled_snapshot_days(network, dt.date(2018, 10, 1), dt.date(2018, 10, 6))
+    store = SnapshotStore(root / "data" / "hdf5")
+    for day in days:
+        store.write_day(day)
+    trained = train_verifier(network, days, TrainConfig(epochs=2, hidden_channels=16, seed=1), calibration_days=4,
+                             device=torch.device("cpu"))
+    benchmark = build_benchmark(contiguous_sequences(held), network, cases_per_type=2, clean_cases=2)
+    path = benchmark.save(root / "data" / "benchmarks")
+    (root / "data" / "benchmarks" / "anomaly_benchmark_gb29.json").write_text(json.dumps({"version": benchmark.version, "path": str(path)}))
+    models = ModelStore(root / "data" / "models")
+    first = save_checkpoint(models, trained, network, {}, benchmark.version).version
+    models.promote(first)
+    limits = branch_limits(bus_mapping(network), DCPowerFlow(network), root / "cache")
+    windows = [s.slice(i, i + 48) for s in contiguous_sequences(days[:-4]) for i in range(0, len(s) - 47, 48)]
+    return {"network": network, "root": root, "days": days, "benchmark": benchmark, "models": models, "first": first,
+            "limits": limits, "windows": windows, "calibration": contiguous_sequences(days[-4:])}
+
+
+def test_environment_rejects_the_impossible_and_accepts_a_real_looking_trip(world) -> None:
+    network = world["network"]
+    verifier = PhysicsVerifier(network, world["limits"])
+    window = sequence_from_days(world["days"][:1])
+    capacity = installed_capacity(network)
+    start = 20
+    running = window.node[start][:, GEN].max(axis=1)
+    small = int(np.argmin(np.where((capacity.sum(axis=1) <= 1500) & (running >= 100), running, np.inf)))
+    assert capacity[small].sum() <= 1500
+    verdict, _ = verifier.verify(window, Scenario("unit_trip", small, start, 2, 10_000.0))
+    assert not verdict.accepted and verdict.reason == "capacity" and "10000 MW" in verdict.detail
+
+    big = int(np.argmax(running))
+    assert running[big] >= 800
+    verdict, after = verifier.verify(window, Scenario("unit_trip", big, start, 2, 400.0))
+    assert verdict.accepted, verdict
+    assert after.frequency[start] < window.frequency[start]  # the swing response to the loss
+
+    too_big = Scenario("unit_trip", big, start, 2, min(float(running[big]), 2500.0))
+    if too_big.magnitude > 1800:
+        verdict, _ = verifier.verify(window, too_big)
+        assert not verdict.accepted and verdict.reason == "frequency"
+    verdict, _ = verifier.verify(window, Scenario("demand_shift", big, start, 2, 5.0))  # demand × 6: no balance
+    assert not verdict.accepted and verdict.reason in ("balance", "line_limits")
+    verdict, _ = verifier.verify(window, Scenario("missing_period", -1, 0, 1, 0.0))
+    assert not verdict.accepted and verdict.reason == "shape"
+
+
+def test_reinforce_moves_mass_toward_rewarded_types() -> None:
+    policy = ProposerPolicy(num_buses=5)
+    optimiser = torch.optim.Adam(policy.parameters(), lr=0.5)
+    context = buffer_context([], [])
+    generator = torch.Generator().manual_seed(0)
+    before = policy.type_probabilities()[ANOMALY_TYPES.index("stuck_sensor")]
+    for _ in range(5):
+        actions = torch.stack([policy.sample(context, generator) for _ in range(32)])
+        rewards = (actions[:, 0] == ANOMALY_TYPES.index("stuck_sensor")).float() * 0.5
+        reinforce_step(policy, optimiser, context.expand(32, -1), actions, rewards, 0.0)
+    assert policy.type_probabilities()[ANOMALY_TYPES.index("stuck_sensor")] > before + 0.2
+
+
+def _round(world, root: Path, config: RoundConfig, number: int = 1, models: ModelStore | None = None):
+    return run_round(number, config, root=root, windows=world["windows"], calibration_sequences=world["calibration"],
+                     benchmark=world["benchmark"], network=world["network"], limits=world["limits"], models=models or world["models"])
+
+
+def test_a_round_is_reproducible_from_its_seed(world, tmp_path: Path) -> None:
+    models = ModelStore(tmp_path / "models")
+    checkpoint = world["models"].load(world["first"])
+    models.promote(models.save(checkpoint.tensors, {k: v for k, v in checkpoint.meta.items() if k not in ("version", "sha256")}).version)
+    one = _round(world, tmp_path / "a", SMALL, models=models)
+    models.promote(models.versions()[0])
+    two = _round(world, tmp_path / "b", SMALL, models=models)
+    assert one.proposals.equals(two.proposals)
+    assert {k: v for k, v in one.metrics.items()} == {k: v for k, v in two.metrics.items()}
+    other = _round(world, tmp_path / "c", RoundConfig(**{**vars(SMALL), "seed": 8}), models=models)
+    assert not other.proposals.equals(one.proposals)
+
+
+def test_a_regressing_solver_is_not_promoted(world, tmp_path: Path, monkeypatch) -> None:
+    from grid_guardian_assets.selfplay.solver import Solver
+    from grid_guardian_assets.verifier.scoring import Calibration
+
+    models = ModelStore(tmp_path / "models")
+    checkpoint = world["models"].load(world["first"])
+    version = models.save(checkpoint.tensors, {k: v for k, v in checkpoint.meta.items() if k not in ("version", "sha256")}).version
+    models.promote(version)
+    fine_tuned = Solver.fine_tuned
+
+    def deafened(self, *args, **kwargs):  # a real fine-tune, then thresholds no score reaches: it never alarms
+        tuned = fine_tuned(self, *args, **kwargs)
+        return Solver(tuned.detector, Calibration(1e12, 1e12, tuned.calibration.false_alarm_rate), tuned.centroids)
+
+    monkeypatch.setattr(Solver, "fine_tuned", deafened)
+    result = _round(world, tmp_path / "r", SMALL, models=models)
+    assert result.metrics["f1_candidate"] == 0.0 < result.metrics["f1_before"]
+    assert not result.promoted and models.promoted() == version and result.solver_version == version
+    assert result.metrics["f1_carried"] == result.metrics["f1_before"]
+    assert models.versions() == [version]  # no checkpoint saved for a regressed solver
+
+
+def test_three_rounds_materialise_with_tables_plots_and_a_growing_buffer(world) -> None:
+    resources = resources_for("http://127.0.0.1:1", world["root"] / "data")
+    config = {"ops": {"self_play_round": {"config": {"proposals": 8, "attempts": 2, "solver_steps": 3, "seed": 3}}}}
+    sizes = []
+    with dg.instance_for_test() as instance:
+        for key in ("round-0001", "round-0002", "round-0003"):
+            result = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("self_play_round"), partition_key=key,
+                                    instance=instance, resources=resources, run_config=config)
+            assert result.success
+            metadata = result.asset_materializations_for_node("self_play_round")[0].metadata
+            assert "| type |" in metadata["by_type"].value and "data:image/png;base64," in metadata["plots"].value
+            assert metadata["proposed"].value == 8 and "f1_benchmark_candidate" in metadata
+            sizes.append(metadata["buffer_size"].value)
+            checks = result.get_asset_check_evaluations()
+            assert checks and checks[0].metadata["partition"].value == key
+        assert sizes[0] <= sizes[1] <= sizes[2] and sizes[2] > 0
+        history = json.loads((world["root"] / "data" / "selfplay" / "round-0003" / "round.json").read_text())["history"]
+        assert [h["round"] for h in history] == [1, 2, 3]
+        buffer = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("scenario_buffer"), instance=instance, resources=resources)
+        assert buffer.asset_materializations_for_node("scenario_buffer")[0].metadata["scenarios"].value == sizes[2]
+        # A round whose predecessor was never materialised says so.
+        skipped = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("self_play_round"), partition_key="round-0009",
+                                 instance=instance, resources=resources, run_config=config, raise_on_error=False)
+        assert not skipped.success
+    buffer_frame = pl.read_parquet(world["root"] / "data" / "selfplay" / "buffer.parquet")
+    assert set(buffer_frame["round"].unique().to_list()) <= {1, 2, 3}
