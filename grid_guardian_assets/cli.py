@@ -102,6 +102,7 @@ def stream_run(
     network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",
     models: Annotated[Optional[Path], typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
     metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    metrics_addr: Annotated[str, typer.Option(help="Address the metrics server binds.")] = "127.0.0.1",
     data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (default: $GRID_GUARDIAN_DATA_DIR or ~/.grid_guardian).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each model swap and DLQ record.")] = False,
 ) -> None:
@@ -117,7 +118,7 @@ def stream_run(
                           batch_size=batch_size)
     metrics = StreamMetrics()
     if metrics_port:
-        metrics.serve(metrics_port)
+        metrics.serve(metrics_port, metrics_addr)
     summary = InferenceJob(config, metrics).run(max_seconds=max_seconds, max_messages=max_messages)
     typer.echo(json.dumps(summary.as_metadata()))
 
@@ -159,6 +160,8 @@ def stream_poll(
     interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 30.0,
     as_of: Annotated[Optional[str], typer.Option(help="Poll as if the time were this ISO 8601 UTC instant (replays).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (the published-keys table lives there).")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics (bmrs_api_requests_total) on this port.")] = None,
+    metrics_addr: Annotated[str, typer.Option(help="Address the metrics server binds.")] = "127.0.0.1",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Publish new FREQ, FUELHH and INDO records from the Insights API ($ELEXON_API_BASE_URL) every 30 s."""
@@ -169,6 +172,7 @@ def stream_poll(
 
     from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, ElexonClient
     from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
+    from grid_guardian_assets.stream.metrics import StreamMetrics
     from grid_guardian_assets.stream.producers import LivePoller, PublishedKeys
 
     _logging(verbose)
@@ -187,8 +191,11 @@ def stream_poll(
     ensure_topics(settings)
     client = ElexonClient(os.environ.get("ELEXON_API_BASE_URL", DEFAULT_BASE_URL), limiter_db=root / "elexon_rate_limit.sqlite")
     keys = PublishedKeys(root / "live_poller_keys.sqlite")
+    metrics = StreamMetrics()
+    if metrics_port:
+        metrics.serve(metrics_port, metrics_addr)
     try:
-        LivePoller(client, Producer(settings.producer_config()), keys, clock=clock, interval_s=interval).run(rounds)
+        LivePoller(client, Producer(settings.producer_config()), keys, clock=clock, metrics=metrics, interval_s=interval).run(rounds)
     except KeyboardInterrupt:
         pass
     finally:

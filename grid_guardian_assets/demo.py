@@ -24,7 +24,8 @@ from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.snapshots import SnapshotStore
 
-UNPARTITIONED = ("grid_topology", "anomaly_benchmark", "gnn_verifier")
+# Assets outside the daily settlement-day partitions.
+NOT_DAILY = ("grid_topology", "anomaly_benchmark", "gnn_verifier", "self_play_round", "scenario_buffer")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -90,8 +91,8 @@ def run_demo(
     )
     from grid_guardian_assets.defs.resources import default_resources, default_tracking_uri  # read the environment just set
 
-    all_partitioned = dg.AssetSelection.all() - dg.AssetSelection.assets(*UNPARTITIONED)
-    grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets(*UNPARTITIONED)
+    all_partitioned = dg.AssetSelection.all() - dg.AssetSelection.assets(*NOT_DAILY)
+    grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets(*NOT_DAILY)
     outcomes: dict[dt.date, bool] = {}
     verifier_meta: dict[str, object] = {}
     verifier_ok = True

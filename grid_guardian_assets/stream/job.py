@@ -261,7 +261,7 @@ class InferenceJob:
                 self._dead_letter(producer, rejected)
                 if batch:
                     self._commit(consumer, batch)
-                self._account(summary, batch, rejected, n_readings, alerts)
+                self._account(summary, batch, findings, rejected, n_readings, alerts)
                 self._update_lag(consumer)
                 self._if_model_changed(summary)
         finally:
@@ -300,7 +300,7 @@ class InferenceJob:
             log.warning("Kafka: %s", error)
         return False
 
-    def _account(self, summary: StreamSummary, batch: list[Message], rejected: list[Rejected],
+    def _account(self, summary: StreamSummary, batch: list[Message], findings: list[Finding], rejected: list[Rejected],
                  n_readings: int, alerts: list[Finding]) -> None:
         summary.batches += 1
         summary.messages += len(batch)
@@ -313,6 +313,12 @@ class InferenceJob:
         for f in alerts:
             summary.alerts_by_source[f.source] += 1
             self.metrics.alerts.labels(f.source).inc()
+        latest: dict[str, Finding] = {}
+        for f in findings:
+            if f.node not in latest or f.time >= latest[f.node].time:
+                latest[f.node] = f
+        for node, f in latest.items():
+            self.metrics.anomaly_score.labels(node).set(f.score)
 
     def _install_sigterm(self):
         if threading.current_thread() is not threading.main_thread():

@@ -2,6 +2,8 @@
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+METRICS_PORT_ENV = "GRID_GUARDIAN_METRICS_PORT"
+
 
 class StreamMetrics:
     """The live job's and the poller's metrics, in their own registry (so tests and jobs never collide)."""
@@ -22,6 +24,9 @@ class StreamMetrics:
         )
         self.alerts = Counter("alerts_total", "Alerts written to Redis", ["source"], registry=self.registry)
         self.dlq = Counter("dlq_total", "Messages sent to the dead-letter topic", ["topic"], registry=self.registry)
+        self.anomaly_score = Gauge(
+            "anomaly_score", "Latest calibrated anomaly score per node (1.0 = alarm threshold)", ["node"], registry=self.registry
+        )
         self.api_requests = Counter(
             "bmrs_api_requests_total", "Insights API requests made by the live poller", ["dataset", "outcome"], registry=self.registry
         )

@@ -1,5 +1,6 @@
 """The long-running inference job: a thin Dagster wrapper around ``stream.job.InferenceJob``."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -7,6 +8,7 @@ import dagster as dg
 from grid_guardian_assets.config import default_data_dir
 from grid_guardian_assets.defs.resources import GridResource, KafkaResource, ModelStoreResource, RedisResource
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
+from grid_guardian_assets.stream.metrics import METRICS_PORT_ENV, StreamMetrics
 
 # dagster.yaml limits runs with this tag to one: at most one live job consumes at a time.
 LIVE_TAG = {"grid_guardian/live": "inference"}
@@ -20,6 +22,9 @@ class LiveInferenceConfig(dg.Config):
     batch_size: int = 500
     group_id: str = "grid-guardian-live"
     fuel_settle_s: float = 5.0
+    # Serve Prometheus /metrics on this port (0: off). Defaults to $GRID_GUARDIAN_METRICS_PORT.
+    metrics_port: int = int(os.environ.get(METRICS_PORT_ENV, "0") or 0)
+    metrics_addr: str = os.environ.get("GRID_GUARDIAN_METRICS_ADDR", "127.0.0.1")
 
 
 @dg.op(description="Consume bmrs.* topics, score with physics rules and the promoted checkpoint, write Redis, commit.")
@@ -47,7 +52,11 @@ def run_live_inference(
         batch_size=config.batch_size,
         fuel_settle_s=config.fuel_settle_s,
     )
-    summary = InferenceJob(stream_config).run(max_seconds=config.max_seconds, max_messages=config.max_messages,
+    metrics = StreamMetrics()
+    if config.metrics_port:
+        metrics.serve(config.metrics_port, config.metrics_addr)
+        context.log.info(f"Prometheus metrics on {config.metrics_addr}:{config.metrics_port}/metrics")
+    summary = InferenceJob(stream_config, metrics).run(max_seconds=config.max_seconds, max_messages=config.max_messages,
                                               handle_sigterm=False)
     metadata = summary.as_metadata()
     metadata["physics_rules_only"] = not summary.model_versions
