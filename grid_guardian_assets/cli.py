@@ -240,10 +240,12 @@ def demo(
     days: Annotated[int, typer.Option(help="How many settlement days get every dataset.")] = 7,
     epochs: Annotated[int, typer.Option(help="Training epochs of the verifier.")] = 3,
     verifier: Annotated[bool, typer.Option(help="Also build the benchmark and train the verifier.")] = True,
+    self_play_rounds: Annotated[int, typer.Option(help="Self-play rounds after the verifier (0: none).")] = 1,
+    live: Annotated[bool, typer.Option(help="Replay the week's last day with an incident through Kafka → GNN → Redis.")] = True,
     root: Annotated[Path, typer.Option(help="Folder for the demo's data and Dagster instance.")] = Path(".grid_guardian"),
     replay_url: Annotated[Optional[str], typer.Option(help="Use a running Insights API (replay) server instead of starting one.")] = None,
 ) -> None:
-    """Run the pipeline end to end on bundled real data: BMRS chains, grid snapshots, benchmark, verifier."""
+    """Run the whole chain on bundled real data: BMRS chains, grid snapshots, benchmark, verifier, self-play, live path."""
     from grid_guardian_assets.demo import DemoPaths, DemoPlan, repo_dagster_yaml, run_demo
 
     try:
@@ -253,7 +255,7 @@ def demo(
     if days < 1 or epochs < 1:
         _fail(f"--days and --epochs must be at least 1, got {days} and {epochs}")
     plan = DemoPlan.default(first, days)
-    plan.epochs, plan.verifier = epochs, verifier
+    plan.epochs, plan.verifier, plan.self_play_rounds, plan.live = epochs, verifier, self_play_rounds, live
     ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
     raise typer.Exit(code=0 if ok else 1)
 

@@ -3,6 +3,9 @@
 1. Every BMRS chain (fetch → validate → store) and the grid snapshots for a week.
 2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range and a held-out range.
 3. The frozen anomaly benchmark and a short training of the GNN verifier, gated against the 3-sigma rule.
+4. Self-play rounds from the promoted checkpoint, and the scenario buffer.
+5. The live path: the checkpoint sensor's run consumes the week's last day, replayed through Kafka with an incident
+   in it (``demo_live``), and writes scores and alerts to Redis.
 """
 
 import datetime as dt
@@ -49,6 +52,8 @@ class DemoPlan:
     epochs: int = 3
     calibration_days: int = 7
     verifier: bool = True
+    self_play_rounds: int = 1
+    live: bool = True
 
     @classmethod
     def default(cls, start: dt.date, days: int) -> "DemoPlan":
@@ -96,6 +101,8 @@ def run_demo(
     outcomes: dict[dt.date, bool] = {}
     verifier_meta: dict[str, object] = {}
     verifier_ok = True
+    self_play: list[dict] = []
+    live = None
     try:
         with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
 
@@ -131,12 +138,72 @@ def run_demo(
                 verifier_ok = event is not None and event.run_id == result.run_id  # trained; the gate may still say no
                 verifier_meta = {k: v.value for k, v in event.asset_materialization.metadata.items()} if verifier_ok else {}
                 progress.advance(task)
+            if plan.verifier and plan.self_play_rounds and verifier_meta.get("promoted"):
+                task = progress.add_task("Self-play rounds", total=plan.self_play_rounds)
+                config = {"ops": {"self_play_round": {"config": {"proposals": 12, "attempts": 2, "solver_steps": 5}}}}
+                for number in range(1, plan.self_play_rounds + 1):
+                    result = materialize(["self_play_round"], f"round-{number:04d}", run_config=config)
+                    event = instance.get_latest_materialization_event(dg.AssetKey("self_play_round"))
+                    if not result.success or event is None or event.run_id != result.run_id:
+                        verifier_ok = False
+                        break
+                    self_play.append({k: v.value for k, v in event.asset_materialization.metadata.items()})
+                    progress.advance(task)
+                materialize(["scenario_buffer"])
+            if plan.live:
+                from grid_guardian_assets.demo_live import live_servers, run_live_stage
+
+                task = progress.add_task(f"Live path: replay {plan.week[-1]} with an incident through Kafka → GNN → Redis", total=None)
+                with live_servers(paths.data_dir.parent, console) as servers:
+                    os.environ.update(KAFKA_BOOTSTRAP_SERVERS=servers.bootstrap_servers, REDIS_URL=servers.redis_url)
+                    live = run_live_stage(instance, default_resources(), HDF5Store(paths.data_dir / "hdf5"), plan.week[-1], servers, QUIET)
+                progress.update(task, total=1, completed=1)
     finally:
         if server is not None:
             server.stop()
 
     _print_summary(console, plan, paths, outcomes, verifier_meta, default_tracking_uri())
-    return topology_ok and all(outcomes.values()) and verifier_ok
+    _print_self_play(console, self_play)
+    if live is not None:
+        _print_live(console, live)
+    return topology_ok and all(outcomes.values()) and verifier_ok and (live is None or live.run_ok)
+
+
+def _print_self_play(console: Console, rounds: list[dict]) -> None:
+    for meta in rounds:
+        console.print(
+            f"\n[bold]Self-play[/] proposed {meta['proposed']}, accepted {meta['accepted']} (rejected: {meta['rejected_by_reason']}), "
+            f"solve rate {meta['solve_rate']:.2f}, mean proposer reward {meta['mean_proposer_reward']:.3f}; benchmark F1 "
+            f"{meta['f1_benchmark_before']:.3f} → candidate {meta['f1_benchmark_candidate']:.3f} → "
+            + ("[green]promoted[/]" if meta["promoted"] else "kept the previous solver") + f"; buffer {meta['buffer_size']} scenarios",
+            soft_wrap=True,
+        )
+
+
+def _print_live(console: Console, live) -> None:
+    by_source: dict[str, int] = {}
+    for alert in live.alerts:
+        by_source[alert["source"]] = by_source.get(alert["source"], 0) + 1
+    console.print(
+        f"\n[bold]Live path[/] sensor: {live.sensor}; run {live.run_id} "
+        + ("[green]succeeded[/]" if live.run_ok else "[red]failed[/]")
+        + f"; {live.published} records replayed; incident (1,000 MW nuclear trip) at {live.trip:%Y-%m-%d %H:%M} UTC; "
+        f"alerts in Redis for the day: {len(live.alerts)} {by_source}",
+        soft_wrap=True,
+    )
+    window = [a for a in live.alerts if live.trip.strftime("%Y-%m-%dT%H") <= a["time"] <= (live.trip + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    console.print("Alerts around the incident (Redis stream `alerts`): time, node, source, score, model version, Kafka origin")
+    for alert in sorted(window, key=lambda a: (a["time"], a["node"]))[:20]:
+        console.print(f"  {alert['time']}  {alert['node']:<10} {alert['source']:<22} {alert['score']:>8}  {alert['model_version']}  "
+                      f"{alert['kafka_topic']}/{alert['kafka_partition']}@{alert['kafka_offset']}", soft_wrap=True)
+    url = live.servers.redis_url
+    console.print(
+        "[bold]Redis[/] "
+        f"(REDIS_URL={url}{'; stopped now, restart it with the same --dir to read them' if 'LocalRedis' in live.servers.started else ''}):\n"
+        f"  REDIS_URL={url} .venv/bin/grid-guardian stream alerts --count 20\n"
+        f"  redis-cli -u {url} XRANGE alerts - + COUNT 10 ;  HGETALL anomaly:system ;  ZREVRANGE anomaly:timeline 0 9 WITHSCORES",
+        soft_wrap=True,
+    )
 
 
 def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes: dict, verifier_meta: dict, tracking_uri: str) -> None:
@@ -170,7 +237,8 @@ def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes:
         "\n[bold]Where to look[/]\n"
         f"  Dagster UI:   .venv/bin/grid-guardian replay serve --port 8765 &  then\n"
         f"                {env} .venv/bin/dagster dev -w workspace.yaml\n"
-        "                open http://127.0.0.1:3000 → Assets: groups bmrs_*, grid, verifier (lineage, checks, plots, maps, F1 tables)\n"
+        "                open http://127.0.0.1:3000 → Assets: groups bmrs_*, grid, verifier, self_play (lineage, checks, plots,\n"
+        "                maps, F1 tables); Jobs: live_inference; Automation: promoted_checkpoint_sensor\n"
         f"  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {tracking_uri}\n"
         f"  Stored data:  GRID_GUARDIAN_DATA_DIR={paths.data_dir.resolve()} .venv/bin/grid-guardian store read fuelhh "
         f"--start {plan.week[0]} --end {plan.week[0]} --format csv\n"

@@ -5,27 +5,36 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import redis
 from rich.console import Console
 
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.demo import DemoPaths, DemoPlan, run_demo
 from grid_guardian_assets.store.hdf5 import HDF5Store
+from grid_guardian_assets.stream.local import LocalRedis
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_tests.conftest import REPO
 
 
 def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DAGSTER_HOME", "GRID_GUARDIAN_DATA_DIR", "ELEXON_API_BASE_URL", "MLFLOW_TRACKING_URI"):
+    for name in ("DAGSTER_HOME", "GRID_GUARDIAN_DATA_DIR", "ELEXON_API_BASE_URL", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"):
         monkeypatch.setenv(name, "")  # restored after the test; run_demo sets them for its own process
+    redis_server = LocalRedis(directory=tmp_path / "redis").start()  # the demo's own, so earlier runs cannot answer for it
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
     paths = DemoPaths.under(tmp_path / "demo")
     console = Console(record=True, width=200)
     day = dt.date(2018, 10, 28)
     plan = DemoPlan([day], (dt.date(2018, 10, 20), day), (dt.date(2018, 10, 1), dt.date(2018, 10, 2)), epochs=1, calibration_days=3)
-    assert run_demo(plan, paths, repo_dagster_yaml=REPO / "dagster.yaml", console=console)
+    try:
+        assert run_demo(plan, paths, repo_dagster_yaml=REPO / "dagster.yaml", console=console)
+        alerts = [{k.decode(): v.decode() for k, v in f.items()} for _, f in redis.Redis.from_url(redis_server.url).xrange("alerts")]
+    finally:
+        redis_server.stop()
     store = HDF5Store(paths.data_dir / "hdf5")
     assert all(store.days(spec) == [day] for spec in DATASETS.values() if spec.code not in ("FUELHH", "INDO", "FREQ"))
     assert store.days(DATASETS["fuelhh"]) == [dt.date(2018, 10, d) for d in (1, 2, *range(20, 29))]
-    assert len(ModelStore(paths.data_dir / "models").versions()) == 1
+    models = ModelStore(paths.data_dir / "models")
+    assert 1 <= len(models.versions()) <= 2  # the verifier's, and self-play's when its round was promoted
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
         assert "2018-10-28" in instance.get_materialized_partitions(dg.AssetKey("pn_store"))
         assert instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier")) is not None
@@ -33,3 +42,17 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     assert "dagster dev -w workspace.yaml" in text and "store read fuelhh" in text and "mlflow ui" in text
     assert "GNN verifier" in text and "3-sigma" in text
     assert (paths.dagster_home / "dagster.yaml").read_text() == (REPO / "dagster.yaml").read_text()
+    # Self-play and the live path ran into the same instance; the incident left frequency alerts in Redis.
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        assert "round-0001" in instance.get_materialized_partitions(dg.AssetKey("self_play_round"))
+        live_runs = instance.get_runs(dg.RunsFilter(job_name="live_inference"))
+        assert len(live_runs) == 1 and live_runs[0].tags["grid_guardian/live"] == "inference"
+        assert live_runs[0].status == dg.DagsterRunStatus.SUCCESS
+    assert "Self-play proposed" in text and "Live path sensor: RunRequest for checkpoint" in text
+    incident = [line for line in text.splitlines() if "frequency_operational" in line and "bmrs.FREQ/" in line]
+    assert incident and all(line.strip().startswith("2018-10-28T") for line in incident)
+    in_incident = [a for a in alerts if a["source"].startswith("frequency") and "2018-10-28T15:32:00Z" <= a["time"] <= "2018-10-28T15:42:00Z"]
+    assert len(in_incident) >= 3  # the dip stays below 49.8 Hz for over a minute of 15-s samples
+    # Only the incident leaves the statutory band (the synthetic day's own noise can touch 49.8/50.2 Hz, never 49.5).
+    assert all(a in in_incident for a in alerts if a["source"] == "frequency_statutory")
+    assert {a["model_version"] for a in alerts} == {models.promoted()}

@@ -112,8 +112,9 @@ class RedisSink:
             key = (finding.node, time_text(finding))
             if key not in best or _finite(finding.score) > _finite(best[key].score):
                 best[key] = finding
+        # Scores travel as text: Lua would print a float with 17 digits (1.8300000000000001).
         scores = [
-            [node, when, int(f.time.timestamp() * 1000), _finite(f.score), f.source,
+            [node, when, int(f.time.timestamp() * 1000), f"{_finite(f.score):.6g}", f.source,
              str(f.detail.get("model_version", "none")), f.dataset, f.origin.topic, f.origin.partition, f.origin.offset]
             for (node, when), f in best.items()
         ]
@@ -121,8 +122,8 @@ class RedisSink:
         payload = []
         for finding in alerts:
             body = alert_json(finding)
-            payload.append({**body, "time_ms": int(finding.time.timestamp() * 1000), "detail": json.dumps(body["detail"]),
-                            "json": json.dumps(body)})
+            payload.append({**body, "time_ms": int(finding.time.timestamp() * 1000), "score": f"{body['score']:.6g}",
+                            "detail": json.dumps(body["detail"]), "json": json.dumps(body)})
         pipe = self.client.pipeline(transaction=True)
         self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
                     args=[json.dumps(scores), json.dumps(payload), self.stream_maxlen], client=pipe)
