@@ -140,7 +140,7 @@ def run_demo(
                 progress.advance(task)
             if plan.verifier and plan.self_play_rounds and verifier_meta.get("promoted"):
                 task = progress.add_task("Self-play rounds", total=plan.self_play_rounds)
-                config = {"ops": {"self_play_round": {"config": {"proposals": 12, "attempts": 2, "solver_steps": 5}}}}
+                config = {"ops": {"self_play_round": {"config": {"proposals": 16, "attempts": 4, "solver_steps": 10}}}}
                 for number in range(1, plan.self_play_rounds + 1):
                     result = materialize(["self_play_round"], f"round-{number:04d}", run_config=config)
                     event = instance.get_latest_materialization_event(dg.AssetKey("self_play_round"))

@@ -7,8 +7,9 @@ uniformly: where in the day a fault lands is the window's business, not a skill.
 Conditioning (AZR conditions each proposal on K past tasks): the context is the mean one-hot type of K scenarios
 sampled from the buffer and their mean solve rate; a linear map of it shifts the type logits.
 
-Learning rule: REINFORCE with the round's mean reward as baseline and an entropy bonus, one policy-gradient step per
-round over that round's proposals (reward = learnability, 0 for a rejected scenario).
+Learning rule: REINFORCE with the round's mean reward as baseline (advantages scaled to unit spread) and an entropy
+bonus, one policy-gradient step per round over that round's proposals (reward = learnability, 0 for a rejected
+scenario).
 """
 
 import numpy as np
@@ -116,6 +117,10 @@ def reinforce_step(policy: ProposerPolicy, optimiser: torch.optim.Optimizer, con
     """One REINFORCE update with the batch-mean baseline; returns the loss."""
     log_p, entropy = policy.log_prob(contexts, actions)
     advantage = rewards - rewards.mean()
+    if advantage.abs().max() > 0:
+        # Scaled to unit spread: learnability rewards are small (most tasks are always or never solved), and the
+        # step should not depend on how small.
+        advantage = advantage / (advantage.std() + 1e-6)
     loss = -(advantage * log_p).mean() - entropy_weight * entropy.mean()
     optimiser.zero_grad()
     loss.backward()

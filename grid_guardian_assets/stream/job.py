@@ -173,11 +173,7 @@ class InferenceJob:
                     rejected.append(Rejected(reading.origin, None, None, problem))
                 else:
                     readings.append(reading)
-        started = time.perf_counter()
-        findings = self.processor.add(readings)
-        if self.processor.scorer is not None and findings:
-            self.metrics.inference_latency_ms.observe((time.perf_counter() - started) * 1000 / max(1, len(findings)))
-        return findings, rejected, len(readings)
+        return self.processor.add(readings), rejected, len(readings)
 
     def _store(self, findings: list[Finding]) -> list[Finding]:
         for attempt in Retrying(
@@ -239,6 +235,7 @@ class InferenceJob:
         consumer.subscribe(list(self.config.topics))
         crash_after = int(os.environ.get(CRASH_AFTER_STORE_ENV, "0") or 0)
         restore = self._install_sigterm() if handle_sigterm else (lambda: None)
+        self._if_model_changed(summary)
         started = time.monotonic()
         try:
             while not self.stop_event.is_set():
@@ -280,9 +277,9 @@ class InferenceJob:
         return [first, *consumer.consume(want - 1, 0)] if want > 1 else [first]
 
     def _if_model_changed(self, summary: StreamSummary) -> None:
-        if self.refresh_model() or (self.processor.scorer and not summary.model_versions):
-            if self.processor.scorer and self.processor.model_version not in summary.model_versions:
-                summary.model_versions.append(self.processor.model_version)
+        self.refresh_model()
+        if self.processor.scorer and self.processor.model_version not in summary.model_versions:
+            summary.model_versions.append(self.processor.model_version)
 
     def _load_state(self) -> dict | None:
         for attempt in Retrying(retry=retry_if_exception_type(_REDIS_ERRORS), wait=wait_exponential(0.2, max=5),
@@ -307,6 +304,9 @@ class InferenceJob:
         summary.readings += n_readings
         summary.rejected += len(rejected)
         summary.alerts += len(alerts)
+        if self.processor.scorer is not None:
+            for ms in self.processor.scorer.drain_latencies():
+                self.metrics.inference_latency_ms.observe(ms)
         for m in batch:
             spec = spec_for_topic(m.topic())
             self.metrics.messages_processed.labels(spec.code if spec else m.topic()).inc()

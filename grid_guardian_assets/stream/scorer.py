@@ -9,7 +9,7 @@ resets the state, and the model scores again after its warm-up. A new checkpoint
 """
 
 import base64
-import datetime as dt
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -75,6 +75,7 @@ class LiveScorer:
         self._last_us: int | None = None
         # Predictions for the next period and for recent ones (for refinement), keyed by the target's start.
         self._predictions: dict[int, tuple[torch.Tensor, float]] = {}
+        self._latencies_ms: list[float] = []
 
     def _prepared(self, period: PeriodInput) -> SequenceBatch:
         sequence = GridSequence(
@@ -113,6 +114,18 @@ class LiveScorer:
 
     def score(self, period: PeriodInput) -> PeriodScores | None:
         """Score a completed (or refined) period; ``None`` while warming up or when it cannot be predicted."""
+        started = time.perf_counter()
+        try:
+            return self._score(period)
+        finally:
+            self._latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    def drain_latencies(self) -> list[float]:
+        """Milliseconds each ``score`` call took since the last drain (for the latency histogram)."""
+        out, self._latencies_ms = self._latencies_ms, []
+        return out
+
+    def _score(self, period: PeriodInput) -> PeriodScores | None:
         batch = self._prepared(period)
         if self._last_us is not None and period.start_us <= self._last_us:
             # A refinement (or a late period): score against the prediction already made, never step back.
@@ -127,12 +140,6 @@ class LiveScorer:
         self._step(period, batch)
         return scores
 
-    def swap(self, detector: LearnedDetector, calibration: Calibration, version: str) -> None:
-        """Use a new checkpoint from the next period on: rebuild the state from the kept periods."""
-        kept = list(self.history)
-        self.__init__(detector, calibration, version, self.history.maxlen)
-        self.replay(kept)
-
     def replay(self, periods: list[PeriodInput]) -> None:
         """Step through already-scored periods to rebuild the state (after a restart or swap); scores nothing."""
         for period in periods:
@@ -142,8 +149,3 @@ class LiveScorer:
                 self._hidden, self._steps = None, 0
             self.history.append(period)
             self._step(period, self._prepared(period))
-
-    @property
-    def last_period(self) -> dt.datetime | None:
-        return None if self._last_us is None else dt.datetime.fromtimestamp(self._last_us / 1e6, dt.timezone.utc)
-
