@@ -23,7 +23,7 @@ from grid_guardian_assets.replay import recorded, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.stream.job import CRASH_AFTER_STORE_ENV, InferenceJob, StreamConfig
-from grid_guardian_assets.stream.kafka import KafkaSettings
+from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
@@ -179,18 +179,70 @@ def test_a_period_scores_when_fuelhh_completes_and_late_demand_refines_it() -> N
     assert [f.alert for f in processor.add(readings(INDO, wrong, 300), now=10.0)] == [True]
 
 
+def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None:
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    tight = np.full(network.n_branches, 1e6)
+    tight[0] = 1e-3  # branch 0 alarms at any flow at all
+    processor = LiveProcessor(mapping, flow, BranchLimits(tight, np.zeros(network.n_branches, bool)), fuel_settle_s=0.0)
+    rows = [r for r in day_records(DAY)["FUELHH"] if r["settlementPeriod"] == 1]
+    raws = [RawMessage(Origin("bmrs.FUELHH", 0, i), *encode_record(FUELHH, r)) for i, r in enumerate(rows)]
+    processor.add(parse_messages(FUELHH, raws)[0], now=0.0)
+    findings = processor.tick(now=1.0)
+    overloads = [f for f in findings if f.source == "line_overload"]
+    assert len(overloads) == 1 and overloads[0].alert
+    assert overloads[0].node == f"branch:0:{network.bus_names[network.from_bus[0]]}-{network.bus_names[network.to_bus[0]]}"
+    assert overloads[0].detail["loading"] > 0 and overloads[0].origin.topic == "bmrs.FUELHH"
+
+
+def test_replay_producer_publishes_stored_days_in_publication_order(broker, tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, Producer
+
+    from grid_guardian_assets.replay.grid import bundled_inputs
+    from grid_guardian_assets.store.hdf5 import HDF5Store
+    from grid_guardian_assets.stream.producers import publication_order, replay_store
+
+    store = HDF5Store(tmp_path / "hdf5")
+    frames = dict(zip(("FUELHH", "INDO", "FREQ"), bundled_inputs(DAY)))
+    for code, frame in frames.items():
+        store.write_partition(SPECS[code], DAY, frame)
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    ensure_topics(settings)
+    summary = replay_store(store, Producer(settings.producer_config()), list(SPECS.values()), DAY, DAY)
+    assert summary.records == sum(f.height for f in frames.values())
+    consumer = Consumer(settings.consumer_config("replay-check"))
+    consumer.subscribe(["bmrs.FUELHH", "bmrs.INDO", "bmrs.FREQ"])
+    got, deadline = [], time.monotonic() + 30
+    while len(got) < summary.records and time.monotonic() < deadline:
+        got += [json.loads(m.value()) for m in consumer.consume(1000, 0.5) if m.error() is None]
+    consumer.close()
+    assert len(got) == summary.records
+    assert {r["dataset"] for r in got} == {"FUELHH", "INDO", "FREQ"}
+    # FUELHH and INDO of a period are published at its end: after every FREQ sample of that period.
+    order = publication_order(frames, SPECS)
+    codes = order["code"].to_list()
+    first_fuel = codes.index("FUELHH")
+    start, _ = day_bounds_utc(DAY)
+    assert order["available"][first_fuel] == start + dt.timedelta(minutes=30)
+    # 30 minutes of 15-s samples, and the one at the period's end, published at the same instant.
+    assert codes[:first_fuel] == ["FREQ"] * first_fuel and first_fuel == 121
+
+
 # --- with a real broker and Redis ---------------------------------------------------------------------------------
 def test_frequency_excursion_leaves_alerts_stamped_with_reading_times(broker, redis_server, tmp_path: Path) -> None:
     values = excursion()
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
-    summary = InferenceJob(config_for(broker, redis_server, tmp_path)).run(max_seconds=15, max_messages=len(values))
+    run = _stream_cli(broker, redis_server, tmp_path, "--max-seconds", "12")  # as an operator runs it
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    summary = json.loads(out)
     client = redis.Redis.from_url(redis_server.url)
     alerts = stream_alerts(client)
     expected = {(T0 + dt.timedelta(seconds=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i, v in enumerate(values) if abs(v - 50) >= 0.2}
     assert {a["time"] for a in alerts} == expected and len(alerts) == len(expected)
     assert all(a["node"] == "system" and a["source"] == "frequency_operational" and a["model_version"] == "none" for a in alerts)
     assert all(a["dataset"] == "FREQ" and a["kafka_topic"] == "bmrs.FREQ" and int(a["kafka_offset"]) >= 0 for a in alerts)
-    assert len(timeline(client)) == len(values) == summary.readings
+    assert len(timeline(client)) == len(values) == summary["readings"] and summary["model_versions"].startswith("none")
     latest = client.hgetall("anomaly:system")
     assert latest[b"time"].decode() == (T0 + dt.timedelta(seconds=15 * (len(values) - 1))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
