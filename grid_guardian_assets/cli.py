@@ -98,6 +98,7 @@ def stream_run(
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until SIGTERM).")] = None,
     max_messages: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
     batch_size: Annotated[int, typer.Option(help="Messages per batch (one Redis transaction, one offset commit).")] = 500,
+    keep_periods: Annotated[int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")] = 96,
     group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
     network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",
     models: Annotated[Optional[Path], typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
@@ -115,7 +116,7 @@ def stream_run(
     _logging(verbose)
     root = data_dir or default_data_dir()
     config = StreamConfig(group_id=group, network=network, model_root=models or root / "models", cache_dir=root / "cache",
-                          batch_size=batch_size)
+                          batch_size=batch_size, keep_periods=keep_periods)
     metrics = StreamMetrics()
     if metrics_port:
         metrics.serve(metrics_port, metrics_addr)

@@ -179,6 +179,33 @@ def test_a_period_scores_when_fuelhh_completes_and_late_demand_refines_it() -> N
     assert [f.alert for f in processor.add(readings(INDO, wrong, 300), now=10.0)] == [True]
 
 
+def test_metered_b1610_refines_a_scored_period_once_it_settles() -> None:
+    from grid_guardian_assets.datasets import B1610
+
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    processor = LiveProcessor(mapping, flow, BranchLimits(np.full(network.n_branches, 10.0), np.zeros(network.n_branches, bool)),
+                              fuel_settle_s=5.0)
+    records = day_records(DAY)
+
+    def readings(spec, rows, offset=0):
+        return parse_messages(spec, [RawMessage(Origin(f"bmrs.{spec.code}", 0, offset + i), *encode_record(spec, r)) for i, r in enumerate(rows)])[0]
+
+    processor.add(readings(FUELHH, [r for r in records["FUELHH"] if r["settlementPeriod"] == 10]), now=0.0)
+    processor.add(readings(INDO, [r for r in records["INDO"] if r["settlementPeriod"] == 10], 100), now=0.0)
+    first = processor.tick(now=6.0)
+    assert [f.detail["generation_source"] for f in first] == ["FUELHH"]
+    metered = synthetic.b1610_records(DAY, 10)
+    assert processor.add(readings(B1610, metered[:40], 200), now=7.0) == []  # a partial set never replaces FUELHH
+    assert processor.add(readings(B1610, metered[40:], 300), now=8.0) == []
+    assert processor.tick(now=10.0) == []  # not yet quiet for fuel_settle_s
+    refined = processor.tick(now=13.5)
+    assert [f.source for f in refined] == ["power_imbalance"] and refined[0].detail["generation_source"] == "B1610 metered"
+    # The synthetic units' volumes add up to their fuel types' FUELHH: the metered supply agrees.
+    assert refined[0].detail["supply_mw"] == pytest.approx(first[0].detail["supply_mw"], rel=0.01)
+    assert processor.tick(now=20.0) == []  # settled once, scored once
+
+
 def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None:
     network = reduced_network()
     mapping, flow = bus_mapping(network), DCPowerFlow(network)

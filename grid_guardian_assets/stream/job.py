@@ -57,6 +57,7 @@ class StreamConfig:
         fuel_settle_s: Quiet seconds after which a period's FUELHH counts as complete.
         model_check_s: How often the promoted checkpoint is looked up.
         redis_retry_s: How long a batch's Redis write is retried before the job gives up (nothing is committed).
+        keep_periods: Scored periods kept for refinement by late data (B1610 arrives about five days late: 288+).
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
@@ -72,6 +73,7 @@ class StreamConfig:
     model_check_s: float = 2.0
     redis_retry_s: float = 120.0
     stream_maxlen: int = 100_000
+    keep_periods: int = 96
 
 
 @dataclass
@@ -112,7 +114,8 @@ class InferenceJob:
         self.mapping, self.flow = bus_mapping(network), DCPowerFlow(network)
         self.limits = branch_limits(self.mapping, self.flow, config.cache_dir)
         self.models = ModelStore(config.model_root) if config.model_root else None
-        self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, fuel_settle_s=config.fuel_settle_s)
+        self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, fuel_settle_s=config.fuel_settle_s,
+                                       keep_periods=config.keep_periods)
         self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         self.sink = RedisSink(self.redis, f"live:state:{config.group_id}", config.stream_maxlen)
         self._last_model_check = 0.0

@@ -8,8 +8,10 @@
 * Demand (INDO, else ITSDO) refines a period when it arrives: the period is rescored and its scores overwritten.
   Until then the snapshot uses demand estimated at ``1 − ESTIMATED_LOSS_RATIO`` of supply (the balance rule does not
   run on an estimate), so a dataset that never arrives never stops scoring.
-* B1610 and PN readings are counted per period; they do not change the snapshot (no BM unit → bus table exists
-  for the reduced network; see the README).
+* B1610 (metered volumes per BM unit, published days later) refines a period still in the refinement window: its
+  units' MWh × 2, summed by ENTSO-E ``psrType``, replace the FUELHH outturn of the matching fuel types (gas split
+  between CCGT and OCGT as FUELHH split it), and the period is rescored. PN (physical notifications) are plans, not
+  outturn: they are validated and counted per period; nothing in a snapshot is theirs to refine.
 """
 
 import datetime as dt
@@ -35,6 +37,19 @@ from grid_guardian_assets.stream.rules import (
 from grid_guardian_assets.stream.scorer import LiveScorer, PeriodInput
 
 ESTIMATED_LOSS_RATIO = 0.02
+# B1610's ENTSO-E production types → FUELHH fuel types ("Fossil Gas" covers CCGT and OCGT).
+PSR_FUELS = {
+    "Fossil Gas": ("CCGT", "OCGT"),
+    "Fossil Hard coal": ("COAL",),
+    "Fossil Oil": ("OIL",),
+    "Nuclear": ("NUCLEAR",),
+    "Wind Offshore": ("WIND",),
+    "Wind Onshore": ("WIND",),
+    "Hydro Run-of-river and poundage": ("NPSHYD",),
+    "Hydro Pumped Storage": ("PS",),
+    "Biomass": ("BIOMASS",),
+    "Other": ("OTHER",),
+}
 DEMAND_SOURCES = ("INDO", "ITSDO")  # preference order
 
 
@@ -55,20 +70,39 @@ class PeriodState:
     demand_origin: dict[str, Origin] = field(default_factory=dict)
     freq: dict[str, float] = field(default_factory=dict)  # samples by time, until the period is scored
     frequency_mean: float | None = None
-    counts: dict[str, int] = field(default_factory=dict)  # B1610 / PN rows
+    counts: dict[str, int] = field(default_factory=dict)  # PN rows
+    metered: dict[str, list] = field(default_factory=dict)  # B1610: bmUnit -> [psrType, MW]
+    last_metered_at: float = 0.0
+    metered_settled: bool = False  # B1610 rows quiet for fuel_settle_s: a partial set never replaces FUELHH
     last_fuel_at: float = 0.0  # monotonic seconds
     scored: str | None = None  # what the last score used, e.g. "FUELHH:14+INDO"
 
     def signature(self) -> str:
         source = next((s for s in DEMAND_SOURCES if s in self.demand), "estimated")
-        return f"FUELHH:{len(self.fuel)}:{sum(self.fuel.values()):.0f}+{source}:{self.demand.get(source, 0):.0f}"
+        metered = f"+B1610:{len(self.metered)}:{sum(v[1] for v in self.metered.values()):.0f}" if self.metered_settled else ""
+        return f"FUELHH:{len(self.fuel)}:{sum(self.fuel.values()):.0f}+{source}:{self.demand.get(source, 0):.0f}{metered}"
+
+    def generation(self) -> tuple[dict[str, float], str]:
+        """Generation by fuel type: FUELHH, with B1610's metered totals once they have settled."""
+        fuel = dict(self.fuel)
+        metered: dict[tuple[str, ...], float] = {}
+        for psr, mw in self.metered.values() if self.metered_settled else ():
+            group = PSR_FUELS.get(psr, ("OTHER",))
+            metered[group] = metered.get(group, 0.0) + mw
+        for group, mw in metered.items():
+            targets = [f for f in group if f in fuel]
+            total = sum(fuel[f] for f in targets)
+            for f in targets:
+                fuel[f] = mw * (fuel[f] / total if total > 0 else 1 / len(targets))
+        return fuel, "B1610 metered" if metered else "FUELHH"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "date": self.settlement_date.isoformat(), "number": self.number, "start": self.start.isoformat(),
             "fuel": self.fuel, "fuel_origin": list(vars(self.fuel_origin).values()) if self.fuel_origin else None,
             "demand": self.demand, "demand_origin": {k: list(vars(v).values()) for k, v in self.demand_origin.items()},
-            "freq": self.freq, "frequency_mean": self.frequency_mean, "counts": self.counts, "scored": self.scored,
+            "freq": self.freq, "frequency_mean": self.frequency_mean, "counts": self.counts, "metered": self.metered,
+            "metered_settled": self.metered_settled, "scored": self.scored,
         }
 
     @classmethod
@@ -77,7 +111,8 @@ class PeriodState:
             settlement_date=dt.date.fromisoformat(data["date"]), number=data["number"],
             start=dt.datetime.fromisoformat(data["start"]), fuel=data["fuel"], fuel_origin=_origin(data["fuel_origin"]),
             demand=data["demand"], demand_origin={k: Origin(*v) for k, v in data["demand_origin"].items()},
-            freq=data["freq"], frequency_mean=data["frequency_mean"], counts=data["counts"], scored=data["scored"],
+            freq=data["freq"], frequency_mean=data["frequency_mean"], counts=data["counts"], metered=data.get("metered", {}),
+            metered_settled=data.get("metered_settled", False), scored=data["scored"],
         )
 
 
@@ -155,6 +190,9 @@ class LiveProcessor:
                 period.demand[code] = float(values["demand"])
                 period.demand_origin[code] = reading.origin
                 touched.add(key)
+            elif code == "B1610":
+                period.metered[values["bmUnit"]] = [values.get("psrType") or "Other", 2.0 * float(values["quantity"])]
+                period.last_metered_at, period.metered_settled = now, False
             else:
                 period.counts[code] = period.counts.get(code, 0) + 1
         if not self.expected_fuels:
@@ -181,6 +219,10 @@ class LiveProcessor:
         for period in sorted(self.periods.values(), key=lambda p: p.start):
             if period.scored is None and period.fuel and now - period.last_fuel_at >= self.fuel_settle_s:
                 findings.extend(self._score(period))
+            if period.metered and not period.metered_settled and now - period.last_metered_at >= self.fuel_settle_s:
+                period.metered_settled = True
+                if period.scored is not None:
+                    findings.extend(self._score(period))  # the metered refinement
         return findings
 
     def _frequency(self, reading: Reading) -> list[Finding]:
@@ -210,14 +252,16 @@ class LiveProcessor:
             if period.freq:
                 period.frequency_mean = float(np.mean(list(period.freq.values())))
             period.freq = {}
-        national = {fuel: np.array([mw]) for fuel, mw in period.fuel.items()}
-        supply = float(sum(period.fuel.values()))
+        generation, generation_source = period.generation()
+        national = {fuel: np.array([mw]) for fuel, mw in generation.items()}
+        supply = float(sum(generation.values()))
         source = next((s for s in DEMAND_SOURCES if s in period.demand), None)
         demand = period.demand[source] if source else supply * (1 - ESTIMATED_LOSS_RATIO)
         node, edge, _ = period_arrays(self.mapping, self.flow, national, np.array([demand]))
         origin = period.fuel_origin
         detail = {"settlement_date": period.settlement_date.isoformat(), "settlement_period": period.number,
-                  "demand_source": source or "estimated", "model_version": self.model_version}
+                  "demand_source": source or "estimated", "generation_source": generation_source,
+                  "model_version": self.model_version}
         findings = []
         if source is not None:
             findings.append(Finding(NATIONAL_NODE, period.start, imbalance_score(supply, demand), "power_imbalance",
