@@ -278,16 +278,22 @@ def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_s
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 5))
     produce_raw(broker.bootstrap_servers, "bmrs.FREQ", [b"{not json", b'{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
     produce(broker.bootstrap_servers, FREQ, freq_records(T0 + dt.timedelta(hours=1), [49.7] * 3))
+    drifted = {**recorded.fuelhh_records(DAY)[0], "fuelType": "INTXYZ"}  # valid schema, but no bus to land on
+    produce(broker.bootstrap_servers, FUELHH, [drifted])
     job = InferenceJob(config_for(broker, redis_server, tmp_path))
-    summary = job.run(max_seconds=15, max_messages=10)
-    assert (summary.readings, summary.rejected, summary.alerts) == (8, 2, 3)
+    summary = job.run(max_seconds=15, max_messages=11)
+    assert (summary.readings, summary.rejected, summary.alerts) == (8, 3, 3)
     sample = job.metrics.registry.get_sample_value
     assert sample("dlq_total", {"topic": "bmrs.FREQ"}) == 2 and sample("messages_processed_total", {"dataset": "FREQ"}) == 10
+    assert sample("dlq_total", {"topic": "bmrs.FUELHH"}) == 1
     assert sample("alerts_total", {"source": "frequency_operational"}) == 3
     assert sample("kafka_consumer_lag", {"topic": "bmrs.FREQ", "partition": "0"}) is not None
-    dead = dlq_records(broker.bootstrap_servers, 2)
-    assert sorted(d["value_text"] for d in dead) == sorted(['{not json', '{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
-    assert all(d["topic"] == "bmrs.FREQ" and d["error"] for d in dead)
+    dead = dlq_records(broker.bootstrap_servers, 3)
+    freq_dead = [d for d in dead if d["topic"] == "bmrs.FREQ"]
+    assert sorted(d["value_text"] for d in freq_dead) == sorted(['{not json', '{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
+    (fuel_dead,) = [d for d in dead if d["topic"] == "bmrs.FUELHH"]
+    assert "INTXYZ" in fuel_dead["error"] and '"fuelType":"INTXYZ"' in fuel_dead["value_text"]
+    assert all(d["error"] for d in dead)
 
 
 def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:

@@ -170,10 +170,12 @@ class InferenceJob:
         for topic, raws in by_topic.items():
             good, bad = parse_messages(spec_for_topic(topic), raws)
             rejected.extend(bad)
+            original = {raw.origin: raw for raw in raws}
             for reading in good:
                 problem = self.processor.check(reading)
                 if problem:
-                    rejected.append(Rejected(reading.origin, None, None, problem))
+                    raw = original[reading.origin]
+                    rejected.append(Rejected(reading.origin, raw.key, raw.value, problem))
                 else:
                     readings.append(reading)
         return self.processor.add(readings), rejected, len(readings)

@@ -11,7 +11,7 @@
 * B1610 (metered volumes per BM unit, published days later) refines a period still in the refinement window: its
   units' MWh × 2, summed by ENTSO-E ``psrType``, replace the FUELHH outturn of the matching fuel types (gas split
   between CCGT and OCGT as FUELHH split it), and the period is rescored. PN (physical notifications) are plans, not
-  outturn: they are validated and counted per period; nothing in a snapshot is theirs to refine.
+  outturn: they are validated (and counted in the job's metrics); nothing in a snapshot is theirs to refine.
 """
 
 import datetime as dt
@@ -70,7 +70,6 @@ class PeriodState:
     demand_origin: dict[str, Origin] = field(default_factory=dict)
     freq: dict[str, float] = field(default_factory=dict)  # samples by time, until the period is scored
     frequency_mean: float | None = None
-    counts: dict[str, int] = field(default_factory=dict)  # PN rows
     metered: dict[str, list] = field(default_factory=dict)  # B1610: bmUnit -> [psrType, MW]
     last_metered_at: float = 0.0
     metered_settled: bool = False  # B1610 rows quiet for fuel_settle_s: a partial set never replaces FUELHH
@@ -101,7 +100,7 @@ class PeriodState:
             "date": self.settlement_date.isoformat(), "number": self.number, "start": self.start.isoformat(),
             "fuel": self.fuel, "fuel_origin": list(vars(self.fuel_origin).values()) if self.fuel_origin else None,
             "demand": self.demand, "demand_origin": {k: list(vars(v).values()) for k, v in self.demand_origin.items()},
-            "freq": self.freq, "frequency_mean": self.frequency_mean, "counts": self.counts, "metered": self.metered,
+            "freq": self.freq, "frequency_mean": self.frequency_mean, "metered": self.metered,
             "metered_settled": self.metered_settled, "scored": self.scored,
         }
 
@@ -111,7 +110,7 @@ class PeriodState:
             settlement_date=dt.date.fromisoformat(data["date"]), number=data["number"],
             start=dt.datetime.fromisoformat(data["start"]), fuel=data["fuel"], fuel_origin=_origin(data["fuel_origin"]),
             demand=data["demand"], demand_origin={k: Origin(*v) for k, v in data["demand_origin"].items()},
-            freq=data["freq"], frequency_mean=data["frequency_mean"], counts=data["counts"], metered=data.get("metered", {}),
+            freq=data["freq"], frequency_mean=data["frequency_mean"], metered=data.get("metered", {}),
             metered_settled=data.get("metered_settled", False), scored=data["scored"],
         )
 
@@ -193,8 +192,7 @@ class LiveProcessor:
             elif code == "B1610":
                 period.metered[values["bmUnit"]] = [values.get("psrType") or "Other", 2.0 * float(values["quantity"])]
                 period.last_metered_at, period.metered_settled = now, False
-            else:
-                period.counts[code] = period.counts.get(code, 0) + 1
+            # PN: validated on the way in and counted in messages_processed_total; a plan refines no outturn.
         if not self.expected_fuels:
             self._learn_expected_fuels()
         for key in sorted(self.periods, key=lambda k: self.periods[k].start):
