@@ -17,7 +17,7 @@ from rich.console import Console
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.store.hdf5 import HDF5Store
-from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
+from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.local import LocalBroker, LocalRedis, free_port, port_open
 from grid_guardian_assets.stream.messages import encode_record, topic_for
 from grid_guardian_assets.stream.redis_sink import ALERT_STREAM
@@ -44,13 +44,15 @@ def _redis_answers(url: str) -> bool:
 
 @contextmanager
 def live_servers(root: Path, console: Console) -> Iterator[LiveServers]:
-    """``$KAFKA_BOOTSTRAP_SERVERS`` / ``$REDIS_URL`` when they answer, else a Redis already on 6379 (database 1, so
-    the demo's keys stay apart), else local servers started here and stopped on the way out (even on Ctrl-C)."""
+    """``$KAFKA_BOOTSTRAP_SERVERS`` (default 127.0.0.1:9092) and ``$REDIS_URL`` when they answer, else a Redis already
+    on 6379 (database 1, so the demo's keys stay apart), else local servers started here (tansu on 9092 when free)
+    and stopped on the way out (even on Ctrl-C)."""
     started = []
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
     host, _, port = bootstrap.partition(":")
-    if not (bootstrap and port.isdigit() and port_open(host, int(port))):
-        broker = LocalBroker().start()
+    if not (port.isdigit() and port_open(host, int(port))):
+        # On the default port when it is free, so `grid-guardian stream …` finds it without settings.
+        broker = LocalBroker(0 if port_open("127.0.0.1", 9092) else 9092).start()
         started.append(broker)
         bootstrap = broker.bootstrap_servers
         console.print(f"Started a local Kafka-protocol broker (tansu, in memory) at [bold]{bootstrap}[/]")
