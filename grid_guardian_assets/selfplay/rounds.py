@@ -161,7 +161,7 @@ def run_round(
     buffer = ScenarioBuffer(root / "buffer.parquet")
     earlier = buffer.read().filter(pl.col("round") < number)
 
-    rows, contexts, actions, examples, pairs = [], [], [], [], []
+    rows, contexts, actions, examples, pairs, labels = [], [], [], [], [], []
     for _ in range(config.proposals):
         refs = earlier.sample(min(config.context_k, earlier.height), seed=int(rng.integers(1 << 31))) if earlier.height else earlier
         context = buffer_context(refs["kind"].to_list(), refs["solve_rate"].to_list())
@@ -184,6 +184,7 @@ def run_round(
             located = scenario.bus if scenario.bus >= 0 else 0
             examples.append((scenario.kind, signature(injected, located, scenario.start, detector)))
             pairs.append((windows[w], injected))
+            labels.append(scenario.label())
         rate = solved / tried if tried else 0.0
         reward = learnability_reward(rate) if verdict.accepted else 0.0
         rows.append({**scenario.to_row(), "accepted": verdict.accepted, "reason": verdict.reason, "detail": verdict.detail,
@@ -202,7 +203,8 @@ def run_round(
     f1_before, _ = _f1(solver.detector, solver.calibration, benchmark)
     three_sigma = ThreeSigma(checkpoint.tensors["three_sigma"]["mean"].numpy(), checkpoint.tensors["three_sigma"]["std"].numpy())
     f1_three_sigma, _ = _f1(three_sigma, three_sigma.calibration(), benchmark)
-    candidate = solver.fine_tuned(pairs, config.solver_steps, config.solver_lr, calibration_sequences, config.false_alarm_rate, seed) if pairs else solver
+    candidate = solver.fine_tuned(pairs, config.solver_steps, config.solver_lr, calibration_sequences, config.false_alarm_rate,
+                                  seed, labels) if pairs else solver
     f1_after, table = _f1(candidate.detector, candidate.calibration, benchmark)
     promoted = bool(pairs) and f1_after >= f1_before and f1_after > f1_three_sigma
     carried = candidate if promoted else solver
