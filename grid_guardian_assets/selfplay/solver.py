@@ -113,7 +113,12 @@ class Solver:
         detector = LearnedDetector("gnn", model, base.normaliser, base.warmup, base.graph)
         calibration = detector.calibrate(calibration_sequences, false_alarm_rate)
         if labels:
-            calibration = tuned_calibration(detector, calibration, pairs, labels)
+            tuned = tuned_calibration(detector, calibration, pairs, labels)
+            if tuned != calibration:  # state the false-alarm rate the new threshold has on the clean calibration days
+                node = np.concatenate([detector.raw_scores(c).node.ravel() for c in calibration_sequences])
+                node = node[np.isfinite(node)]
+                rate = float((node >= tuned.node_threshold).mean()) if node.size else float("nan")
+                calibration = Calibration(tuned.node_threshold, tuned.period_threshold, rate)
         return Solver(detector, calibration, {k: (v[0].copy(), v[1]) for k, v in self.centroids.items()})
 
 
