@@ -5,7 +5,9 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import mlflow
 from dagster_mlflow import mlflow_tracking
+from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 
 from grid_guardian_assets.config import DATA_DIR_ENV, default_data_dir
 from grid_guardian_assets.grid.network import GridNetwork, load_network
@@ -131,9 +133,22 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{home.resolve() / 'mlflow.db'}"
 
 
+@dg.resource(config_schema=MLFLOW_CONFIG_SCHEMA, description="dagster-mlflow's mlflow_tracking, artifacts beside a SQLite store")
+def _mlflow_tracking(context):
+    # With a SQLite store MLflow puts artifacts in ./mlruns of whatever folder the process runs in; give the
+    # experiment an artifact root beside the database instead (a server store keeps its own root).
+    uri, name = context.resource_config["mlflow_tracking_uri"], context.resource_config["experiment_name"]
+    if uri.startswith("sqlite:///"):
+        client = mlflow.MlflowClient(uri)
+        if client.get_experiment_by_name(name) is None:
+            root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+            client.create_experiment(name, artifact_location=root.resolve().as_uri())
+    yield from mlflow_tracking.resource_fn(context)
+
+
 def mlflow_resource(tracking_uri: str | None = None) -> dg.ResourceDefinition:
     """dagster-mlflow's ``mlflow_tracking``, experiment ``grid_guardian_verifier``."""
-    return mlflow_tracking.configured(
+    return _mlflow_tracking.configured(
         {"experiment_name": "grid_guardian_verifier", "mlflow_tracking_uri": tracking_uri or default_tracking_uri()}
     )
 
