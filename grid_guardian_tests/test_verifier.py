@@ -261,3 +261,5 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     assert "loss" in run.data.metrics and run.data.params["benchmark_version"] == meta["benchmark_version"].value
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
     assert {"benchmark_f1_by_type.csv", "checkpoint/model.pt"} <= artifacts
+    # Beside the SQLite store, not in ./mlruns of whichever folder the run happened in.
+    assert run.info.artifact_uri.startswith((Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri())
