@@ -6,7 +6,7 @@ import json
 import redis
 from confluent_kafka import Producer
 
-from grid_guardian_assets.datasets import FREQ, DatasetSpec
+from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.stream.kafka import KafkaSettings
 from grid_guardian_assets.stream.messages import encode_record, topic_for
 

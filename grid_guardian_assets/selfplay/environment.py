@@ -29,7 +29,7 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, station_capacity
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN
-from grid_guardian_assets.selfplay.scenarios import DEMAND, FLEX, GEN, IMPORT, PHYSICAL_KINDS, SYSTEM_KINDS, Scenario, apply_scenario, tripped_fuel
+from grid_guardian_assets.selfplay.scenarios import DEMAND, GEN, IMPORT, PHYSICAL_KINDS, SYSTEM_KINDS, Scenario, apply_scenario, tripped_fuel
 from grid_guardian_assets.stream.rules import BranchLimits
 from grid_guardian_assets.verifier.anomalies import HZ_PER_MW_FIRST
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector

@@ -25,7 +25,7 @@ from grid_guardian_assets.selfplay.proposer import (
     reinforce_step,
     scenario_from_action,
 )
-from grid_guardian_assets.selfplay.scenarios import Scenario, apply_scenario
+from grid_guardian_assets.selfplay.scenarios import Scenario
 from grid_guardian_assets.selfplay.solver import Solver, signature
 from grid_guardian_assets.stream.rules import BranchLimits
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark
