@@ -257,7 +257,12 @@ def demo(
         _fail(f"--days and --epochs must be at least 1, got {days} and {epochs}")
     plan = DemoPlan.default(first, days)
     plan.epochs, plan.verifier, plan.self_play_rounds, plan.live = epochs, verifier, self_play_rounds, live
-    ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
+    from grid_guardian_assets.stream.local import LocalServerError
+
+    try:
+        ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
+    except LocalServerError as exc:  # e.g. no redis-server on a fresh machine: say what to install
+        _fail(f"{exc} (or point REDIS_URL / KAFKA_BOOTSTRAP_SERVERS at running servers, or pass --no-live)")
     raise typer.Exit(code=0 if ok else 1)
 
 
