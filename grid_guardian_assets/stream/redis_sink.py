@@ -8,8 +8,8 @@ Layout (the README's "Redis layout"):
 * pub/sub channel ``alerts:anomalies``: each new alert as JSON.
 * stream ``alerts`` (XADD, approximate MAXLEN bound): each alert's ``time``, ``dataset``, ``node``, ``source``,
   ``score``, ``model_version``, ``kafka_topic``, ``kafka_partition``, ``kafka_offset``, ``alert_id``, ``detail``.
-* ``alerts:ids`` sorted set: alert ids already written (``{node}|{time}|{source}``), so a replayed batch never
-  duplicates an alert; trimmed to the newest ``2 × maxlen``.
+* ``alerts:ids`` sorted set: alert ids already written (``{node}|{time}|{source}``, plus ``|{model_version}`` for
+  model alerts), so a replayed batch never duplicates an alert; trimmed to the newest ``2 × maxlen``.
 * ``live:state:{group}``: the job's assembly state, written in the same transaction as the results it led to.
 
 Everything a batch produced is written in one MULTI/EXEC transaction; the job commits Kafka offsets only after it
@@ -68,7 +68,10 @@ def time_text(finding: Finding) -> str:
 
 
 def alert_id(finding: Finding) -> str:
-    return f"{finding.node}|{time_text(finding)}|{finding.source}"
+    """``{node}|{time}|{source}``; a model alert adds ``|{model_version}``: another checkpoint's verdict on the same
+    reading (a backtest with a newer model) is another alert, the same checkpoint's replayed verdict is not."""
+    base = f"{finding.node}|{time_text(finding)}|{finding.source}"
+    return f"{base}|{finding.detail.get('model_version', 'none')}" if finding.source == "model" else base
 
 
 def alert_json(finding: Finding) -> dict[str, Any]:
