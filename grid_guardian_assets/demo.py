@@ -22,13 +22,12 @@ from rich.table import Table
 
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.snapshots import SnapshotStore
 
-# Assets outside the daily settlement-day partitions.
-NOT_DAILY = ("grid_topology", "anomaly_benchmark", "gnn_verifier", "self_play_round", "scenario_buffer")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -66,6 +65,21 @@ class DemoPlan:
         return sorted(wanted - set(self.week))
 
 
+def _daily_assets() -> dg.AssetSelection:
+    """The assets partitioned by settlement day (read from the definitions, so a new stage needs no list here)."""
+    graph = defs.resolve_asset_graph()
+    return dg.AssetSelection.assets(*(key for key in graph.get_all_asset_keys()
+                                      if graph.get(key).partitions_def == bmrs_daily_partitions))
+
+
+def _materialized(instance: dg.DagsterInstance, asset: str, result: dg.ExecuteInProcessResult) -> dict | None:
+    """The metadata ``asset`` got from the run behind ``result``, or ``None`` when that run did not materialise it."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.run_id != result.run_id:
+        return None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
 def _install_dagster_yaml(dagster_home: Path, repo_dagster_yaml: Path | None) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
@@ -96,8 +110,8 @@ def run_demo(
     )
     from grid_guardian_assets.defs.resources import default_resources, default_tracking_uri  # read the environment just set
 
-    all_partitioned = dg.AssetSelection.all() - dg.AssetSelection.assets(*NOT_DAILY)
-    grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets(*NOT_DAILY)
+    all_partitioned = _daily_assets()
+    grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() & all_partitioned
     outcomes: dict[dt.date, bool] = {}
     verifier_meta: dict[str, object] = {}
     verifier_ok = True
@@ -134,20 +148,19 @@ def run_demo(
                     }
                 }
                 result = materialize(["anomaly_benchmark", "gnn_verifier"], run_config=config)
-                event = instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier"))
-                verifier_ok = event is not None and event.run_id == result.run_id  # trained; the gate may still say no
-                verifier_meta = {k: v.value for k, v in event.asset_materialization.metadata.items()} if verifier_ok else {}
+                verifier_meta = _materialized(instance, "gnn_verifier", result) or {}
+                verifier_ok = bool(verifier_meta)  # trained; the gate may still say no
                 progress.advance(task)
             if plan.verifier and plan.self_play_rounds and verifier_meta.get("promoted"):
                 task = progress.add_task("Self-play rounds", total=plan.self_play_rounds)
                 config = {"ops": {"self_play_round": {"config": {"proposals": 16, "attempts": 4, "solver_steps": 10}}}}
                 for number in range(1, plan.self_play_rounds + 1):
                     result = materialize(["self_play_round"], f"round-{number:04d}", run_config=config)
-                    event = instance.get_latest_materialization_event(dg.AssetKey("self_play_round"))
-                    if not result.success or event is None or event.run_id != result.run_id:
+                    meta = _materialized(instance, "self_play_round", result) if result.success else None
+                    if meta is None:
                         verifier_ok = False
                         break
-                    self_play.append({k: v.value for k, v in event.asset_materialization.metadata.items()})
+                    self_play.append(meta)
                     progress.advance(task)
                 materialize(["scenario_buffer"])
             if plan.live:
