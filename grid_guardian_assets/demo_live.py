@@ -15,11 +15,11 @@ from confluent_kafka import Producer
 from rich.console import Console
 
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
-from grid_guardian_assets.settlement import day_bounds_utc
+from grid_guardian_assets.settlement import day_bounds_utc, to_api_time
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.local import LocalBroker, LocalRedis, free_port, port_open
-from grid_guardian_assets.stream.messages import encode_record, topic_for
+from grid_guardian_assets.stream.producers import publish_records
 from grid_guardian_assets.stream.redis_sink import ALERT_STREAM
 
 INCIDENT_PERIOD = 34  # late afternoon
@@ -71,8 +71,8 @@ def live_servers(root: Path, console: Console) -> Iterator[LiveServers]:
             server.stop()
 
 
-def incident_records(store: HDF5Store, day: dt.date) -> tuple[list[tuple[dt.datetime, object, dict]], dt.datetime]:
-    """The day's stored FUELHH, INDO and FREQ records in publication order, with an incident written in: a
+def incident_records(store: HDF5Store, day: dt.date) -> tuple[dict[str, list[dict]], dt.datetime]:
+    """The day's stored FUELHH, INDO and FREQ records by dataset code, with an incident written in: a
     1,000 MW nuclear trip at the start of ``INCIDENT_PERIOD`` (CCGT picks the loss up for the next four periods) and
     the frequency dip it causes (0.45 Hz, recovering with a one-minute time constant)."""
     fuel, demand, freq = (store.read_range(spec, day, day).to_dicts() for spec in (FUELHH, INDO, FREQ))
@@ -89,23 +89,7 @@ def incident_records(store: HDF5Store, day: dt.date) -> tuple[list[tuple[dt.date
         after = (r["measurementTime"] - trip).total_seconds()
         if 0 <= after < 10 * RECOVERY_S:
             r["frequency"] = round(r["frequency"] - NADIR_DROP_HZ * math.exp(-after / RECOVERY_S), 3)
-    half_hour = dt.timedelta(minutes=30)
-    ordered = [(r["measurementTime"], FREQ, r) for r in freq]
-    ordered += [(r["startTime"] + half_hour, FUELHH, r) for r in fuel] + [(r["startTime"] + half_hour, INDO, r) for r in demand]
-    ordered.sort(key=lambda item: (item[0], item[1].code))
-    return ordered, trip
-
-
-def publish(bootstrap: str, ordered: list[tuple[dt.datetime, object, dict]]) -> int:
-    settings = KafkaSettings(bootstrap_servers=bootstrap)
-    ensure_topics(settings)
-    producer = Producer(settings.producer_config())
-    for _, spec, record in ordered:
-        key, value = encode_record(spec, record)
-        producer.produce(topic_for(spec), key=key, value=value)
-    if producer.flush(60):
-        raise RuntimeError(f"the broker at {bootstrap} did not acknowledge the replayed day")
-    return len(ordered)
+    return {"FUELHH": fuel, "INDO": demand, "FREQ": freq}, trip
 
 
 @dataclass
@@ -134,8 +118,10 @@ def run_live_stage(instance: dg.DagsterInstance, resources: dict, store: HDF5Sto
         sensor, tags = f"RunRequest for checkpoint {decision.tags['grid_guardian/checkpoint']}", decision.tags
     else:
         sensor, tags = f"skipped: {decision.skip_message}", LIVE_TAG
-    ordered, trip = incident_records(store, day)
-    published = publish(servers.bootstrap_servers, ordered)
+    records, trip = incident_records(store, day)
+    settings = KafkaSettings(bootstrap_servers=servers.bootstrap_servers)
+    ensure_topics(settings)
+    published = publish_records(Producer(settings.producer_config()), records, {s.code: s for s in (FUELHH, INDO, FREQ)}).records
     job = defs.get_job_def("live_inference")
     config = {"max_messages": published, "max_seconds": 300.0, "fuel_settle_s": 1.0, "group_id": f"grid-guardian-demo-{day}"}
     result = job.execute_in_process(run_config={"ops": {"run_live_inference": {"config": config}}, **run_config_extra},
@@ -145,7 +131,7 @@ def run_live_stage(instance: dg.DagsterInstance, resources: dict, store: HDF5Sto
         if event.event_type_value == "STEP_OUTPUT":
             metadata = {k: v.value for k, v in event.event_specific_data.metadata.items()}
     client = redis.Redis.from_url(servers.redis_url)
-    start, end = (t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in day_bounds_utc(day))
+    start, end = (to_api_time(t) for t in day_bounds_utc(day))
     alerts = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(ALERT_STREAM)]
     alerts = [a for a in alerts if start <= a["time"] < end]
     return LiveOutcome(sensor, result.success, result.run_id, published, alerts, trip, metadata, servers)

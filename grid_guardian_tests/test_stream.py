@@ -246,11 +246,11 @@ def test_replay_producer_publishes_stored_days_in_publication_order(broker, tmp_
     assert len(got) == summary.records
     assert {r["dataset"] for r in got} == {"FUELHH", "INDO", "FREQ"}
     # FUELHH and INDO of a period are published at its end: after every FREQ sample of that period.
-    order = publication_order(frames, SPECS)
-    codes = order["code"].to_list()
+    order = publication_order({code: frame.to_dicts() for code, frame in frames.items()}, SPECS)
+    codes = [code for _, code, _ in order]
     first_fuel = codes.index("FUELHH")
     start, _ = day_bounds_utc(DAY)
-    assert order["available"][first_fuel] == start + dt.timedelta(minutes=30)
+    assert order[first_fuel][0] == start + dt.timedelta(minutes=30)
     # 30 minutes of 15-s samples, and the one at the period's end, published at the same instant.
     assert codes[:first_fuel] == ["FREQ"] * first_fuel and first_fuel == 121
 

@@ -3,7 +3,6 @@
 import datetime as dt
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from grid_guardian_assets.stream.local import free_port
 from grid_guardian_tests.conftest import REPO, materialize_chain
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -20,12 +20,6 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -14,7 +14,14 @@ import numpy as np
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
-from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, HZ_PER_MW_FIRST, HZ_PER_MW_SECOND, AnomalyLabel, rederive
+from grid_guardian_assets.verifier.anomalies import (
+    ANOMALY_TYPES,
+    HZ_PER_MW_FIRST,
+    HZ_PER_MW_SECOND,
+    AnomalyLabel,
+    flex_share,
+    rederive,
+)
 from grid_guardian_assets.verifier.sequences import GridSequence
 
 GEN = [i for i, n in enumerate(NODE_FEATURES) if n.startswith("gen_")]
@@ -68,10 +75,7 @@ def apply_scenario(window: GridSequence, scenario: Scenario, network: GridNetwor
         fuel = tripped_fuel(s, scenario)
         for t in ts:
             s.node[t, bus, fuel] -= scenario.magnitude
-            flex = s.node[t][:, FLEX].sum(axis=1)
-            flex[bus] = 0.0
-            share = flex / flex.sum() if flex.sum() > 0 else np.full(len(flex), 1 / len(flex))
-            s.node[t, :, FLEX[0]] += scenario.magnitude * share  # other units pick the loss up
+            s.node[t, :, FLEX[0]] += scenario.magnitude * flex_share(s.node[t], bus)  # other units pick the loss up
         s.frequency[scenario.start] -= scenario.magnitude * HZ_PER_MW_FIRST
         if scenario.start + 1 < len(s):
             s.frequency[scenario.start + 1] -= scenario.magnitude * HZ_PER_MW_SECOND
@@ -86,10 +90,7 @@ def apply_scenario(window: GridSequence, scenario: Scenario, network: GridNetwor
         s.node[ts, bus, DEMAND] *= 1.0 + scenario.magnitude
     elif kind == "overload_redispatch":
         for t in ts:
-            flex = s.node[t][:, FLEX].sum(axis=1)
-            flex[bus] = 0.0
-            share = flex / flex.sum() if flex.sum() > 0 else np.full(len(flex), 1 / len(flex))
-            s.node[t, :, FLEX[0]] -= scenario.magnitude * share
+            s.node[t, :, FLEX[0]] -= scenario.magnitude * flex_share(s.node[t], bus)
             s.node[t, bus, FLEX[0]] += scenario.magnitude
     elif kind == "missing_period":
         s.node[ts] = 0.0

@@ -15,6 +15,7 @@ import pandera.errors
 import polars as pl
 
 from grid_guardian_assets.datasets import DATASETS, DatasetSpec
+from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.validation.parse import frame_from_records
 from grid_guardian_assets.validation.schemas import schema_for
 
@@ -34,7 +35,7 @@ def spec_for_topic(topic: str) -> DatasetSpec | None:
 
 def _text(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return to_api_time(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

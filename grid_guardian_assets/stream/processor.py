@@ -158,14 +158,14 @@ class LiveProcessor:
                 return str(exc)
         return None
 
-    def _period(self, day: dt.date, number: int) -> PeriodState:
+    def _period(self, day: dt.date, number: int) -> tuple[str, PeriodState]:
         key = f"{day.isoformat()}/{number:02d}"
         if key not in self.periods:
             periods = settlement_periods(day)
             if not 1 <= number <= len(periods):
                 raise ValueError(f"settlement period {number} does not exist on {day} ({len(periods)} periods)")
             self.periods[key] = PeriodState(day, number, periods[number - 1].start)
-        return self.periods[key]
+        return key, self.periods[key]
 
     def add(self, readings: list[Reading], now: float | None = None) -> list[Finding]:
         """Apply readings (idempotently: a redelivered reading changes nothing) and score what they complete."""
@@ -179,8 +179,7 @@ class LiveProcessor:
             if code == "FREQ":
                 findings.extend(self._frequency(reading))
                 continue
-            period = self._period(values["settlementDate"], values["settlementPeriod"])
-            key = f"{period.settlement_date.isoformat()}/{period.number:02d}"
+            key, period = self._period(values["settlementDate"], values["settlementPeriod"])
             if code == "FUELHH":
                 period.fuel[values["fuelType"]] = float(values["generation"])
                 period.fuel_origin, period.last_fuel_at = reading.origin, now
@@ -225,8 +224,7 @@ class LiveProcessor:
 
     def _frequency(self, reading: Reading) -> list[Finding]:
         when, hz = reading.values["measurementTime"], float(reading.values["frequency"])
-        day, number = period_of(when)
-        period = self._period(day, number)
+        _, period = self._period(*period_of(when))
         if period.scored is None:
             period.freq[when.isoformat()] = hz
         previous = self.last_freq if self.last_freq and self.last_freq[0] < when else None

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import polars as pl
 from confluent_kafka import Producer
 
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO, DatasetSpec
@@ -31,20 +30,16 @@ def _deliver(producer: Producer, what: str) -> None:
         raise RuntimeError(f"{what}: {undelivered} records not acknowledged by the broker within 60 s")
 
 
-def publication_order(frames: dict[str, pl.DataFrame], specs: dict[str, DatasetSpec]) -> pl.DataFrame:
-    """Rows of every dataset's frame ordered by when they would have been published.
-
-    Columns: ``available`` (UTC), ``code`` (dataset), ``index`` (row in that dataset's frame).
-    """
-    parts = [
-        pl.DataFrame({"available": frame[specs[code].time_field] + _AVAILABLE_AFTER.get(code, dt.timedelta(0)),
-                      "code": [code] * frame.height, "index": range(frame.height)})
-        for code, frame in frames.items()
-        if frame.height
+def publication_order(records: dict[str, list[dict]], specs: dict[str, DatasetSpec]) -> list[tuple[dt.datetime, str, int]]:
+    """``(available, code, index)`` of every record, in the order they would have been published (FUELHH, INDO and
+    ITSDO at the end of their period); ties go by dataset code, then by position."""
+    order = [
+        (row[specs[code].time_field] + _AVAILABLE_AFTER.get(code, dt.timedelta(0)), code, i)
+        for code, rows in records.items()
+        for i, row in enumerate(rows)
     ]
-    if not parts:
-        return pl.DataFrame(schema={"available": pl.Datetime("us", "UTC"), "code": pl.Utf8, "index": pl.Int64})
-    return pl.concat(parts).sort(["available", "code", "index"], maintain_order=True)
+    order.sort()
+    return order
 
 
 @dataclass
@@ -53,6 +48,45 @@ class ReplaySummary:
     seconds: float
     first: dt.datetime | None
     last: dt.datetime | None
+
+
+def publish_records(
+    producer: Producer,
+    records: dict[str, list[dict]],
+    specs: dict[str, DatasetSpec],
+    *,
+    speed: float | None = None,
+    on_record: Callable[[int], None] | None = None,
+) -> ReplaySummary:
+    """Publish ``{code: records}`` to their topics in publication order and wait until the broker has them all.
+
+    Args:
+        speed: ``1.0`` real time, ``N`` N times real time, ``None`` as fast as the broker takes them.
+        on_record: Called with the count so far (progress).
+    """
+    order = publication_order(records, specs)
+    began = time.monotonic()
+    first = order[0][0] if order else None
+    for n, (available, code, index) in enumerate(order, 1):
+        if speed:
+            pause = began + (available - first).total_seconds() / speed - time.monotonic()
+            if pause > 0:
+                producer.poll(0)
+                time.sleep(pause)
+        spec = specs[code]
+        key, value = encode_record(spec, records[code][index])
+        while True:
+            try:
+                producer.produce(topic_for(spec), key=key, value=value)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain
+                producer.poll(0.1)
+        if n % 1000 == 0:
+            producer.poll(0)
+            if on_record:
+                on_record(n)
+    _deliver(producer, "replay")
+    return ReplaySummary(len(order), time.monotonic() - began, first, order[-1][0] if order else None)
 
 
 def replay_store(
@@ -65,39 +99,9 @@ def replay_store(
     speed: float | None = None,
     on_record: Callable[[int], None] | None = None,
 ) -> ReplaySummary:
-    """Publish stored partitions to their topics in publication order.
-
-    Args:
-        speed: ``1.0`` real time, ``N`` N times real time, ``None`` as fast as the broker takes them.
-        on_record: Called with the count so far (progress).
-    """
-    frames = {spec.code: store.read_range(spec, start, end) for spec in specs}
-    by_code = {s.code: s for s in specs}
-    order = publication_order(frames, by_code)
-    rows = {code: frame.to_dicts() for code, frame in frames.items()}
-    began = time.monotonic()
-    first = order["available"][0] if order.height else None
-    for n, (available, code, index) in enumerate(order.iter_rows(), 1):
-        if speed:
-            due = began + (available - first).total_seconds() / speed
-            pause = due - time.monotonic()
-            if pause > 0:
-                producer.poll(0)
-                time.sleep(pause)
-        spec = by_code[code]
-        key, value = encode_record(spec, rows[code][index])
-        while True:
-            try:
-                producer.produce(topic_for(spec), key=key, value=value)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain
-                producer.poll(0.1)
-        if n % 1000 == 0:
-            producer.poll(0)
-            if on_record:
-                on_record(n)
-    _deliver(producer, "replay")
-    return ReplaySummary(order.height, time.monotonic() - began, first, order["available"][-1] if order.height else None)
+    """Publish the stored partitions of ``specs`` for days ``start..end`` (see ``publish_records``)."""
+    records = {spec.code: store.read_range(spec, start, end).to_dicts() for spec in specs}
+    return publish_records(producer, records, {s.code: s for s in specs}, speed=speed, on_record=on_record)
 
 
 class PublishedKeys:

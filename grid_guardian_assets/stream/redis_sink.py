@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.stream.rules import Finding
 
 TIMELINE_KEY = "anomaly:timeline"
@@ -64,7 +65,7 @@ return written
 
 def time_text(finding: Finding) -> str:
     """ISO 8601 UTC with a ``Z``, to the second (the readings' own times)."""
-    return finding.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return to_api_time(finding.time)
 
 
 def alert_id(finding: Finding) -> str:

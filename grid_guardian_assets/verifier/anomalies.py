@@ -47,6 +47,14 @@ class AnomalyLabel:
     magnitude: float = 0.0
 
 
+def flex_share(node: np.ndarray, bus: int) -> np.ndarray:
+    """``(N,)`` how a change at ``bus`` spreads over the flexible plant (CCGT, OCGT) of every other bus, in proportion
+    to its output in this period ``node`` ``(N, F)`` (evenly over the other buses when none runs)."""
+    flex = node[:, _FLEX].sum(axis=1)
+    flex[bus] = 0.0
+    return flex / flex.sum() if flex.sum() > 0 else np.where(np.arange(len(flex)) == bus, 0, 1) / (len(flex) - 1)
+
+
 class InjectionError(ValueError):
     """The sequence offers no place for this anomaly (e.g. no interconnector flowing)."""
 
@@ -91,10 +99,7 @@ class Injector:
         for t in periods:
             take = min(lost, float(s.node[t, bus, fuel]))
             s.node[t, bus, fuel] -= take
-            flex = s.node[t][:, _FLEX].sum(axis=1)
-            flex[bus] = 0.0
-            share = flex / flex.sum() if flex.sum() > 0 else np.where(np.arange(len(flex)) == bus, 0, 1) / (len(flex) - 1)
-            s.node[t, :, _FLEX[0]] += take * share  # other units pick the loss up (frequency response, reserve)
+            s.node[t, :, _FLEX[0]] += take * flex_share(s.node[t], bus)  # other units pick the loss up (response, reserve)
         s.frequency[start] -= lost * HZ_PER_MW_FIRST
         if start + 1 < len(s):
             s.frequency[start + 1] -= lost * HZ_PER_MW_SECOND
