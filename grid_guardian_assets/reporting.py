@@ -1,17 +1,31 @@
-"""Small renderings for people: markdown tables and inline PNG plots of a partition."""
+"""Small renderings for people: markdown tables and inline PNG plots of a partition.
+
+matplotlib is imported by the plotting functions, not by this module: the code location imports this module for
+its tables, and every Dagster run process would otherwise pay for matplotlib.
+"""
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import polars as pl
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
+from grid_guardian_assets.datasets import DatasetSpec
 
-from grid_guardian_assets.datasets import DatasetSpec  # noqa: E402
-from grid_guardian_assets.grid.network import GridNetwork  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from grid_guardian_assets.grid.network import GridNetwork
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def markdown_table(frame: pl.DataFrame, limit: int = 20) -> str:
@@ -25,7 +39,8 @@ def markdown_table(frame: pl.DataFrame, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-def _png_markdown(fig: plt.Figure, alt: str) -> str:
+def _png_markdown(fig: "Figure", alt: str) -> str:
+    plt = _pyplot()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -36,6 +51,7 @@ def partition_plot(spec: DatasetSpec, frame: pl.DataFrame, title: str) -> str | 
     """A markdown image of the partition: generation mix, frequency, demand or unit totals over the day."""
     if frame.height == 0:
         return None
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.2))
     t = spec.time_field
     if spec.code == "FUELHH":
@@ -67,6 +83,7 @@ def network_map(network: "GridNetwork", branch_value: np.ndarray, bus_value: np.
     from matplotlib.collections import LineCollection
     from matplotlib.colors import TwoSlopeNorm
 
+    plt = _pyplot()
     coords = network.coords
     segments = np.stack([coords[network.from_bus], coords[network.to_bus]], axis=1)
     fig, ax = plt.subplots(figsize=(6, 7.5) if network.geographic else (7, 6))
@@ -93,9 +110,10 @@ def network_map(network: "GridNetwork", branch_value: np.ndarray, bus_value: np.
     return _png_markdown(fig, title)
 
 
-def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> plt.Figure:
+def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> "Figure":
     """Four panels of a self-play run: solve rate by type (this round), proposer reward, benchmark F1 and the
     proposer's type distribution across rounds."""
+    plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     rounds = [h["round"] for h in history]
     kinds = by_type["type"].to_list()
@@ -118,5 +136,5 @@ def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> plt.Figure:
     return fig
 
 
-def figure_markdown(fig: plt.Figure, alt: str) -> str:
+def figure_markdown(fig: "Figure", alt: str) -> str:
     return _png_markdown(fig, alt)

@@ -8,7 +8,8 @@ from confluent_kafka import Producer
 
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.stream.kafka import KafkaSettings
-from grid_guardian_assets.stream.messages import encode_record, topic_for
+from grid_guardian_assets.stream.messages import encode_record
+from grid_guardian_assets.stream.topics import topic_for
 
 T0 = dt.datetime(2024, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
 

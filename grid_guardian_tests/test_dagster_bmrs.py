@@ -37,12 +37,16 @@ def test_definitions_load_with_a_chain_and_a_blocking_check_per_dataset() -> Non
     for name in DATASETS:
         assert {f"{name}_raw", f"{name}_frames", f"{name}_store"} <= keys
         frames = defs.get_assets_def(f"{name}_frames")
-        (spec,) = frames.check_specs
+        (spec,) = [s for s in frames.check_specs if s.asset_key == dg.AssetKey(f"{name}_frames")]
         assert spec.blocking and spec.name == "valid"
+        # Recorded per settlement day, not per asset.
+        assert spec.partitions_def == frames.partitions_def
         assert dg.AssetKey(f"{name}_raw") in repo.asset_graph.get(dg.AssetKey(f"{name}_frames")).parent_keys
         raw = defs.get_assets_def(f"{name}_raw")
         assert raw.partitions_def.timezone == "Europe/London"
         assert raw.op.pool == "elexon_api"
+        # A range of days is one run (the CLI's --partition-range and the UI's backfills).
+        assert raw.backfill_policy == dg.BackfillPolicy.single_run()
 
 
 @pytest.mark.parametrize("schedule, partition", [("bmrs_lag1_daily", "2018-03-31"), ("bmrs_lag6_daily", "2018-03-26")])

@@ -1,21 +1,25 @@
-"""Resources shared by every stage: the Elexon Insights API, the data folder, models, Kafka and Redis."""
+"""Resources shared by every stage: the Elexon Insights API, the data folder, models, Kafka and Redis.
+
+mlflow, dagster-mlflow and torch (through the model store) are imported where a resource is used, not here:
+every run and step process imports the code location, and most of them (the BMRS chains) never touch a model.
+"""
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import polars as pl
-import mlflow
-from dagster_mlflow import mlflow_tracking
-from dagster_mlflow.resources import CONFIG_SCHEMA as MLFLOW_CONFIG_SCHEMA
 
 from grid_guardian_assets.config import DATA_DIR_ENV, default_data_dir
-from grid_guardian_assets.grid.network import GridNetwork, load_network
 from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, DEFAULT_REQUESTS_PER_MINUTE, ElexonClient
-from grid_guardian_assets.store.hdf5 import HDF5Store
-from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings
+from grid_guardian_assets.store.frames import FrameStore
 from grid_guardian_assets.store.raw_archive import RawArchive
-from grid_guardian_assets.verifier.checkpoints import ModelStore
+from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings
+
+if TYPE_CHECKING:
+    from grid_guardian_assets.grid.network import GridNetwork
+    from grid_guardian_assets.store.hdf5 import HDF5Store
+    from grid_guardian_assets.verifier.checkpoints import ModelStore
 
 
 class ElexonApiResource(dg.ConfigurableResource):
@@ -56,8 +60,13 @@ class BmrsStorageResource(dg.ConfigurableResource):
     def raw_archive(self) -> RawArchive:
         return RawArchive(self.root / "raw")
 
-    def hdf5_store(self) -> HDF5Store:
+    def hdf5_store(self) -> "HDF5Store":
+        from grid_guardian_assets.store.hdf5 import HDF5Store  # h5py and pandera: only where a store is opened
+
         return HDF5Store(self.root / "hdf5")
+
+    def frame_store(self) -> FrameStore:
+        return FrameStore(self.root / "frames")
 
 
 class GridResource(dg.ConfigurableResource):
@@ -65,34 +74,10 @@ class GridResource(dg.ConfigurableResource):
 
     network: str = "gb29"
 
-    def load(self) -> GridNetwork:
+    def load(self) -> "GridNetwork":
+        from grid_guardian_assets.grid.network import load_network  # scipy: only where a network is built
+
         return load_network(self.network)
-
-
-class PolarsParquetIOManager(dg.ConfigurableIOManager):
-    """Validated frames as Parquet, one file per asset partition, so any later run can read them."""
-
-    data_dir: str = ""
-
-    def _path(self, context: dg.OutputContext | dg.InputContext) -> Path:
-        root = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
-        asset = "/".join(context.asset_key.path)
-        partition = context.asset_partition_key if context.has_asset_partitions else "all"
-        return root / "frames" / asset / f"{partition}.parquet"
-
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        path = self._path(context)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        obj.write_parquet(tmp)
-        tmp.replace(path)
-        context.add_output_metadata({"frame_path": dg.MetadataValue.path(str(path))})
-
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        path = self._path(context)
-        if not path.exists():
-            raise FileNotFoundError(f"no validated frame for {context.asset_key.to_user_string()} at {path}; materialise it first")
-        return pl.read_parquet(path)
 
 
 class ModelStoreResource(dg.ConfigurableResource):
@@ -100,7 +85,9 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     root: str = ""
 
-    def store(self) -> ModelStore:
+    def store(self) -> "ModelStore":
+        from grid_guardian_assets.verifier.checkpoints import ModelStore
+
         return ModelStore(Path(self.root).expanduser() if self.root else default_data_dir() / "models")
 
 
@@ -133,8 +120,16 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{home.resolve() / 'mlflow.db'}"
 
 
-@dg.resource(config_schema=MLFLOW_CONFIG_SCHEMA, description="dagster-mlflow's mlflow_tracking, artifacts beside a SQLite store")
+# The two fields of dagster-mlflow's config schema that we set; it reads the others with .get() and defaults.
+# Written out so that defining the resource does not import mlflow.
+_MLFLOW_CONFIG_SCHEMA = {"experiment_name": dg.Field(str), "mlflow_tracking_uri": dg.Field(str)}
+
+
+@dg.resource(config_schema=_MLFLOW_CONFIG_SCHEMA, description="dagster-mlflow's mlflow_tracking, artifacts beside a SQLite store")
 def _mlflow_tracking(context):
+    import mlflow
+    from dagster_mlflow import mlflow_tracking
+
     # With a SQLite store MLflow puts artifacts in ./mlruns of whatever folder the process runs in; give the
     # experiment an artifact root beside the database instead (a server store keeps its own root).
     uri, name = context.resource_config["mlflow_tracking_uri"], context.resource_config["experiment_name"]
@@ -164,7 +159,6 @@ def default_resources() -> dict[str, object]:
     return {
         "elexon": ElexonApiResource(base_url=_env_or("ELEXON_API_BASE_URL", DEFAULT_BASE_URL)),
         "bmrs_storage": BmrsStorageResource(data_dir=data_dir),
-        "frames_io_manager": PolarsParquetIOManager(data_dir=data_dir),
         "grid": GridResource(network=_env_or("GRID_GUARDIAN_NETWORK", "gb29")),
         "model_store": ModelStoreResource(),
         "mlflow": mlflow_resource(),
@@ -196,7 +190,6 @@ def resources_for(
     return {
         "elexon": ElexonApiResource(base_url=base_url, limiter_db=str(data_dir / "limiter.sqlite"), **elexon),
         "bmrs_storage": BmrsStorageResource(data_dir=str(data_dir)),
-        "frames_io_manager": PolarsParquetIOManager(data_dir=str(data_dir)),
         "grid": GridResource(network=network),
         "model_store": ModelStoreResource(root=str(data_dir / "models")),
         "mlflow": mlflow_resource(tracking_uri or f"sqlite:///{Path(data_dir).resolve() / 'mlflow.db'}"),

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.grid.network import GridNetwork
+if TYPE_CHECKING:  # scipy: only where a network is built
+    from grid_guardian_assets.grid.network import GridNetwork
 
 # Generation fuel types of FUELHH, in the order they appear as node features.
 GENERATION_FUELS = ("CCGT", "OCGT", "OIL", "COAL", "NUCLEAR", "WIND", "PS", "NPSHYD", "BIOMASS", "OTHER")
@@ -67,7 +69,7 @@ class BusMapping:
         fuel_resolved: Whether weights differ by fuel type (``False`` on ``gb2224``).
     """
 
-    network: GridNetwork
+    network: "GridNetwork"
     fuel_weights: dict[str, np.ndarray] = field(default_factory=dict)
     fuel_resolved: bool = True
 
@@ -88,13 +90,13 @@ class BusMapping:
         return [self.network.bus_names[i] for i in np.flatnonzero(self.weights(fuel_type))]
 
 
-def _one_hot(network: GridNetwork, bus: str) -> np.ndarray:
+def _one_hot(network: "GridNetwork", bus: str) -> np.ndarray:
     w = np.zeros(network.n_buses)
     w[network.bus_index(bus)] = 1.0
     return w
 
 
-def bus_mapping(network: GridNetwork) -> BusMapping:
+def bus_mapping(network: "GridNetwork") -> BusMapping:
     """The mapping of BMRS signals onto ``network``'s buses."""
     if network.name == "gb29":
         stations = station_capacity()

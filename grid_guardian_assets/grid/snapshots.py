@@ -15,13 +15,16 @@ to zero and flows close Kirchhoff's current law at every bus.
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
 from grid_guardian_assets.settlement import settlement_periods
+
+if TYPE_CHECKING:  # scipy: only where a flow is solved
+    from grid_guardian_assets.grid.dcflow import DCPowerFlow
 
 LOSS_MIN, LOSS_MAX = -0.01, 0.08  # residual / supply: GB transmission losses ~2 %, plus station load and noise
 NODE_FEATURES = (*(f"gen_{f.lower()}" for f in GENERATION_FUELS), "net_import", "demand", "net_injection")
@@ -90,7 +93,7 @@ def _require(frame: pl.DataFrame, what: str, day: dt.date, periods: int) -> None
 def build_snapshot_day(
     day: dt.date,
     mapping: BusMapping,
-    flow: DCPowerFlow,
+    flow: "DCPowerFlow",
     fuelhh: pl.DataFrame,
     indo: pl.DataFrame,
     freq: pl.DataFrame | None = None,
@@ -119,7 +122,7 @@ def build_snapshot_day(
 
 
 def period_arrays(
-    mapping: BusMapping, flow: DCPowerFlow, national: dict[str, np.ndarray], demand_national: np.ndarray
+    mapping: BusMapping, flow: "DCPowerFlow", national: dict[str, np.ndarray], demand_national: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Node features ``(T, N, F)``, edge features ``(T, E, 3)`` and national supply ``(T,)`` of ``T`` periods.
 

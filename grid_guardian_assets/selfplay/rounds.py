@@ -18,6 +18,7 @@ import torch
 
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier
+from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number  # noqa: F401 (re-exported)
 from grid_guardian_assets.selfplay.proposer import (
     ProposerPolicy,
     buffer_context,
@@ -38,10 +39,6 @@ from grid_guardian_assets.verifier.train import seed_everything
 
 BUFFER_SCHEMA = {"round": pl.Int64, "kind": pl.Utf8, "bus": pl.Int64, "start": pl.Int64, "duration": pl.Int64,
                  "magnitude": pl.Float64, "window": pl.Int64, "solve_rate": pl.Float64, "reward": pl.Float64}
-
-
-class SelfPlayError(RuntimeError):
-    """A round that cannot run (e.g. its previous round was never materialised)."""
 
 
 @dataclass
@@ -79,17 +76,6 @@ class RoundResult:
     solver_version: str
     promoted: bool
     type_probabilities: dict[str, float] = field(default_factory=dict)
-
-
-def round_key(number: int) -> str:
-    return f"round-{number:04d}"
-
-
-def round_number(key: str) -> int:
-    try:
-        return int(key.removeprefix("round-"))
-    except ValueError:
-        raise SelfPlayError(f"{key!r} is not a round key like round-0001") from None
 
 
 class ScenarioBuffer:

@@ -16,6 +16,7 @@ duplicated day behind.
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,54 +175,84 @@ class HDF5Store:
 
     def write_partition(self, spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, *, writer: str = "") -> StoredPartition:
         """Replace settlement ``day`` of ``spec`` with ``frame`` (validated rows, in the spec's fields)."""
-        missing = [f for f in spec.fields if f not in frame.columns]
-        if missing:
-            raise ValueError(f"{spec.code} {day}: frame lacks fields {missing}; refusing to store it")
-        frame = frame.select(list(spec.fields))
-        _refuse_invalid(spec, day, frame)
-        sha = frame_sha256(frame)
-        fields = list(spec.fields)
-        number = _day_number(day)
+        return self.write_partitions(spec, {day: frame}, writer=writer)[0]
+
+    def write_partitions(
+        self, spec: DatasetSpec, frames: Mapping[dt.date, pl.DataFrame], *, writer: str = ""
+    ) -> list[StoredPartition]:
+        """Replace each settlement day of ``frames`` with its frame, rewriting every month touched once.
+
+        A ranged backfill hands over a month of days at a time: each month group is rewritten once rather than once
+        per day (which grows with the square of the days in the month). Every frame is checked before anything is
+        written, so one bad frame leaves the store as it was.
+
+        Returns:
+            One :class:`StoredPartition` per day, in day order.
+        """
+        checked: dict[dt.date, pl.DataFrame] = {}
+        for day in sorted(frames):
+            frame = frames[day]
+            missing = [f for f in spec.fields if f not in frame.columns]
+            if missing:
+                raise ValueError(f"{spec.code} {day}: frame lacks fields {missing}; refusing to store it")
+            frame = frame.select(list(spec.fields))
+            _refuse_invalid(spec, day, frame)
+            checked[day] = frame
+        by_month: dict[str, dict[dt.date, pl.DataFrame]] = {}
+        for day, frame in checked.items():
+            by_month.setdefault(_month_key(day), {})[day] = frame
         self.root.mkdir(parents=True, exist_ok=True)
+        written: list[tuple[dt.date, int, str, bool]] = []
         with self._lock(spec), h5py.File(self.path(spec), "a") as h5:
             months = h5.require_group("months")
-            key = _month_key(day)
-            old = months.get(key)
-            if old is not None:
-                kept = _read_columns(old, [*fields, _DAY]).filter(pl.col(_DAY) != number)
-                days = _read_days(old)
-                replaced = number in days["date"].to_list()
-                days = days.filter(pl.col("date") != number)
-            else:
-                replaced = False
-                kept = pl.DataFrame(schema={**spec.polars_schema(), _DAY: pl.Int64})
-                days = pl.DataFrame(schema={"date": pl.Int32, "rows": pl.Int64, "sha256": pl.Utf8, "written_at": pl.Utf8, "writer": pl.Utf8})
-            new = frame.with_columns(pl.lit(number, dtype=pl.Int64).alias(_DAY))
-            month = pl.concat([kept, new]).sort([_DAY, spec.time_field, *spec.key], nulls_last=True, maintain_order=True)
-            info = pl.DataFrame(
-                {
-                    "date": [number],
-                    "rows": [frame.height],
-                    "sha256": [sha],
-                    "written_at": [dt.datetime.now(dt.timezone.utc).isoformat()],
-                    "writer": [writer[:64]],
-                },
-                schema=days.schema,
-            )
-            days = pl.concat([days, info]).sort("date")
-
-            def fill(group: h5py.Group) -> None:
-                for name in [*fields, _DAY]:
-                    _write_column(group, name, month[name])
-                day_group = group.create_group("days")
-                for name, dtype in _DAY_FIELDS.items():
-                    values = days[name].to_numpy() if not dtype.startswith("S") else np.array([v.encode() for v in days[name].to_list()])
-                    day_group.create_dataset(name, data=values.astype(dtype))
-                group.attrs["fields"] = json.dumps(fields)
-
-            replace_group(months, key, fill)
+            for key, month_frames in by_month.items():
+                written.extend(self._rewrite_month(spec, months, key, month_frames, writer))
             h5.flush()
-        return StoredPartition(spec.code, day, frame.height, self.path(spec), self.path(spec).stat().st_size, sha, replaced)
+        size = self.path(spec).stat().st_size
+        return [StoredPartition(spec.code, day, rows, self.path(spec), size, sha, replaced) for day, rows, sha, replaced in written]
+
+    def _rewrite_month(
+        self, spec: DatasetSpec, months: h5py.Group, key: str, frames: Mapping[dt.date, pl.DataFrame], writer: str
+    ) -> list[tuple[dt.date, int, str, bool]]:
+        fields = list(spec.fields)
+        numbers = {day: _day_number(day) for day in frames}
+        old = months.get(key)
+        if old is not None:
+            kept = _read_columns(old, [*fields, _DAY]).filter(~pl.col(_DAY).is_in(list(numbers.values())))
+            days = _read_days(old)
+            previous = set(days["date"].to_list())
+            days = days.filter(~pl.col("date").is_in(list(numbers.values())))
+        else:
+            previous = set()
+            kept = pl.DataFrame(schema={**spec.polars_schema(), _DAY: pl.Int64})
+            days = pl.DataFrame(schema={"date": pl.Int32, "rows": pl.Int64, "sha256": pl.Utf8, "written_at": pl.Utf8, "writer": pl.Utf8})
+        new = [frame.with_columns(pl.lit(numbers[day], dtype=pl.Int64).alias(_DAY)) for day, frame in frames.items()]
+        month = pl.concat([kept, *new]).sort([_DAY, spec.time_field, *spec.key], nulls_last=True, maintain_order=True)
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        written = [(day, frame.height, frame_sha256(frame), numbers[day] in previous) for day, frame in frames.items()]
+        info = pl.DataFrame(
+            {
+                "date": [numbers[day] for day, *_ in written],
+                "rows": [rows for _, rows, _, _ in written],
+                "sha256": [sha for _, _, sha, _ in written],
+                "written_at": [now] * len(written),
+                "writer": [writer[:64]] * len(written),
+            },
+            schema=days.schema,
+        )
+        days = pl.concat([days, info]).sort("date")
+
+        def fill(group: h5py.Group) -> None:
+            for name in [*fields, _DAY]:
+                _write_column(group, name, month[name])
+            day_group = group.create_group("days")
+            for name, dtype in _DAY_FIELDS.items():
+                values = days[name].to_numpy() if not dtype.startswith("S") else np.array([v.encode() for v in days[name].to_list()])
+                day_group.create_dataset(name, data=values.astype(dtype))
+            group.attrs["fields"] = json.dumps(fields)
+
+        replace_group(months, key, fill)
+        return written
 
     def _day_tables(self, spec: DatasetSpec) -> pl.DataFrame:
         frames = []

@@ -23,7 +23,8 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_topics
-from grid_guardian_assets.stream.messages import DLQ_TOPIC, Origin, RawMessage, Rejected, parse_messages, spec_for_topic
+from grid_guardian_assets.stream.messages import Origin, RawMessage, Rejected, parse_messages
+from grid_guardian_assets.stream.topics import DLQ_TOPIC, spec_for_topic
 from grid_guardian_assets.stream.metrics import StreamMetrics
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.redis_sink import RedisSink

@@ -7,7 +7,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from grid_guardian_assets.datasets import DATASETS
-from grid_guardian_assets.stream.messages import DLQ_TOPIC, topic_for
+from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 ALL_TOPICS = tuple(topic_for(spec) for spec in DATASETS.values())

@@ -19,20 +19,6 @@ from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.validation.parse import frame_from_records
 from grid_guardian_assets.validation.schemas import schema_for
 
-TOPIC_PREFIX = "bmrs."
-DLQ_TOPIC = "bmrs.dlq"
-
-
-def topic_for(spec: DatasetSpec) -> str:
-    return f"{TOPIC_PREFIX}{spec.code}"
-
-
-def spec_for_topic(topic: str) -> DatasetSpec | None:
-    if not topic.startswith(TOPIC_PREFIX):
-        return None
-    return DATASETS.get(topic[len(TOPIC_PREFIX) :].lower())
-
-
 def _text(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return to_api_time(value)

@@ -14,7 +14,8 @@ from grid_guardian_assets.datasets import FREQ, FUELHH, INDO, DatasetSpec
 from grid_guardian_assets.elexon.client import ElexonClient, ElexonError
 from grid_guardian_assets.settlement import LONDON, to_api_time
 from grid_guardian_assets.store.hdf5 import HDF5Store
-from grid_guardian_assets.stream.messages import encode_record, record_key, topic_for
+from grid_guardian_assets.stream.messages import encode_record, record_key
+from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.stream.metrics import StreamMetrics
 
 log = logging.getLogger("grid_guardian.stream")

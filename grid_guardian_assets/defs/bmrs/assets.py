@@ -1,18 +1,90 @@
-"""One chain of assets per BMRS dataset: raw responses, validated polars frames, HDF5 store."""
+"""One chain per BMRS dataset: raw responses, validated polars frames, HDF5 store.
+
+The chains are asset *specs*; they are computed by the settlement-day multi-asset (``defs/daily``), which works
+through a range of days one at a time. This module holds what is BMRS-specific: the specs, the blocking ``valid``
+check, and the work of one dataset's settlement day, returned as Dagster events so that each day is recorded as its
+own partition (a bad day is not materialised; the good days around it are).
+"""
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
 
-from grid_guardian_assets.datasets import DATASETS, DatasetSpec
-from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions, partition_day
-from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource
+from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.defs.resources import BmrsStorageResource
+from grid_guardian_assets.elexon.client import ElexonClient, ElexonError
 from grid_guardian_assets.ingest import fetch_partition
-from grid_guardian_assets.reporting import markdown_table, partition_plot
+from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.settlement import period_count
-from grid_guardian_assets.validation import ValidationReport, frame_from_raw, validate_partition
+
+if TYPE_CHECKING:  # pandera and h5py load where a day is validated or stored, not with the code location
+    from grid_guardian_assets.store.hdf5 import StoredPartition
+    from grid_guardian_assets.validation import ValidationReport
 
 ELEXON_POOL = "elexon_api"
 VALID_CHECK = "valid"
+
+
+def raw_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey(f"{spec.name}_raw")
+
+
+def frames_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey(f"{spec.name}_frames")
+
+
+def store_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey(f"{spec.name}_store")
+
+
+def bmrs_asset_specs(spec: DatasetSpec) -> list[dg.AssetSpec]:
+    """``{name}_raw`` -> ``{name}_frames`` -> ``{name}_store`` for one dataset."""
+    common = {
+        "partitions_def": bmrs_daily_partitions,
+        "group_name": f"bmrs_{spec.name}",
+        "tags": {"dataset": spec.code},
+        # Each settlement day is recorded as it is done; a day that fails is left out, not the whole range.
+        "skippable": True,
+    }
+    return [
+        dg.AssetSpec(
+            raw_key(spec),
+            kinds={"python", "json"},
+            description=f"Raw Insights API responses for {spec.code} ({spec.description}), gzip'd JSON per fetch.",
+            **common,
+        ),
+        dg.AssetSpec(
+            frames_key(spec),
+            deps=[raw_key(spec)],
+            kinds={"polars", "parquet"},
+            description=f"{spec.code} rows of one settlement day, typed and validated (pandera, polars backend).",
+            **common,
+        ),
+        dg.AssetSpec(
+            store_key(spec),
+            deps=[frames_key(spec)],
+            kinds={"hdf5"},
+            description=f"{spec.code} settlement days in HDF5 (h5py, chunked, gzip); a rewrite replaces the day.",
+            **common,
+        ),
+    ]
+
+
+def valid_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        VALID_CHECK,
+        asset=frames_key(spec),
+        blocking=True,
+        # Recorded per settlement day, so the UI shows which day passed or failed.
+        partitions_def=bmrs_daily_partitions,
+        description="pandera schema, physical ranges, unique keys, every settlement period present, "
+        "no conflicting duplicates. A failing settlement day is not stored.",
+    )
 
 
 def _time_range(spec: DatasetSpec, frame: pl.DataFrame) -> dict[str, str]:
@@ -22,9 +94,8 @@ def _time_range(spec: DatasetSpec, frame: pl.DataFrame) -> dict[str, str]:
     return {"time_min": times.min().isoformat(), "time_max": times.max().isoformat()}
 
 
-def _check_metadata(report: ValidationReport) -> dict[str, object]:
+def _check_metadata(report: "ValidationReport") -> dict[str, object]:
     meta: dict[str, object] = {
-        # Dagster records checks per asset, not per partition: say which settlement day this result is for.
         "partition": report.day.isoformat(),
         "failures": report.failures.height,
         "exact_duplicates_dropped": report.exact_duplicates_dropped,
@@ -42,105 +113,118 @@ def _check_metadata(report: ValidationReport) -> dict[str, object]:
     return meta
 
 
-def build_bmrs_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    """``{name}_raw`` -> ``{name}_frames`` -> ``{name}_store`` for one dataset."""
-    name = spec.name
-    group = f"bmrs_{name}"
-    tags = {"dataset": spec.code}
-
-    @dg.asset(
-        name=f"{name}_raw",
-        partitions_def=bmrs_daily_partitions,
-        group_name=group,
-        pool=ELEXON_POOL,
-        kinds={"python", "json"},
-        tags=tags,
-        description=f"Raw Insights API responses for {spec.code} ({spec.description}), gzip'd JSON per fetch.",
+def _check_evaluation(spec: DatasetSpec, day: dt.date, passed: bool, metadata: dict[str, object]) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=frames_key(spec),
+        check_name=VALID_CHECK,
+        passed=passed,
+        metadata=metadata,
+        severity=dg.AssetCheckSeverity.ERROR,
+        blocking=True,
+        partition=day.isoformat(),
     )
-    def raw_asset(
-        context: dg.AssetExecutionContext, elexon: ElexonApiResource, bmrs_storage: BmrsStorageResource
-    ) -> dg.MaterializeResult:
-        day = partition_day(context)
-        with elexon.get_client() as client:
-            raw = fetch_partition(client, bmrs_storage.raw_archive(), spec, day)
-        return dg.MaterializeResult(
-            metadata={
-                "requests": len(raw.responses),
-                "bytes": raw.byte_count,
-                "synthetic": raw.synthetic,
-                "archive_path": dg.MetadataValue.path(str(raw.path)),
-                "base_url": elexon.base_url,
-            }
-        )
 
-    @dg.asset(
-        name=f"{name}_frames",
-        partitions_def=bmrs_daily_partitions,
-        group_name=group,
-        deps=[raw_asset],
-        io_manager_key="frames_io_manager",
-        kinds={"polars"},
-        tags=tags,
-        check_specs=[
-            dg.AssetCheckSpec(
-                VALID_CHECK,
-                asset=f"{name}_frames",
-                blocking=True,
-                description="pandera schema, physical ranges, unique keys, every settlement period present, "
-                "no conflicting duplicates. A failing partition is not stored.",
+
+@dataclass
+class DatasetDay:
+    """What one dataset's settlement day produced: Dagster events, the frame to store, or why the day is bad."""
+
+    spec: DatasetSpec
+    day: dt.date
+    events: list[object] = field(default_factory=list)
+    frame: pl.DataFrame | None = None
+    error: str | None = None
+
+
+def ingest_dataset_day(
+    spec: DatasetSpec,
+    day: dt.date,
+    selected: Iterable[dg.AssetKey],
+    client: ElexonClient | None,
+    storage: BmrsStorageResource,
+    base_url: str,
+) -> DatasetDay:
+    """Fetch (if ``{name}_raw`` is selected), validate (``{name}_frames``) and hand over the frame to store.
+
+    Upstream stages that are not selected are read from where an earlier run left them (the raw archive, the
+    frame files), so a day can be re-validated or re-stored without fetching it again. Storing is the caller's
+    (it batches a month of days into one HDF5 rewrite).
+    """
+    from grid_guardian_assets.validation import frame_from_raw, validate_partition
+
+    selected = set(selected)
+    out = DatasetDay(spec, day)
+    archive = storage.raw_archive()
+    raw = None
+    if raw_key(spec) in selected:
+        assert client is not None, "the raw stage needs an Insights API client"
+        try:
+            raw = fetch_partition(client, archive, spec, day)
+        except ElexonError as exc:
+            out.error = str(exc)
+            return out
+        out.events.append(
+            dg.AssetMaterialization(
+                raw_key(spec),
+                partition=day.isoformat(),
+                metadata={
+                    "requests": len(raw.responses),
+                    "bytes": raw.byte_count,
+                    "synthetic": raw.synthetic,
+                    "archive_path": dg.MetadataValue.path(str(raw.path)),
+                    "base_url": base_url,
+                },
             )
-        ],
-        description=f"{spec.code} rows of one settlement day, typed and validated (pandera, polars backend).",
-    )
-    def frames_asset(context: dg.AssetExecutionContext, bmrs_storage: BmrsStorageResource):
-        day = partition_day(context)
-        raw = bmrs_storage.raw_archive().latest(spec.code, day)
-        report = validate_partition(spec, day, frame_from_raw(spec, raw))
+        )
+    if frames_key(spec) in selected:
+        try:
+            raw = raw or archive.latest(spec.code, day)
+            report = validate_partition(spec, day, frame_from_raw(spec, raw))
+        except (FileNotFoundError, ValueError, ElexonError) as exc:
+            out.error = str(exc)
+            out.events.append(_check_evaluation(spec, day, False, {"partition": day.isoformat(), "error": str(exc)}))
+            return out
         check_meta = _check_metadata(report)
-        yield dg.AssetCheckResult(
-            check_name=VALID_CHECK, passed=report.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=check_meta
-        )
+        out.events.append(_check_evaluation(spec, day, report.passed, check_meta))
         if not report.passed:
-            # Raising (rather than emitting the frame) keeps a bad partition out of every later step and run.
-            raise dg.Failure(description=report.summary(), metadata=check_meta)
-        yield dg.Output(
-            report.frame,
-            metadata={
-                "rows": report.frame.height,
-                "exact_duplicates_dropped": report.exact_duplicates_dropped,
-                "synthetic": raw.synthetic,
-                "raw_archive_path": dg.MetadataValue.path(str(raw.path)),
-                **_time_range(spec, report.frame),
-                "preview": dg.MetadataValue.md(markdown_table(report.frame, limit=10)),
-            },
+            out.error = report.summary()
+            return out
+        path = storage.frame_store().write(frames_key(spec).path[-1], day, report.frame)
+        out.events.append(
+            dg.AssetMaterialization(
+                frames_key(spec),
+                partition=day.isoformat(),
+                metadata={
+                    "rows": report.frame.height,
+                    "exact_duplicates_dropped": report.exact_duplicates_dropped,
+                    "synthetic": raw.synthetic,
+                    "raw_archive_path": dg.MetadataValue.path(str(raw.path)),
+                    "frame_path": dg.MetadataValue.path(str(path)),
+                    **_time_range(spec, report.frame),
+                    "preview": dg.MetadataValue.md(markdown_table(report.frame, limit=10)),
+                },
+            )
         )
-
-    @dg.asset(
-        name=f"{name}_store",
-        partitions_def=bmrs_daily_partitions,
-        group_name=group,
-        ins={"frame": dg.AssetIn(f"{name}_frames")},
-        kinds={"hdf5"},
-        tags=tags,
-        description=f"{spec.code} settlement days in HDF5 (h5py, chunked, gzip); a rewrite replaces the day.",
-    )
-    def store_asset(context: dg.AssetExecutionContext, bmrs_storage: BmrsStorageResource, frame: pl.DataFrame):
-        day = partition_day(context)
-        stored = bmrs_storage.hdf5_store().write_partition(spec, day, frame, writer=context.run_id)
-        metadata: dict[str, object] = {
-            "rows": stored.rows,
-            "file": dg.MetadataValue.path(str(stored.path)),
-            "file_bytes": stored.file_bytes,
-            "replaced_existing_day": stored.replaced,
-            "sha256": stored.sha256,
-            **_time_range(spec, frame),
-        }
-        plot = partition_plot(spec, frame, f"{spec.code} {day}")
-        if plot:
-            metadata["plot"] = dg.MetadataValue.md(plot)
-        return dg.MaterializeResult(metadata=metadata)
-
-    return [raw_asset, frames_asset, store_asset]
+        out.frame = report.frame
+    if store_key(spec) in selected and out.frame is None:
+        try:
+            out.frame = storage.frame_store().read(frames_key(spec).path[-1], day)
+        except FileNotFoundError as exc:
+            out.error = str(exc)
+    return out
 
 
-bmrs_assets = [a for spec in DATASETS.values() for a in build_bmrs_assets(spec)]
+def store_materialization(
+    spec: DatasetSpec, stored: "StoredPartition", frame: pl.DataFrame, plot: str | None
+) -> dg.AssetMaterialization:
+    metadata: dict[str, object] = {
+        "rows": stored.rows,
+        "file": dg.MetadataValue.path(str(stored.path)),
+        "file_bytes": stored.file_bytes,
+        "replaced_existing_day": stored.replaced,
+        "sha256": stored.sha256,
+        **_time_range(spec, frame),
+    }
+    if plot:
+        metadata["plot"] = dg.MetadataValue.md(plot)
+    return dg.AssetMaterialization(store_key(spec), partition=stored.day.isoformat(), metadata=metadata)

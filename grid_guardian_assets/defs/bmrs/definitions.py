@@ -1,6 +1,6 @@
 import dagster as dg
 
-from grid_guardian_assets.defs.bmrs.assets import bmrs_assets
 from grid_guardian_assets.defs.bmrs.schedules import bmrs_jobs, bmrs_schedules
 
-defs = dg.Definitions(assets=bmrs_assets, jobs=bmrs_jobs, schedules=bmrs_schedules)
+# The chains' assets are specs of the settlement-day multi-asset (defs/daily); the daily jobs select them.
+defs = dg.Definitions(jobs=bmrs_jobs, schedules=bmrs_schedules)

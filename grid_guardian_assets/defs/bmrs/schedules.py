@@ -6,7 +6,6 @@ from itertools import groupby
 import dagster as dg
 
 from grid_guardian_assets.datasets import DATASETS
-from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.settlement import LONDON
 
 
@@ -19,10 +18,12 @@ def _jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
         if {"fuelhh", "indo", "freq"} <= set(names):
             # Snapshots follow their inputs in the same run (grid_topology, unpartitioned, is materialised once).
             selection = selection | dg.AssetSelection.assets("grid_snapshots")
+        # Partitions come from the selected assets; the steps are light, so they run in the run's own process
+        # (a process per step would re-import the code location for each).
         job = dg.define_asset_job(
             name=f"bmrs_lag{lag}_job",
             selection=selection,
-            partitions_def=bmrs_daily_partitions,
+            executor_def=dg.in_process_executor,
             description=f"Fetch, validate and store {', '.join(n.upper() for n in names)} for one settlement day.",
         )
 

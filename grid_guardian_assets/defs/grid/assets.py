@@ -1,24 +1,40 @@
-"""``grid_topology`` (the static graph) and ``grid_snapshots`` (one graph per settlement period, daily)."""
+"""``grid_topology`` (the static graph) and ``grid_snapshots`` (one graph per settlement period, daily).
+
+``grid_snapshots`` is a spec computed by the settlement-day multi-asset (``defs/daily``), after the day's BMRS
+stores; this module builds one day's snapshots and its events. torch and PyG are imported by ``grid_topology``'s
+body only: every run process imports this module.
+"""
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
-import torch
+import polars as pl
 
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
-from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions, partition_day
+from grid_guardian_assets.defs.bmrs.assets import store_key
+from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
-from grid_guardian_assets.grid.dcflow import DCPowerFlow
-from grid_guardian_assets.grid.mapping import bus_mapping
-from grid_guardian_assets.grid.network import EXPECTED_SIZE
-from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN, NET_INJECTION, SnapshotInputError, build_snapshot_day
-from grid_guardian_assets.grid.temporal import topology_data
+from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN, NET_INJECTION, SnapshotDay, build_snapshot_day
 from grid_guardian_assets.reporting import markdown_table, network_map
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.settlement import day_bounds_utc
+
+if TYPE_CHECKING:
+    from grid_guardian_assets.grid.network import GridNetwork
+
+GRID_SNAPSHOTS = dg.AssetKey("grid_snapshots")
+POWER_BALANCE_CHECK = "power_balance"
+# The BMRS datasets a day's snapshots are built from (their stores).
+SNAPSHOT_INPUTS = (FUELHH, INDO, FREQ)
 
 
 @dg.asset(
     group_name="grid",
     kinds={"pytorch"},
+    # Unpartitioned, but part of every ranged run of `*grid_snapshots` (the CLI's --partition-range needs it).
+    backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec("connected", asset="grid_topology", description="one island: every bus reachable"),
         dg.AssetCheckSpec("expected_size", asset="grid_topology", description="the network's known bus and branch counts"),
@@ -26,6 +42,11 @@ from grid_guardian_assets.store.snapshots import SnapshotStore
     description="The transmission network as a static PyG graph: bus names, coordinates, branch r/x/b and ratings.",
 )
 def grid_topology(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource):
+    import torch
+
+    from grid_guardian_assets.grid.network import EXPECTED_SIZE
+    from grid_guardian_assets.grid.temporal import topology_data
+
     network = grid.load()
     data = topology_data(network)
     path = bmrs_storage.root / "grid" / f"topology_{network.name}.pt"
@@ -56,77 +77,94 @@ def grid_topology(context: dg.AssetExecutionContext, grid: GridResource, bmrs_st
     )
 
 
-@dg.asset(
+grid_snapshots_spec = dg.AssetSpec(
+    GRID_SNAPSHOTS,
     partitions_def=bmrs_daily_partitions,
     group_name="grid",
-    deps=["grid_topology", "fuelhh_store", "indo_store", "freq_store"],
+    deps=["grid_topology", *(store_key(spec) for spec in SNAPSHOT_INPUTS)],
     kinds={"hdf5", "pytorch"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "power_balance",
-            asset="grid_snapshots",
-            description=f"every period: generation + net imports − INDO demand within {LOSS_MIN:.0%}..{LOSS_MAX:.0%} "
-            "of supply (transmission losses and station load)",
-        )
-    ],
+    skippable=True,
     description="One graph per settlement period: generation by fuel, imports, demand and net injection on buses; "
     "DC power flow, loading and susceptance on branches; system frequency. Built only from stored (validated) data.",
 )
-def grid_snapshots(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource):
-    day = partition_day(context)
-    network = grid.load()
-    store = bmrs_storage.hdf5_store()
-    try:
-        snapshots = build_snapshot_day(
-            day,
-            bus_mapping(network),
-            DCPowerFlow(network),
-            store.read_range(FUELHH, day, day),
-            store.read_range(INDO, day, day),
-            store.read_range(FREQ, day, day),
-        )
-    except SnapshotInputError as exc:
-        raise dg.Failure(description=f"grid_snapshots {day}: {exc}") from None
-    path = SnapshotStore(bmrs_storage.root / "hdf5").write_day(snapshots)
-    loading = snapshots.edge_features[:, :, 2]
-    mean_loading = np.nanmean(loading, axis=0)
-    worst = int(np.nanargmax(mean_loading))
-    unbalanced = snapshots.unbalanced_periods()
-    overloads = snapshots.overloads
-    return dg.MaterializeResult(
-        metadata={
+
+power_balance_check_spec = dg.AssetCheckSpec(
+    POWER_BALANCE_CHECK,
+    asset=GRID_SNAPSHOTS,
+    partitions_def=bmrs_daily_partitions,
+    description=f"every period: generation + net imports − INDO demand within {LOSS_MIN:.0%}..{LOSS_MAX:.0%} "
+    "of supply (transmission losses and station load)",
+)
+
+
+def _day_rows(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
+    column = "settlementDate" if "settlementDate" in frame.columns else None
+    if column is None:  # FREQ: rows belong to the day by measurement time
+        start, end = day_bounds_utc(day)
+        return frame.filter((pl.col("measurementTime") >= start) & (pl.col("measurementTime") < end))
+    return frame.filter(pl.col(column) == day)
+
+
+class SnapshotBuilder:
+    """Builds and stores a network's snapshots day by day; the bus mapping and DC flow are made once."""
+
+    def __init__(self, network: "GridNetwork", hdf5_root: Path):
+        from grid_guardian_assets.grid.dcflow import DCPowerFlow
+        from grid_guardian_assets.grid.mapping import bus_mapping
+        from grid_guardian_assets.store.snapshots import SnapshotStore
+
+        self.network = network
+        self.mapping = bus_mapping(network)
+        self.flow = DCPowerFlow(network)
+        self.store = SnapshotStore(hdf5_root)
+
+    def build(self, day: dt.date, stored: dict[str, pl.DataFrame]) -> SnapshotDay:
+        """Snapshots of ``day`` from stored rows by dataset code (they may hold other days too: they are filtered)."""
+        fuelhh, indo, freq = (_day_rows(stored[spec.code], day) for spec in SNAPSHOT_INPUTS)
+        return build_snapshot_day(day, self.mapping, self.flow, fuelhh, indo, freq)
+
+    def events(self, snapshots: SnapshotDay, *, plot: bool) -> list[object]:
+        """Store ``snapshots`` and return the day's materialisation and ``power_balance`` result."""
+        network, day = self.network, snapshots.day
+        path = self.store.write_day(snapshots)
+        loading = snapshots.edge_features[:, :, 2]
+        mean_loading = np.nanmean(loading, axis=0)
+        worst = int(np.nanargmax(mean_loading))
+        unbalanced = snapshots.unbalanced_periods()
+        metadata: dict[str, object] = {
             "network": network.name,
             "snapshots": len(snapshots.periods),
             "buses": network.n_buses,
             "branches": network.n_branches,
             "unbalanced_periods": unbalanced.height,
-            "overloaded_branch_periods": int(overloads.sum()),
+            "overloaded_branch_periods": int(snapshots.overloads.sum()),
             "max_loading": float(np.nanmax(loading)),
             "most_loaded_branch": f"{network.bus_names[network.from_bus[worst]]} – {network.bus_names[network.to_bus[worst]]} "
             f"(mean {mean_loading[worst]:.2f} of {network.rating_mva[worst]:.0f} MVA)",
             "mean_frequency_hz": float(np.nanmean(snapshots.frequency_hz)) if np.isfinite(snapshots.frequency_hz).any() else None,
             "file": dg.MetadataValue.path(str(path)),
-            "map": dg.MetadataValue.md(
+        }
+        if plot:
+            metadata["map"] = dg.MetadataValue.md(
                 network_map(
                     network,
                     mean_loading,
                     snapshots.node_features[:, :, NET_INJECTION].mean(axis=0),
                     f"{network.name} {day}: mean loading and net injection",
                 )
-            ),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="power_balance",
-                passed=unbalanced.height == 0,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "partition": day.isoformat(),
-                    "unbalanced_periods": unbalanced.height,
-                    "loss_ratio_min": float(snapshots.loss_ratio.min()),
-                    "loss_ratio_max": float(snapshots.loss_ratio.max()),
-                    **({"periods": dg.MetadataValue.md(markdown_table(unbalanced, limit=60))} if unbalanced.height else {}),
-                },
             )
-        ],
-    )
+        balance = dg.AssetCheckEvaluation(
+            asset_key=GRID_SNAPSHOTS,
+            check_name=POWER_BALANCE_CHECK,
+            passed=unbalanced.height == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            partition=day.isoformat(),
+            metadata={
+                "partition": day.isoformat(),
+                "unbalanced_periods": unbalanced.height,
+                "loss_ratio_min": float(snapshots.loss_ratio.min()),
+                "loss_ratio_max": float(snapshots.loss_ratio.max()),
+                **({"periods": dg.MetadataValue.md(markdown_table(unbalanced, limit=60))} if unbalanced.height else {}),
+            },
+        )
+        return [dg.AssetMaterialization(GRID_SNAPSHOTS, partition=day.isoformat(), metadata=metadata), balance]

@@ -7,8 +7,7 @@ import dagster as dg
 
 from grid_guardian_assets.config import default_data_dir
 from grid_guardian_assets.defs.resources import GridResource, KafkaResource, ModelStoreResource, RedisResource
-from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
-from grid_guardian_assets.stream.metrics import METRICS_PORT_ENV, StreamMetrics
+from grid_guardian_assets.stream.metrics import METRICS_PORT_ENV
 
 # dagster.yaml limits runs with this tag to one: at most one live job consumes at a time.
 LIVE_TAG = {"grid_guardian/live": "inference"}
@@ -36,6 +35,10 @@ def run_live_inference(
     model_store: ModelStoreResource,
     grid: GridResource,
 ) -> dg.Output[None]:
+    # The stream job loads torch and the verifier: imported here, not by the code location.
+    from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
+    from grid_guardian_assets.stream.metrics import StreamMetrics
+
     store = model_store.store()
     promoted = store.promoted()
     if promoted is None:

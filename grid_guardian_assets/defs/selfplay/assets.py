@@ -9,14 +9,11 @@ import dagster as dg
 import polars as pl
 
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
-from grid_guardian_assets.grid.dcflow import DCPowerFlow
-from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.reporting import figure_markdown, markdown_table, self_play_figure
-from grid_guardian_assets.selfplay.rounds import RoundConfig, ScenarioBuffer, SelfPlayError, round_key, round_number, run_round
-from grid_guardian_assets.store.snapshots import SnapshotStore
-from grid_guardian_assets.stream.rules import branch_limits
-from grid_guardian_assets.verifier.anomalies import Benchmark
-from grid_guardian_assets.verifier.pipeline import contiguous_sequences
+from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number
+
+# The self-play domain (torch, the verifier; h5py and scipy too) is imported inside the asset bodies: see
+# definitions.py.
 
 ROUNDS = dg.StaticPartitionsDefinition([round_key(n) for n in range(1, 101)])
 WINDOW = 48
@@ -38,6 +35,8 @@ class SelfPlayConfig(dg.Config):
 
 
 def _windows(days) -> list:
+    from grid_guardian_assets.verifier.pipeline import contiguous_sequences
+
     return [s.slice(i, i + WINDOW) for s in contiguous_sequences(days) for i in range(0, len(s) - WINDOW + 1, WINDOW)]
 
 
@@ -62,6 +61,14 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     mlflow = context.resources.mlflow
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
+    from grid_guardian_assets.grid.dcflow import DCPowerFlow
+    from grid_guardian_assets.grid.mapping import bus_mapping
+    from grid_guardian_assets.selfplay.rounds import RoundConfig, run_round
+    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.stream.rules import branch_limits
+    from grid_guardian_assets.verifier.anomalies import Benchmark
+    from grid_guardian_assets.verifier.pipeline import contiguous_sequences
+
     models = context.resources.model_store.store()
     number = round_number(context.partition_key)
     try:
@@ -146,6 +153,8 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     description="Accepted self-play scenarios of every round (data/selfplay/buffer.parquet): what later proposals are conditioned on.",
 )
 def scenario_buffer(bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    from grid_guardian_assets.selfplay.rounds import ScenarioBuffer
+
     path = _selfplay_root(bmrs_storage) / "buffer.parquet"
     frame = ScenarioBuffer(path).read()
     if frame.height == 0:

@@ -9,10 +9,8 @@ import dagster as dg
 
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.reporting import markdown_table
-from grid_guardian_assets.store.snapshots import SnapshotStore
-from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark, build_benchmark
-from grid_guardian_assets.verifier.pipeline import benchmark_table, contiguous_sequences, overall_f1, save_checkpoint, train_verifier
-from grid_guardian_assets.verifier.train import TrainConfig, pick_device
+
+# The verifier domain (torch, PyG; h5py too) is imported inside the asset bodies: see definitions.py.
 
 QUALITY_CHECK = "verifier_quality"
 
@@ -56,6 +54,10 @@ def _benchmark_pointer(root: Path, network: str) -> Path:
     "seed; saved as a versioned .npz so every checkpoint is measured on the same cases.",
 )
 def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
+    from grid_guardian_assets.verifier.pipeline import contiguous_sequences
+
     network = grid.load()
     days = SnapshotStore(bmrs_storage.root / "hdf5").read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
     if not days:
@@ -97,6 +99,11 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
     "against the per-bus GRU and 3-sigma baselines on the frozen benchmark, saved as a versioned checkpoint.",
 )
 def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
+    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.verifier.anomalies import Benchmark
+    from grid_guardian_assets.verifier.pipeline import benchmark_table, overall_f1, save_checkpoint, train_verifier
+    from grid_guardian_assets.verifier.train import TrainConfig, pick_device
+
     mlflow = context.resources.mlflow
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage

@@ -1,0 +1,161 @@
+"""The settlement-day graph as one multi-asset: every BMRS chain and ``grid_snapshots``, day by day.
+
+Why one multi-asset: a backfill of a year must not pay a process and a code-location import per step and day,
+and a bad day must not stop the good days around it. Dagster records an asset's output for every partition of a
+ranged run, so the days are recorded here one by one instead (an ``AssetMaterialization`` and per-partition check
+result for each day that passed), and the run fails at the end naming every bad day. The lineage graph still shows
+each asset (``*_raw`` → ``*_frames`` → ``*_store`` → ``grid_snapshots``); a selection runs only its part
+(``can_subset``), reading earlier stages from where a previous run left them.
+
+Inside a range, days are fetched and validated one at a time and stored a month at a time (one HDF5 rewrite per
+month and dataset), so memory is bounded by a month of one dataset however long the range.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import ExitStack
+from itertools import groupby
+from typing import TYPE_CHECKING
+
+import dagster as dg
+import polars as pl
+
+from grid_guardian_assets.datasets import DATASETS, DatasetSpec
+from grid_guardian_assets.defs.bmrs.assets import (
+    ELEXON_POOL,
+    bmrs_asset_specs,
+    frames_key,
+    ingest_dataset_day,
+    raw_key,
+    store_key,
+    store_materialization,
+    valid_check_spec,
+)
+from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.defs.grid.assets import (
+    GRID_SNAPSHOTS,
+    SNAPSHOT_INPUTS,
+    SnapshotBuilder,
+    grid_snapshots_spec,
+    power_balance_check_spec,
+)
+from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource
+from grid_guardian_assets.grid.snapshots import SnapshotInputError
+from grid_guardian_assets.reporting import partition_plot
+
+if TYPE_CHECKING:
+    from grid_guardian_assets.store.hdf5 import HDF5Store
+
+CODE_LOCATION_MODULE = "grid_guardian_assets.definitions"
+
+
+def rerun_command(selected: set[dg.AssetKey], bad_days: list[dt.date]) -> str:
+    """One shell command that reruns ``selected`` for just ``bad_days`` (a range for each run of adjacent days)."""
+    spans: list[str] = []
+    for _, group in groupby(enumerate(sorted(bad_days)), key=lambda item: item[1].toordinal() - item[0]):
+        run = [day for _, day in group]
+        spans.append(f"{run[0].isoformat()}...{run[-1].isoformat()}")
+    select = ",".join(sorted(key.to_user_string() for key in selected))
+    command = f"dagster asset materialize -m {CODE_LOCATION_MODULE} --select '{select}' --partition-range"
+    if len(spans) == 1:
+        return f"{command} {spans[0]}"
+    return f"for r in {' '.join(spans)}; do {command} $r || break; done"
+
+
+def _months(days: list[dt.date]) -> list[list[dt.date]]:
+    return [list(group) for _, group in groupby(days, key=lambda d: (d.year, d.month))]
+
+
+def _datasets_in(selected: set[dg.AssetKey]) -> list[DatasetSpec]:
+    return [spec for spec in DATASETS.values() if selected & {raw_key(spec), frames_key(spec), store_key(spec)}]
+
+
+@dg.multi_asset(
+    name="settlement_days",
+    specs=[*(s for spec in DATASETS.values() for s in bmrs_asset_specs(spec)), grid_snapshots_spec],
+    check_specs=[*(valid_check_spec(spec) for spec in DATASETS.values()), power_balance_check_spec],
+    can_subset=True,
+    partitions_def=bmrs_daily_partitions,
+    # A range of days is one run: the CLI's --partition-range and the UI's backfills both take it whole.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=ELEXON_POOL,
+)
+def settlement_days(
+    context: dg.AssetExecutionContext,
+    elexon: ElexonApiResource,
+    bmrs_storage: BmrsStorageResource,
+    grid: GridResource,
+) -> Iterator[object]:
+    selected = set(context.selected_asset_keys)
+    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+    datasets = _datasets_in(selected)
+    fetching = any(raw_key(spec) in selected for spec in datasets)
+    # Plots cost about half a second each: draw the last day of the run only (a single-day run: its day).
+    plot_day = days[-1]
+    store = bmrs_storage.hdf5_store()
+    builder = None
+    if GRID_SNAPSHOTS in selected:
+        builder = SnapshotBuilder(grid.load(), bmrs_storage.root / "hdf5")
+    bad: dict[dt.date, list[str]] = {}
+    failed_inputs: dict[dt.date, set[str]] = {}
+
+    with ExitStack() as stack:
+        client = stack.enter_context(elexon.get_client()) if fetching else None
+        for month in _months(days):
+            to_store: dict[str, dict[dt.date, pl.DataFrame]] = {}  # by dataset code
+            for day in month:
+                for spec in datasets:
+                    outcome = ingest_dataset_day(spec, day, selected, client, bmrs_storage, elexon.base_url)
+                    yield from outcome.events
+                    if outcome.error is not None:
+                        bad.setdefault(day, []).append(f"{spec.code}: {outcome.error}")
+                        failed_inputs.setdefault(day, set()).add(spec.code)
+                    elif store_key(spec) in selected and outcome.frame is not None:
+                        to_store.setdefault(spec.code, {})[day] = outcome.frame
+            for code, frames in to_store.items():
+                spec = DATASETS[code.lower()]
+                for stored in store.write_partitions(spec, frames, writer=context.run_id):
+                    frame = frames[stored.day]
+                    plot = partition_plot(spec, frame, f"{spec.code} {stored.day}") if stored.day == plot_day else None
+                    yield store_materialization(spec, stored, frame, plot)
+            if builder is not None:
+                yield from _snapshot_month(builder, store, month, bad, failed_inputs, plot_day)
+            context.log.info(
+                f"{month[-1].isoformat()}: {sum(d <= month[-1] for d in days)} of {len(days)} settlement days done, "
+                f"{len(bad)} bad so far"
+            )
+
+    if bad:
+        lines = [f"{day.isoformat()}: " + "; ".join(reasons) for day, reasons in sorted(bad.items())]
+        command = rerun_command(selected, list(bad))
+        raise dg.Failure(
+            description=f"{len(bad)} of {len(days)} settlement days failed and were not stored "
+            f"(the other {len(days) - len(bad)} were):\n" + "\n".join(lines) + f"\nRerun just these days:\n{command}",
+            metadata={
+                "bad_days": dg.MetadataValue.json({day.isoformat(): reasons for day, reasons in sorted(bad.items())}),
+                "rerun_command": dg.MetadataValue.text(command),
+            },
+        )
+
+
+def _snapshot_month(
+    builder: SnapshotBuilder,
+    store: "HDF5Store",
+    month: list[dt.date],
+    bad: dict[dt.date, list[str]],
+    failed_inputs: dict[dt.date, set[str]],
+    plot_day: dt.date,
+) -> Iterator[object]:
+    first, last = month[0], month[-1]
+    stored = {spec.code: store.read_range(spec, first, last) for spec in SNAPSHOT_INPUTS}
+    for day in month:
+        failed = failed_inputs.get(day, set()) & set(stored)
+        if failed:  # an input failed in this run: never build from what an older run left in the store
+            bad[day].append(f"grid_snapshots: not built ({', '.join(sorted(failed))} failed above)")
+            continue
+        try:
+            snapshots = builder.build(day, stored)
+        except SnapshotInputError as exc:
+            bad.setdefault(day, []).append(f"grid_snapshots: {exc}")
+            continue
+        yield from builder.events(snapshots, plot=day == plot_day)

@@ -1,0 +1,16 @@
+"""Kafka topic names of the live path: ``bmrs.{CODE}`` per dataset and ``bmrs.dlq`` for rejected messages."""
+
+from grid_guardian_assets.datasets import DATASETS, DatasetSpec
+
+TOPIC_PREFIX = "bmrs."
+DLQ_TOPIC = "bmrs.dlq"
+
+
+def topic_for(spec: DatasetSpec) -> str:
+    return f"{TOPIC_PREFIX}{spec.code}"
+
+
+def spec_for_topic(topic: str) -> DatasetSpec | None:
+    if not topic.startswith(TOPIC_PREFIX):
+        return None
+    return DATASETS.get(topic[len(TOPIC_PREFIX) :].lower())
