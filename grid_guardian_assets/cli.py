@@ -78,7 +78,7 @@ def replay_serve(
     from grid_guardian_assets.replay.server import ReplayServer
 
     server = ReplayServer(host, port)
-    typer.echo(f"Insights API replay at {server.base_url} (FUELHH real 2018; FREQ/INDO/ITSDO/B1610/PN synthetic)", err=True)
+    typer.echo(f"Insights API replay at {server.base_url} (FUELHH, AGWS, INDO, ITSDO real 2018; FREQ/B1610/PN synthetic)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -25,7 +25,8 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 
 # The Insights API caps FREQ requests at 24 hours; an autumn settlement day is 25.
 FREQ_MAX_WINDOW = dt.timedelta(hours=24)
-# INDO/ITSDO are filtered by publish time; the last period of a day is published shortly after midnight.
+# INDO, ITSDO and AGWS are filtered by publish time; the last period of a day is published after midnight (INDO and
+# ITSDO within minutes, AGWS within the hour that EU Regulation 543/2013 allows).
 DEMAND_PUBLISH_MARGIN = dt.timedelta(hours=2)
 
 RequestPlan = Callable[[dt.date], list[dict[str, str]]]
@@ -221,7 +222,36 @@ PN = DatasetSpec(
     description="Physical notifications: expected MW of each BM unit as point values.",
 )
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (FUELHH, FREQ, INDO, ITSDO, B1610, PN)}
+# The Power System Resource types AGWS reports (EU Regulation 543/2013 fuel categories).
+AGWS_PSR_TYPES = ("Solar", "Wind Offshore", "Wind Onshore")
+
+AGWS = DatasetSpec(
+    code="AGWS",
+    path="/datasets/AGWS",
+    fields={
+        "dataset": "str",
+        "documentId": "str",
+        "documentRevisionNumber": "int",
+        "publishTime": "datetime",
+        "businessType": "str",
+        "psrType": "str",
+        "quantity": "float",
+        "startTime": "datetime",
+        "settlementDate": "date",
+        "settlementPeriod": "int",
+    },
+    required=("psrType", "quantity", "startTime", "settlementDate", "settlementPeriod"),
+    key=("settlementDate", "settlementPeriod", "psrType"),
+    time_field="startTime",
+    # Solar, Wind Offshore and Wind Onshore each cover every period once.
+    per_period_group=("psrType",),
+    membership="settlement_date",
+    request_plan=_publish_time_plan,
+    value_fields=("quantity",),
+    description="Actual or estimated wind and solar generation, B1630 (MW per psrType).",
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (FUELHH, FREQ, INDO, ITSDO, B1610, PN, AGWS)}
 
 
 def dataset_spec(name: str) -> DatasetSpec:

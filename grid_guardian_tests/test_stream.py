@@ -15,11 +15,11 @@ import pytest
 import redis
 import torch
 
-from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
+from grid_guardian_assets.datasets import DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.replay import neso, recorded, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.stream.job import CRASH_AFTER_STORE_ENV, InferenceJob, StreamConfig
@@ -87,7 +87,7 @@ def day_records(day: dt.date) -> dict:
     start, end = day_bounds_utc(day)
     return {
         "FUELHH": recorded.fuelhh_records(day),
-        "INDO": [r for r in synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2)) if r["settlementDate"] == day.isoformat()],
+        "INDO": [r for r in neso.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()],
         "FREQ": synthetic.freq_records(start, end),
     }
 

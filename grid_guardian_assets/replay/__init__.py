@@ -1,1 +1,2 @@
-"""A local HTTP server that answers like the Elexon Insights API from recorded (and clearly marked synthetic) data."""
+"""A local HTTP server that answers like the Elexon Insights API from real 2018 recordings (FUELHH, AGWS, NESO demand)
+and clearly marked synthetic data (FREQ, B1610, PN)."""

@@ -3,12 +3,12 @@ that need many days of snapshots without running every BMRS chain through Dagste
 
 import datetime as dt
 
-from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
+from grid_guardian_assets.datasets import DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import SnapshotDay, build_snapshot_day
-from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.replay import neso, recorded, synthetic
 from grid_guardian_assets.settlement import day_bounds_utc, days_between
 from grid_guardian_assets.validation import frame_from_records, validate_partition
 
@@ -19,7 +19,7 @@ def bundled_inputs(day: dt.date):
     frames = []
     for spec, rows in (
         (FUELHH, recorded.fuelhh_records(day)),
-        (INDO, synthetic.demand_records("INDO", start, end + dt.timedelta(hours=2))),
+        (INDO, neso.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN)),
         (FREQ, synthetic.freq_records(start, end)),
     ):
         report = validate_partition(spec, day, frame_from_records(spec, rows))

@@ -9,6 +9,8 @@ import polars as pl
 
 from grid_guardian_assets.settlement import PERIOD, period_of, to_api_time
 
+SOURCE = "Elexon BMRS FUELHH 2018 (recorded)"
+
 
 def bundled_fuelhh_csv() -> Path:
     """Path of the bundled real FUELHH 2018 file (see data/fuelhh_2018/ATTRIBUTION.md)."""

@@ -2,8 +2,9 @@
 
 Paths, parameters and JSON shapes follow the API's OpenAPI spec (``/datasets/{CODE}``, ``{"data": [...]}``), under
 ``/bmrs/api/v1`` or at the root, so ``ELEXON_API_BASE_URL=http://127.0.0.1:PORT/bmrs/api/v1`` points any Insights
-API client at it. FUELHH is real (2018); FREQ, INDO, ITSDO, B1610 and PN are synthetic and say so in the
-``metadata`` of each response and the ``X-Grid-Guardian-Synthetic`` header.
+API client at it. FUELHH and AGWS (Elexon BMRS) and INDO and ITSDO (NESO's ND and TSD) are real 2018 data; FREQ, B1610
+and PN are synthetic. Each response says which in its ``metadata`` (``synthetic`` and ``source``) and in the
+``X-Grid-Guardian-Synthetic`` header.
 
 Faults can be queued (HTTP 429/5xx with Retry-After, malformed bodies, rewritten records) to exercise a client
 the way the real API sometimes does.
@@ -22,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from grid_guardian_assets.elexon.client import SYNTHETIC_HEADER
-from grid_guardian_assets.replay import recorded, synthetic
+from grid_guardian_assets.replay import agws, neso, recorded, synthetic
 
 API_PREFIX = "/bmrs/api/v1"
 FREQ_MAX_WINDOW = dt.timedelta(hours=24)
@@ -109,9 +110,13 @@ def _freq(params: dict[str, list[str]]) -> Records:
 
 def _demand(code: str) -> Callable[[dict[str, list[str]]], Records]:
     def handler(params: dict[str, list[str]]) -> Records:
-        return synthetic.demand_records(code, _time(params, "publishDateTimeFrom"), _time(params, "publishDateTimeTo"))
+        return neso.demand_records(code, _time(params, "publishDateTimeFrom"), _time(params, "publishDateTimeTo"))
 
     return handler
+
+
+def _agws(params: dict[str, list[str]]) -> Records:
+    return agws.agws_records(_time(params, "publishDateTimeFrom"), _time(params, "publishDateTimeTo"))
 
 
 def _per_period(make: Callable[[dt.date, int], Records]) -> Callable[[dict[str, list[str]]], Records]:
@@ -121,13 +126,30 @@ def _per_period(make: Callable[[dt.date, int], Records]) -> Callable[[dict[str, 
     return handler
 
 
-ROUTES: dict[str, tuple[Callable[[dict[str, list[str]]], Records], bool]] = {
-    "/datasets/FUELHH": (_fuelhh, False),
-    "/datasets/FREQ": (_freq, True),
-    "/datasets/INDO": (_demand("INDO"), True),
-    "/datasets/ITSDO": (_demand("ITSDO"), True),
-    "/datasets/B1610": (_per_period(synthetic.b1610_records), True),
-    "/datasets/PN": (_per_period(synthetic.pn_records), True),
+@dataclass(frozen=True)
+class Route:
+    """One dataset endpoint: how it answers, and the ``metadata`` that says where its numbers come from."""
+
+    handler: Callable[[dict[str, list[str]]], Records]
+    metadata: dict[str, Any]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.metadata["synthetic"])
+
+
+def _real(source: str) -> dict[str, Any]:
+    return {"synthetic": False, "source": source}
+
+
+ROUTES: dict[str, Route] = {
+    "/datasets/FUELHH": Route(_fuelhh, _real(recorded.SOURCE)),
+    "/datasets/FREQ": Route(_freq, synthetic.METADATA),
+    "/datasets/INDO": Route(_demand("INDO"), _real(neso.SOURCE)),
+    "/datasets/ITSDO": Route(_demand("ITSDO"), _real(neso.SOURCE)),
+    "/datasets/AGWS": Route(_agws, _real(agws.SOURCE)),
+    "/datasets/B1610": Route(_per_period(synthetic.b1610_records), synthetic.METADATA),
+    "/datasets/PN": Route(_per_period(synthetic.pn_records), synthetic.METADATA),
 }
 
 
@@ -233,15 +255,14 @@ class ReplayServer:
                     return self._send(200, fault.body)
                 if route not in ROUTES:
                     return self._send(404, json.dumps({"status": 404, "title": f"No endpoint at {path}"}))
-                handler, is_synthetic = ROUTES[route]
+                served = ROUTES[route]
                 try:
-                    rows = handler(params)
+                    rows = served.handler(params)
                 except BadRequest as exc:
                     return self._send(400, json.dumps({"status": 400, "title": "Bad Request", "errors": {"request": [str(exc)]}}))
                 if fault is not None and fault.transform is not None:
                     rows = fault.transform([dict(r) for r in rows])
-                metadata = synthetic.METADATA if is_synthetic else {"synthetic": False, "source": "Elexon BMRS FUELHH 2018 (recorded)"}
-                body = json.dumps(rows if stream else {"data": rows, "metadata": metadata})
-                self._send(200, body, {SYNTHETIC_HEADER: "true" if is_synthetic else "false"})
+                body = json.dumps(rows if stream else {"data": rows, "metadata": served.metadata})
+                self._send(200, body, {SYNTHETIC_HEADER: "true" if served.synthetic else "false"})
 
         return Handler

@@ -2,8 +2,8 @@
 
 Everything here is generated, deterministic per settlement day, and served with ``synthetic: true`` in the
 response metadata and header; BM unit names start with ``SYN-`` so that no one mistakes them for real units.
-The numbers are kept consistent with the real FUELHH of the same day: demand follows generation less losses,
-metered unit volumes add up to their fuel type's generation, and frequency wanders near 50 Hz as GB's does.
+The numbers are kept consistent with the real FUELHH of the same day: metered unit volumes add up to their fuel
+type's generation, and frequency wanders near 50 Hz as GB's does. (Demand is real: see ``replay.neso``.)
 """
 
 import datetime as dt
@@ -16,9 +16,6 @@ from grid_guardian_assets.replay.recorded import fuel_generation
 from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, settlement_periods, to_api_time
 
 FREQ_STEP = dt.timedelta(seconds=15)  # the Insights API's FREQ spacing
-TRANSMISSION_LOSS = 0.02  # ~2 % of GB transmission generation is lost on the network
-STATION_LOAD_MW = 500  # ITSDO includes station transformer load, which INDO excludes
-DEMAND_PUBLISH_DELAY = dt.timedelta(minutes=5)
 
 # Synthetic BM units per fuel type (how many, and the ENTSO-E psrType they report as in B1610).
 UNITS: dict[str, tuple[int, str]] = {
@@ -72,56 +69,6 @@ def freq_records(start: dt.datetime, end: dt.datetime) -> list[dict]:
                 for t, v in freq_samples(day)
                 if start <= t < end
             )
-        day += dt.timedelta(days=1)
-    return rows
-
-
-@cache
-def demand_rows(day: dt.date) -> tuple[dict, ...]:
-    """INDO and ITSDO values per period: generation less losses (INDO); plus station load, pumping, exports (ITSDO)."""
-    generation = fuel_generation(day)
-    rng = _rng(f"DEMAND:{day}")
-    out = []
-    for p in settlement_periods(day):
-        fuels = generation.get(p.number)
-        if not fuels:
-            continue
-        supply = sum(fuels.values())
-        indo = int(round(supply * (1 - TRANSMISSION_LOSS) + rng.normal(0, 60)))
-        pumping = max(0, -fuels.get("PS", 0))
-        exports = sum(max(0, -v) for k, v in fuels.items() if k.startswith("INT"))
-        itsdo = int(round(indo + STATION_LOAD_MW + pumping + exports + rng.normal(0, 30)))
-        out.append(
-            {
-                "publishTime": to_api_time(p.end + DEMAND_PUBLISH_DELAY),
-                "startTime": to_api_time(p.start),
-                "settlementDate": day.isoformat(),
-                "settlementPeriod": p.number,
-                "INDO": indo,
-                "ITSDO": itsdo,
-            }
-        )
-    return tuple(out)
-
-
-def demand_records(code: str, publish_from: dt.datetime, publish_to: dt.datetime) -> list[dict]:
-    """INDO or ITSDO rows published within ``[publish_from, publish_to]``."""
-    rows = []
-    day = (publish_from - dt.timedelta(days=1)).date()
-    while day <= publish_to.date():
-        for r in demand_rows(day):
-            published = dt.datetime.fromisoformat(r["publishTime"].replace("Z", "+00:00"))
-            if publish_from <= published <= publish_to:
-                rows.append(
-                    {
-                        "dataset": code,
-                        "publishTime": r["publishTime"],
-                        "startTime": r["startTime"],
-                        "settlementDate": r["settlementDate"],
-                        "settlementPeriod": r["settlementPeriod"],
-                        "demand": r[code],
-                    }
-                )
         day += dt.timedelta(days=1)
     return rows
 

@@ -3,7 +3,7 @@
 import polars as pl
 import pandera.polars as pa
 
-from grid_guardian_assets.datasets import POLARS_TYPES, DatasetSpec
+from grid_guardian_assets.datasets import AGWS_PSR_TYPES, POLARS_TYPES, DatasetSpec
 
 # Largest plausible magnitudes. GB peak demand is ~60 GW and the largest single fuel output (CCGT) has stayed
 # below 30 GW; the biggest BM units are ~1.3 GW (MWh per half hour is half of that).
@@ -11,6 +11,8 @@ MAX_FUEL_MW = 40_000
 MAX_DEMAND_MW = 70_000
 MAX_UNIT_MWH = 1_500
 MAX_UNIT_MW = 3_000
+# GB's installed wind (~21 GW) and solar (~13 GW) in 2018; a psrType's output above this is not a reading.
+MAX_WIND_SOLAR_MW = 30_000
 FREQ_MIN_HZ, FREQ_MAX_HZ = 45.0, 55.0
 MAX_PERIOD = 50  # the autumn clock-change day
 
@@ -29,6 +31,10 @@ _RANGE_CHECKS: dict[str, dict[str, list[pa.Check]]] = {
     "INDO": {"demand": [pa.Check.in_range(0, MAX_DEMAND_MW)]},
     "ITSDO": {"demand": [pa.Check.in_range(0, MAX_DEMAND_MW)]},
     "B1610": {"quantity": [pa.Check.in_range(-MAX_UNIT_MWH, MAX_UNIT_MWH)]},
+    "AGWS": {
+        "quantity": [pa.Check.in_range(0, MAX_WIND_SOLAR_MW)],
+        "psrType": [pa.Check.isin(list(AGWS_PSR_TYPES))],
+    },
     "PN": {
         "levelFrom": [pa.Check.in_range(-MAX_UNIT_MW, MAX_UNIT_MW)],
         "levelTo": [pa.Check.in_range(-MAX_UNIT_MW, MAX_UNIT_MW)],
