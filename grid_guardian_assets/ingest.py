@@ -1,6 +1,9 @@
-"""Fetch one dataset's settlement day and archive the raw responses, keeping partial fetches on failure."""
+"""Fetch a dataset's settlement days and archive the raw responses, keeping partial fetches on failure."""
 
 import datetime as dt
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.elexon.client import ElexonClient, ElexonError, RawResponse
@@ -23,3 +26,60 @@ def fetch_partition(client: ElexonClient, archive: RawArchive, spec: DatasetSpec
     partition = RawPartition(spec.code, day, responses, complete=True)
     archive.save(partition)
     return partition
+
+
+class Prefetcher:
+    """Fetches (day, dataset) pairs in a background thread, in order, a bounded number ahead of their use.
+
+    A backfill validates and stores one day while the next ones download: the wait on the API (or the replay
+    server) overlaps the CPU work instead of adding to it. At most ``ahead`` fetches are under way or waiting,
+    so memory stays flat however long the range. One thread keeps the requests in order and the rate limiter's
+    accounting simple.
+
+    Args:
+        client: The Insights API client (used from the background thread only).
+        archive: Where every fetch is archived (also a failed one, by ``fetch_partition``).
+        plan: The (day, dataset) pairs in the order :meth:`take` will ask for them.
+        ahead: How many fetches may run ahead of :meth:`take`.
+    """
+
+    def __init__(
+        self,
+        client: ElexonClient,
+        archive: RawArchive,
+        plan: Iterable[tuple[dt.date, DatasetSpec]],
+        *,
+        ahead: int = 4,
+    ):
+        self._client, self._archive = client, archive
+        self._plan: Iterator[tuple[dt.date, DatasetSpec]] = iter(plan)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="elexon-prefetch")
+        self._pending: deque[tuple[dt.date, str, Future[RawPartition]]] = deque()
+        for _ in range(max(1, ahead)):
+            self._submit_next()
+
+    def _submit_next(self) -> None:
+        item = next(self._plan, None)
+        if item is not None:
+            day, spec = item
+            self._pending.append((day, spec.code, self._pool.submit(fetch_partition, self._client, self._archive, spec, day)))
+
+    def take(self, day: dt.date, spec: DatasetSpec) -> "Future[RawPartition]":
+        """The fetch of ``spec``'s ``day`` (its result raises ``ElexonError`` if it failed); plan order only."""
+        if not self._pending:
+            raise LookupError(f"{spec.code} {day} was not in the prefetch plan")
+        planned_day, planned_code, future = self._pending.popleft()
+        if (planned_day, planned_code) != (day, spec.code):
+            raise LookupError(f"asked for {spec.code} {day}, but the plan's next fetch is {planned_code} {planned_day}")
+        self._submit_next()
+        return future
+
+    def close(self) -> None:
+        """Cancel what has not started and wait for what has (its archive file is written completely)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "Prefetcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

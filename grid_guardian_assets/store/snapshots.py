@@ -18,6 +18,13 @@ from grid_guardian_assets.store.h5atomic import committed, replace_group
 _ARRAYS = ("periods", "start_us", "node_features", "edge_features", "frequency_hz", "supply_mw", "demand_mw")
 
 
+def _fill(group: h5py.Group, snapshots: SnapshotDay) -> None:
+    for name in _ARRAYS:
+        values = getattr(snapshots, name)
+        chunks = (1, *values.shape[1:]) if values.ndim == 3 else None
+        group.create_dataset(name, data=values, chunks=chunks, compression="gzip" if chunks else None, compression_opts=4 if chunks else None)
+
+
 class SnapshotStore:
     """Grid snapshots per network under ``root``."""
 
@@ -30,19 +37,23 @@ class SnapshotStore:
 
     def write_day(self, snapshots: SnapshotDay) -> Path:
         """Replace the stored day of ``snapshots.network`` with ``snapshots``."""
-        path = self.path(snapshots.network)
+        return self.write_days([snapshots])
+
+    def write_days(self, days: list[SnapshotDay]) -> Path:
+        """Replace each of ``days`` (all of one network), opening and locking the file once for all of them."""
+        if not days:
+            return self.root
+        networks = {d.network for d in days}
+        if len(networks) != 1:
+            raise ValueError(f"write_days takes days of one network, got {sorted(networks)}")
+        (network,) = networks
+        path = self.path(network)
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock", timeout=self.lock_timeout_s), h5py.File(path, "a") as h5:
-            h5.attrs.update({"network": snapshots.network, "node_features": json.dumps(NODE_FEATURES), "edge_features": json.dumps(EDGE_FEATURES)})
-            days = h5.require_group("days")
-
-            def fill(group: h5py.Group) -> None:
-                for name in _ARRAYS:
-                    values = getattr(snapshots, name)
-                    chunks = (1, *values.shape[1:]) if values.ndim == 3 else None
-                    group.create_dataset(name, data=values, chunks=chunks, compression="gzip" if chunks else None, compression_opts=4 if chunks else None)
-
-            replace_group(days, snapshots.day.isoformat(), fill)
+            h5.attrs.update({"network": network, "node_features": json.dumps(NODE_FEATURES), "edge_features": json.dumps(EDGE_FEATURES)})
+            groups = h5.require_group("days")
+            for snapshots in days:
+                replace_group(groups, snapshots.day.isoformat(), lambda group, s=snapshots: _fill(group, s))
         return path
 
     def days(self, network: str) -> list[dt.date]:

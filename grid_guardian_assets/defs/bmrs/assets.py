@@ -17,12 +17,14 @@ import polars as pl
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.resources import BmrsStorageResource
-from grid_guardian_assets.elexon.client import ElexonClient, ElexonError
-from grid_guardian_assets.ingest import fetch_partition
+from grid_guardian_assets.elexon.client import ElexonError
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.settlement import period_count
 
 if TYPE_CHECKING:  # pandera and h5py load where a day is validated or stored, not with the code location
+    from concurrent.futures import Future
+
+    from grid_guardian_assets.store.raw_archive import RawPartition
     from grid_guardian_assets.store.hdf5 import StoredPartition
     from grid_guardian_assets.validation import ValidationReport
 
@@ -140,15 +142,17 @@ def ingest_dataset_day(
     spec: DatasetSpec,
     day: dt.date,
     selected: Iterable[dg.AssetKey],
-    client: ElexonClient | None,
+    fetched: "Future[RawPartition] | None",
     storage: BmrsStorageResource,
     base_url: str,
 ) -> DatasetDay:
-    """Fetch (if ``{name}_raw`` is selected), validate (``{name}_frames``) and hand over the frame to store.
+    """Take the fetch (if ``{name}_raw`` is selected), validate (``{name}_frames``) and hand over the frame to store.
 
-    Upstream stages that are not selected are read from where an earlier run left them (the raw archive, the
-    frame files), so a day can be re-validated or re-stored without fetching it again. Storing is the caller's
-    (it batches a month of days into one HDF5 rewrite).
+    ``fetched`` is the day's fetch, already under way (``fetch_partition`` in a background thread, so that the
+    next days download while this one is validated); it raises ``ElexonError`` when the fetch failed. Upstream
+    stages that are not selected are read from where an earlier run left them (the raw archive, the frame files),
+    so a day can be re-validated or re-stored without fetching it again. Storing is the caller's (it batches a
+    month of days into one HDF5 rewrite).
     """
     from grid_guardian_assets.validation import frame_from_raw, validate_partition
 
@@ -157,9 +161,10 @@ def ingest_dataset_day(
     archive = storage.raw_archive()
     raw = None
     if raw_key(spec) in selected:
-        assert client is not None, "the raw stage needs an Insights API client"
+        if fetched is None:
+            raise ValueError(f"{raw_key(spec).to_user_string()} is selected for {day} but nothing fetched it")
         try:
-            raw = fetch_partition(client, archive, spec, day)
+            raw = fetched.result()
         except ElexonError as exc:
             out.error = str(exc)
             return out

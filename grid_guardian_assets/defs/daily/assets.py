@@ -41,6 +41,7 @@ from grid_guardian_assets.defs.grid.assets import (
 )
 from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource
 from grid_guardian_assets.grid.snapshots import SnapshotInputError
+from grid_guardian_assets.ingest import Prefetcher
 from grid_guardian_assets.reporting import partition_plot
 
 if TYPE_CHECKING:
@@ -100,12 +101,17 @@ def settlement_days(
     failed_inputs: dict[dt.date, set[str]] = {}
 
     with ExitStack() as stack:
-        client = stack.enter_context(elexon.get_client()) if fetching else None
+        prefetch = None
+        if fetching:
+            client = stack.enter_context(elexon.get_client())
+            plan = [(day, spec) for day in days for spec in datasets if raw_key(spec) in selected]
+            prefetch = stack.enter_context(Prefetcher(client, bmrs_storage.raw_archive(), plan))
         for month in _months(days):
             to_store: dict[str, dict[dt.date, pl.DataFrame]] = {}  # by dataset code
             for day in month:
                 for spec in datasets:
-                    outcome = ingest_dataset_day(spec, day, selected, client, bmrs_storage, elexon.base_url)
+                    fetched = prefetch.take(day, spec) if prefetch is not None and raw_key(spec) in selected else None
+                    outcome = ingest_dataset_day(spec, day, selected, fetched, bmrs_storage, elexon.base_url)
                     yield from outcome.events
                     if outcome.error is not None:
                         bad.setdefault(day, []).append(f"{spec.code}: {outcome.error}")
@@ -148,14 +154,14 @@ def _snapshot_month(
 ) -> Iterator[object]:
     first, last = month[0], month[-1]
     stored = {spec.code: store.read_range(spec, first, last) for spec in SNAPSHOT_INPUTS}
+    built = []
     for day in month:
         failed = failed_inputs.get(day, set()) & set(stored)
         if failed:  # an input failed in this run: never build from what an older run left in the store
             bad[day].append(f"grid_snapshots: not built ({', '.join(sorted(failed))} failed above)")
             continue
         try:
-            snapshots = builder.build(day, stored)
+            built.append(builder.build(day, stored))
         except SnapshotInputError as exc:
             bad.setdefault(day, []).append(f"grid_snapshots: {exc}")
-            continue
-        yield from builder.events(snapshots, plot=day == plot_day)
+    yield from builder.store_and_report(built, plot_day=plot_day)

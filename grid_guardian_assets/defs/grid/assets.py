@@ -123,10 +123,13 @@ class SnapshotBuilder:
         fuelhh, indo, freq = (_day_rows(stored[spec.code], day) for spec in SNAPSHOT_INPUTS)
         return build_snapshot_day(day, self.mapping, self.flow, fuelhh, indo, freq)
 
-    def events(self, snapshots: SnapshotDay, *, plot: bool) -> list[object]:
-        """Store ``snapshots`` and return the day's materialisation and ``power_balance`` result."""
+    def store_and_report(self, days: list[SnapshotDay], *, plot_day: dt.date) -> list[object]:
+        """Store ``days`` (one write for all) and return each day's materialisation and ``power_balance`` result."""
+        path = self.store.write_days(days)
+        return [event for snapshots in days for event in self._events(snapshots, path, plot=snapshots.day == plot_day)]
+
+    def _events(self, snapshots: SnapshotDay, path: Path, *, plot: bool) -> list[object]:
         network, day = self.network, snapshots.day
-        path = self.store.write_day(snapshots)
         loading = snapshots.edge_features[:, :, 2]
         mean_loading = np.nanmean(loading, axis=0)
         worst = int(np.nanargmax(mean_loading))
