@@ -93,7 +93,7 @@ power_balance_check_spec = dg.AssetCheckSpec(
     asset=GRID_SNAPSHOTS,
     partitions_def=bmrs_daily_partitions,
     description=f"every period: generation + net imports − INDO demand within {LOSS_MIN:.0%}..{LOSS_MAX:.0%} "
-    "of supply (transmission losses and station load)",
+    "of supply (transmission losses, station load, pumping and exports, which INDO leaves out)",
 )
 
 
