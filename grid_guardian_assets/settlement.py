@@ -5,7 +5,9 @@ settlement periods numbered from 1. Clock changes make the spring day 46 periods
 """
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby
 from zoneinfo import ZoneInfo
 
 LONDON = ZoneInfo("Europe/London")
@@ -72,3 +74,9 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 def to_api_time(instant: dt.datetime) -> str:
     """The Insights API's ISO-8601 UTC form, e.g. ``2018-03-01T00:00:00Z``."""
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def contiguous_spans(days: Iterable[dt.date]) -> list[list[dt.date]]:
+    """``days`` sorted and cut into runs of adjacent days (e.g. the ranges a backfill of them takes)."""
+    ordered = sorted(set(days))
+    return [[day for _, day in group] for _, group in groupby(enumerate(ordered), key=lambda item: item[1].toordinal() - item[0])]

@@ -43,6 +43,7 @@ from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiRe
 from grid_guardian_assets.grid.snapshots import SnapshotInputError
 from grid_guardian_assets.ingest import Prefetcher
 from grid_guardian_assets.reporting import partition_plot
+from grid_guardian_assets.settlement import contiguous_spans
 
 if TYPE_CHECKING:
     from grid_guardian_assets.store.hdf5 import HDF5Store
@@ -52,10 +53,7 @@ CODE_LOCATION_MODULE = "grid_guardian_assets.definitions"
 
 def rerun_command(selected: set[dg.AssetKey], bad_days: list[dt.date]) -> str:
     """One shell command that reruns ``selected`` for just ``bad_days`` (a range for each run of adjacent days)."""
-    spans: list[str] = []
-    for _, group in groupby(enumerate(sorted(bad_days)), key=lambda item: item[1].toordinal() - item[0]):
-        run = [day for _, day in group]
-        spans.append(f"{run[0].isoformat()}...{run[-1].isoformat()}")
+    spans = [f"{run[0].isoformat()}...{run[-1].isoformat()}" for run in contiguous_spans(bad_days)]
     select = ",".join(sorted(key.to_user_string() for key in selected))
     command = f"dagster asset materialize -m {CODE_LOCATION_MODULE} --select '{select}' --partition-range"
     if len(spans) == 1:
