@@ -18,7 +18,8 @@ from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier, installed_capacity
 from grid_guardian_assets.selfplay.proposer import ProposerPolicy, buffer_context, learnability_reward, reinforce_step
-from grid_guardian_assets.selfplay.rounds import RoundConfig, run_round
+from grid_guardian_assets.selfplay.round_config import RoundConfig
+from grid_guardian_assets.selfplay.rounds import run_round
 from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
 from grid_guardian_assets.store.snapshots import SnapshotStore
 from grid_guardian_assets.stream.rules import branch_limits
@@ -26,7 +27,7 @@ from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchma
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.sequences import sequence_from_days
-from grid_guardian_assets.verifier.train import TrainConfig
+from grid_guardian_assets.verifier.train_config import TrainConfig
 
 SMALL = RoundConfig(proposals=8, attempts=2, solver_steps=3, seed=7)
 

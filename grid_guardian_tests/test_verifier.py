@@ -26,7 +26,8 @@ from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
 from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.scoring import LearnedDetector
 from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_index, sequence_from_days
-from grid_guardian_assets.verifier.train import TrainConfig, train_model
+from grid_guardian_assets.verifier.train import train_model
+from grid_guardian_assets.verifier.train_config import TrainConfig
 from grid_guardian_tests.conftest import test_resources
 
 TINY = TrainConfig(warmup=4, hidden_channels=8, epochs=1, batch_chunks=4, seed=3)
