@@ -18,8 +18,8 @@ from grid_guardian_assets.grid.temporal import snapshot_data, temporal_signal, t
 from grid_guardian_assets.replay import recorded
 from grid_guardian_assets.replay.grid import bundled_inputs
 from grid_guardian_assets.replay.server import ReplayServer
-from grid_guardian_assets.store.snapshots import SnapshotStore
-from grid_guardian_tests.conftest import test_resources
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
+from grid_guardian_tests.conftest import replay_resources
 
 DAY = dt.date(2018, 3, 1)
 
@@ -212,7 +212,7 @@ def test_the_2224_bus_network_builds_snapshots() -> None:
 
 
 def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
-    resources = test_resources(replay.base_url, data_dir)
+    resources = replay_resources(replay.base_url, data_dir)
     assert dg.materialize(list(defs.assets), selection=["grid_topology"], instance=instance, resources=resources).success
     topology = instance.get_latest_materialization_event(dg.AssetKey("grid_topology")).asset_materialization.metadata
     assert topology["buses"].value == 29 and "data:image/png;base64," in topology["map"].value
@@ -230,7 +230,7 @@ def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: 
 
 def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
     day = dt.date(2018, 12, 31)  # the real file's broken last day: FUELHH fails its check and is never stored
-    resources = test_resources(replay.base_url, data_dir)
+    resources = replay_resources(replay.base_url, data_dir)
     chain = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets("grid_topology")
     result = dg.materialize(list(defs.assets), selection=chain, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
     assert not result.success

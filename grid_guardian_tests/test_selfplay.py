@@ -21,7 +21,7 @@ from grid_guardian_assets.selfplay.proposer import ProposerPolicy, buffer_contex
 from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.rounds import run_round
 from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.stream.rules import branch_limits
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
 from grid_guardian_assets.verifier.checkpoints import ModelStore

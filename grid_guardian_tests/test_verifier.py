@@ -17,7 +17,7 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
@@ -28,7 +28,7 @@ from grid_guardian_assets.verifier.scoring import LearnedDetector
 from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_index, sequence_from_days
 from grid_guardian_assets.verifier.train import train_model
 from grid_guardian_assets.verifier.train_config import TrainConfig
-from grid_guardian_tests.conftest import test_resources
+from grid_guardian_tests.conftest import replay_resources
 
 TINY = TrainConfig(warmup=4, hidden_channels=8, epochs=1, batch_chunks=4, seed=3)
 
@@ -229,8 +229,8 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     snapshots = SnapshotStore(data_dir / "hdf5")
     for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
         snapshots.write_day(day)
-    uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one test_resources configures)
-    resources = test_resources(replay.base_url, data_dir)
+    uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one replay_resources configures)
+    resources = replay_resources(replay.base_url, data_dir)
     config = {
         "ops": {
             "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_cases": 2}},

@@ -77,7 +77,7 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     from grid_guardian_assets.grid.dcflow import DCPowerFlow
     from grid_guardian_assets.grid.mapping import bus_mapping
     from grid_guardian_assets.selfplay.rounds import run_round
-    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.stream.rules import branch_limits
     from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences

@@ -73,7 +73,7 @@ def _benchmark_pointer(root: Path, network: str) -> Path:
     "seed; saved as a versioned .npz so every checkpoint is measured on the same cases.",
 )
 def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
-    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
@@ -118,7 +118,7 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
     "against the per-bus GRU and 3-sigma baselines on the frozen benchmark, saved as a versioned checkpoint.",
 )
 def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
-    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.pipeline import benchmark_table, overall_f1, save_checkpoint, train_verifier
     from grid_guardian_assets.verifier.train import pick_device
