@@ -14,6 +14,8 @@ from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.raw_archive import RawArchive
 from grid_guardian_tests.conftest import materialize_chain, replay_resources
 
+pytestmark = pytest.mark.integration  # Dagster instance runs against a replay server
+
 DAY = dt.date(2018, 3, 1)
 
 

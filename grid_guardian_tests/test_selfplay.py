@@ -61,6 +61,7 @@ def world(tmp_path_factory):
             "limits": limits, "windows": windows, "calibration": contiguous_sequences(days[-4:])}
 
 
+@pytest.mark.integration
 def test_environment_rejects_the_impossible_and_accepts_a_real_looking_trip(world) -> None:
     network = world["network"]
     verifier = PhysicsVerifier(network, world["limits"])
@@ -107,6 +108,7 @@ def _round(world, root: Path, config: RoundConfig, number: int = 1, models: Mode
                      benchmark=world["benchmark"], network=world["network"], limits=world["limits"], models=models or world["models"])
 
 
+@pytest.mark.integration
 def test_a_round_is_reproducible_from_its_seed(world, tmp_path: Path) -> None:
     models = ModelStore(tmp_path / "models")
     checkpoint = world["models"].load(world["first"])
@@ -120,6 +122,7 @@ def test_a_round_is_reproducible_from_its_seed(world, tmp_path: Path) -> None:
     assert not other.proposals.equals(one.proposals)
 
 
+@pytest.mark.integration
 def test_a_regressing_solver_is_not_promoted(world, tmp_path: Path, monkeypatch) -> None:
     from grid_guardian_assets.selfplay.solver import Solver
     from grid_guardian_assets.verifier.scoring import Calibration
@@ -142,6 +145,7 @@ def test_a_regressing_solver_is_not_promoted(world, tmp_path: Path, monkeypatch)
     assert models.versions() == [version]  # no checkpoint saved for a regressed solver
 
 
+@pytest.mark.integration
 def test_three_rounds_materialise_with_tables_plots_and_a_growing_buffer(world) -> None:
     resources = resources_for("http://127.0.0.1:1", world["root"] / "data")
     config = {"ops": {"self_play_round": {"config": {"proposals": 8, "attempts": 2, "solver_steps": 3, "seed": 3}}}}

@@ -85,6 +85,7 @@ def test_disjoint_union_keeps_graphs_apart() -> None:
     assert set(batched[:, 6:].flatten().tolist()) == {3, 4, 5}
 
 
+@pytest.mark.integration
 def test_training_is_deterministic_given_a_seed() -> None:
     network = reduced_network()
     seq = sequence_from_days(list(days("2018-03-01", "2018-03-02")))
@@ -106,6 +107,7 @@ def _daily_alarm_rates(detector: LearnedDetector, calibration: Calibration, days
     return np.array([np.mean(day[np.isfinite(day)] > 1.0) for day in by_day])
 
 
+@pytest.mark.integration
 def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
     """Calibrated on eight days, the detector fires at the stated rate on eight later days it never saw.
 
@@ -196,6 +198,7 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
         Benchmark.load(other)
 
 
+@pytest.mark.integration
 def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     network = reduced_network()
     trained = train_verifier(network, list(days("2018-03-01", "2018-03-05")), TINY, calibration_days=2, device=torch.device("cpu"))
@@ -239,6 +242,7 @@ def test_a_checkpoint_that_pickles_code_is_refused_even_with_a_matching_hash(tmp
         store.load(checkpoint.version)
 
 
+@pytest.mark.integration
 def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, data_dir: Path, instance: dg.DagsterInstance, replay) -> None:
     snapshots = SnapshotStore(data_dir / "hdf5")
     for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
