@@ -22,7 +22,7 @@ from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.grid.snapshots import NET_INJECTION, build_snapshot_day
 from grid_guardian_assets.replay.grid import bundled_inputs
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 
 
 def run_network(name: str, days: int, out: multiprocessing.Queue) -> None:

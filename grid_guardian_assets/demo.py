@@ -27,7 +27,7 @@ from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import contiguous_spans, days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -31,12 +31,9 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-def test_resources(base_url: str, data_dir: Path, *, max_attempts: int = 3) -> dict[str, object]:
+def replay_resources(base_url: str, data_dir: Path, *, max_attempts: int = 3) -> dict[str, object]:
     """The code location's resources pointed at a replay server and a temporary data folder, with short backoff."""
     return resources_for(base_url, data_dir, max_attempts=max_attempts, backoff_base_s=0.01, backoff_max_s=0.05)
-
-
-test_resources.__test__ = False  # a helper, not a test
 
 
 def materialize_chain(
@@ -48,6 +45,6 @@ def materialize_chain(
         selection=dg.AssetSelection.assets(f"{dataset}_store").upstream(),
         partition_key=day.isoformat(),
         instance=instance,
-        resources=test_resources(base_url, data_dir, max_attempts=max_attempts),
+        resources=replay_resources(base_url, data_dir, max_attempts=max_attempts),
         raise_on_error=False,
     )

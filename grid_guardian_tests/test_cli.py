@@ -15,6 +15,8 @@ from grid_guardian_assets.replay import recorded
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_tests.conftest import REPO
 
+pytestmark = pytest.mark.integration  # CLI processes that materialise through Dagster
+
 BIN = Path(sys.executable).parent
 
 

@@ -12,7 +12,9 @@ from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.replay.server import Fault, ReplayServer
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.raw_archive import RawArchive
-from grid_guardian_tests.conftest import materialize_chain, test_resources
+from grid_guardian_tests.conftest import materialize_chain, replay_resources
+
+pytestmark = pytest.mark.integration  # Dagster instance runs against a replay server
 
 DAY = dt.date(2018, 3, 1)
 
@@ -86,7 +88,7 @@ def test_every_dataset_on_clock_change_days(replay: ReplayServer, data_dir: Path
         selection=dg.AssetSelection.groups(*[f"bmrs_{n}" for n in DATASETS]),
         partition_key=day.isoformat(),
         instance=instance,
-        resources=test_resources(replay.base_url, data_dir),
+        resources=replay_resources(replay.base_url, data_dir),
     )
     assert result.success
     store = HDF5Store(data_dir / "hdf5")
@@ -200,7 +202,7 @@ def test_a_bad_partition_revalidated_from_the_archive_without_fetching(replay: R
         selection=dg.AssetSelection.assets("fuelhh_frames", "fuelhh_store"),
         partition_key=DAY.isoformat(),
         instance=instance,
-        resources=test_resources(replay.base_url, data_dir),
+        resources=replay_resources(replay.base_url, data_dir),
     )
     assert result.success and len(replay.requests) == n
     assert pl.read_parquet(next((data_dir / "frames" / "fuelhh_frames").glob("*.parquet"))).height == 720

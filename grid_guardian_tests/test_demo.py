@@ -15,6 +15,8 @@ from grid_guardian_assets.stream.local import LocalRedis
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_tests.conftest import REPO
 
+pytestmark = pytest.mark.integration  # the whole demo
+
 
 def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DAGSTER_HOME", "GRID_GUARDIAN_DATA_DIR", "ELEXON_API_BASE_URL", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"):

@@ -101,14 +101,40 @@ def test_compose_keeps_everything_but_two_uis_off_the_network_and_wires_monitori
 
 
 _ASSIGNMENT = re.compile(r"(?i)(?<![a-z])(password|passwd|secret|token|api_key)(?![a-z])[\"']?[ \t]*[=:][ \t]*[\"']?([^\s\"'#,)]*)")
+# In Python a committed secret is a string literal (``password: str = "..."`` too); names, annotations and calls
+# (``password: str``, ``sasl_password=_env_or(...)``) are not, so Python files are scanned for quoted values only.
+_PY_ASSIGNMENT = re.compile(
+    r"(?i)(?<![a-z])(password|passwd|secret|token|api_key)(?![a-z])[\"']?(?:[ \t]*:[ \t]*[\w.\[\], |]+?)?[ \t]*[=:][ \t]*[rbf]?[\"']([^\"'\n]*)[\"']"
+)
 _URL_PASSWORD = re.compile(r"\w+://[^/\s:@]*:([^@\s/]+)@")
+_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|AKIA[0-9A-Z]{16}")
 _PLACEHOLDERS = {"password", "test-only", "secret", "changeme", "pass"}
 # A value that names where the secret comes from rather than being one.
-_REFERENCES = ("$", "{", "<", "?", "_env_or", "os.", "dg.", "EnvVar", "self.", "config", "None", "str", "settings", "env")
+_REFERENCES = ("$", "{", "<", "?", "_env_or", "os.", "dg.", "EnvVar", "self.")
+_NOT_TEXT = (".csv", ".npz", ".png", ".gz", ".h5", ".parquet", ".whl")
 
 
 def _is_secret(value: str) -> bool:
     return len(value) >= 4 and value.lower() not in _PLACEHOLDERS and not value.startswith(_REFERENCES)
+
+
+def _committed_text_files() -> list[str]:
+    """The repository's tracked files but data and images; this file's examples are made-up secrets, on purpose."""
+    names = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO, check=True).stdout.split()
+    return [n for n in names if not n.endswith(_NOT_TEXT) and REPO / n != Path(__file__) and (REPO / n).is_file()]
+
+
+def _secret_leaks(root: Path, names: list[str]) -> list[str]:
+    """``file:line: value`` for every assignment, URL password or key in ``names`` under ``root`` that looks real."""
+    leaks = []
+    for name in names:
+        text = (root / name).read_text(errors="ignore")
+        assignment = _PY_ASSIGNMENT if name.endswith(".py") else _ASSIGNMENT
+        found = [(m.start(), m.group(2)) for m in assignment.finditer(text)]
+        found += [(m.start(), m.group(1)) for m in _URL_PASSWORD.finditer(text)]
+        found += [(m.start(), m.group(0)) for m in _KEY.finditer(text)]
+        leaks += [f"{name}:{text[:at].count(chr(10)) + 1}: {value[:40]}" for at, value in found if _is_secret(value) or value.startswith(("-----", "AKIA"))]
+    return leaks
 
 
 @dg.op
@@ -122,20 +148,7 @@ def _probe_job() -> None:
 
 
 def test_no_secret_is_committed() -> None:
-    files = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO, check=True).stdout.split()
-    leaks = []
-    for name in files:
-        path = REPO / name
-        if path.suffix in (".csv", ".npz", ".png", ".gz", ".h5", ".parquet", ".whl") or not path.is_file():
-            continue
-        if path == Path(__file__):  # this file's examples below are made-up secrets, on purpose
-            continue
-        text = path.read_text(errors="ignore")
-        # Configuration and docs are scanned for assignments; Python code (docstrings name fields) for URLs and keys.
-        found = [] if path.suffix == ".py" else [(m.start(), m.group(2)) for m in _ASSIGNMENT.finditer(text)]
-        found += [(m.start(), m.group(1)) for m in _URL_PASSWORD.finditer(text)]
-        found += [(m.start(), m.group(0)) for m in re.finditer(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|AKIA[0-9A-Z]{16}", text)]
-        leaks += [f"{name}:{text[:at].count(chr(10)) + 1}: {value[:40]}" for at, value in found if _is_secret(value) or value.startswith(("-----", "AKIA"))]
+    leaks = _secret_leaks(REPO, _committed_text_files())
     assert not leaks, "possible secrets committed:\n" + "\n".join(leaks)
     assert ".env" in (REPO / ".gitignore").read_text().split()
     example = dict(line.split("=", 1) for line in (REPO / ".env.example").read_text().splitlines() if line and not line.startswith("#"))
@@ -202,3 +215,16 @@ def test_production_dagster_yaml_runs_on_postgres_with_the_live_and_backfill_lim
 def test_the_secret_scan_tells_secrets_from_references(line: str, leak: bool) -> None:
     values = [m.group(2) for m in _ASSIGNMENT.finditer(line)] + [m.group(1) for m in _URL_PASSWORD.finditer(line)]
     assert any(_is_secret(v) for v in values) == leak
+
+
+def test_the_secret_scan_finds_a_secret_planted_in_python_code(tmp_path: Path) -> None:
+    names = _committed_text_files()
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, tmp_path / name)
+    resources = tmp_path / "grid_guardian_assets" / "defs" / "resources.py"
+    planted = 'sasl_password: str = "strongHorse42"  # a made-up secret, planted\n_GITHUB_TOKEN = "ghp_madeup0123456789"\n'
+    resources.write_text(resources.read_text() + planted)
+    lines = resources.read_text().count("\n")
+    assert _secret_leaks(tmp_path, names) == [f"grid_guardian_assets/defs/resources.py:{lines - 1}: strongHorse42",
+                                              f"grid_guardian_assets/defs/resources.py:{lines}: ghp_madeup0123456789"]

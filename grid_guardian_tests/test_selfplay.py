@@ -18,15 +18,16 @@ from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier, installed_capacity
 from grid_guardian_assets.selfplay.proposer import ProposerPolicy, buffer_context, learnability_reward, reinforce_step
-from grid_guardian_assets.selfplay.rounds import RoundConfig, run_round
+from grid_guardian_assets.selfplay.round_config import RoundConfig
+from grid_guardian_assets.selfplay.rounds import run_round
 from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.stream.rules import branch_limits
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.sequences import sequence_from_days
-from grid_guardian_assets.verifier.train import TrainConfig
+from grid_guardian_assets.verifier.train_config import TrainConfig
 
 SMALL = RoundConfig(proposals=8, attempts=2, solver_steps=3, seed=7)
 
@@ -60,6 +61,7 @@ def world(tmp_path_factory):
             "limits": limits, "windows": windows, "calibration": contiguous_sequences(days[-4:])}
 
 
+@pytest.mark.integration
 def test_environment_rejects_the_impossible_and_accepts_a_real_looking_trip(world) -> None:
     network = world["network"]
     verifier = PhysicsVerifier(network, world["limits"])
@@ -106,6 +108,7 @@ def _round(world, root: Path, config: RoundConfig, number: int = 1, models: Mode
                      benchmark=world["benchmark"], network=world["network"], limits=world["limits"], models=models or world["models"])
 
 
+@pytest.mark.integration
 def test_a_round_is_reproducible_from_its_seed(world, tmp_path: Path) -> None:
     models = ModelStore(tmp_path / "models")
     checkpoint = world["models"].load(world["first"])
@@ -119,6 +122,7 @@ def test_a_round_is_reproducible_from_its_seed(world, tmp_path: Path) -> None:
     assert not other.proposals.equals(one.proposals)
 
 
+@pytest.mark.integration
 def test_a_regressing_solver_is_not_promoted(world, tmp_path: Path, monkeypatch) -> None:
     from grid_guardian_assets.selfplay.solver import Solver
     from grid_guardian_assets.verifier.scoring import Calibration
@@ -141,6 +145,7 @@ def test_a_regressing_solver_is_not_promoted(world, tmp_path: Path, monkeypatch)
     assert models.versions() == [version]  # no checkpoint saved for a regressed solver
 
 
+@pytest.mark.integration
 def test_three_rounds_materialise_with_tables_plots_and_a_growing_buffer(world) -> None:
     resources = resources_for("http://127.0.0.1:1", world["root"] / "data")
     config = {"ops": {"self_play_round": {"config": {"proposals": 8, "attempts": 2, "solver_steps": 3, "seed": 3}}}}

@@ -96,6 +96,7 @@ SPECS = {"FUELHH": FUELHH, "INDO": INDO, "FREQ": FREQ}
 
 
 # --- units: no servers ------------------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_live_scores_equal_the_batch_detectors_scores(model_root: Path) -> None:
     network = reduced_network()
     store = ModelStore(model_root)
@@ -222,6 +223,7 @@ def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None
     assert overloads[0].detail["loading"] > 0 and overloads[0].origin.topic == "bmrs.FUELHH"
 
 
+@pytest.mark.integration
 def test_replay_producer_publishes_stored_days_in_publication_order(broker, tmp_path: Path) -> None:
     from confluent_kafka import Consumer, Producer
 
@@ -256,6 +258,7 @@ def test_replay_producer_publishes_stored_days_in_publication_order(broker, tmp_
 
 
 # --- with a real broker and Redis ---------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_frequency_excursion_leaves_alerts_stamped_with_reading_times(broker, redis_server, tmp_path: Path) -> None:
     values = excursion()
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
@@ -274,6 +277,7 @@ def test_frequency_excursion_leaves_alerts_stamped_with_reading_times(broker, re
     assert latest[b"time"].decode() == (T0 + dt.timedelta(seconds=15 * (len(values) - 1))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@pytest.mark.integration
 def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_server, tmp_path: Path) -> None:
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 5))
     produce_raw(broker.bootstrap_servers, "bmrs.FREQ", [b"{not json", b'{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
@@ -303,6 +307,7 @@ def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | No
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
+@pytest.mark.integration
 def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(broker, redis_server, tmp_path: Path) -> None:
     values = excursion(normal=300, low=20) * 3
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
@@ -320,6 +325,7 @@ def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(b
     assert len({a["alert_id"] for a in alerts}) == len(alerts) == sum(abs(v - 50) >= 0.2 for v in values)
 
 
+@pytest.mark.integration
 def test_sigkill_mid_stream_then_restart_scores_every_reading_exactly_once(broker, redis_server, tmp_path: Path) -> None:
     values = excursion(normal=2000, low=50) * 4
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
@@ -338,6 +344,7 @@ def test_sigkill_mid_stream_then_restart_scores_every_reading_exactly_once(broke
     assert len({a["alert_id"] for a in alerts}) == len(alerts) == sum(abs(v - 50) >= 0.2 for v in values)
 
 
+@pytest.mark.integration
 def test_sigterm_stops_after_committing_what_was_stored(broker, redis_server, tmp_path: Path) -> None:
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 100))
     job = _stream_cli(broker, redis_server, tmp_path)
@@ -354,6 +361,7 @@ def test_sigterm_stops_after_committing_what_was_stored(broker, redis_server, tm
     assert json.loads(out)["messages"] == 0  # everything stored was committed
 
 
+@pytest.mark.integration
 def test_redis_restart_during_consumption_loses_nothing(broker, redis_server, tmp_path: Path) -> None:
     values = excursion(normal=1500, low=30) * 4
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
@@ -377,6 +385,7 @@ def test_redis_restart_during_consumption_loses_nothing(broker, redis_server, tm
     assert len({a["alert_id"] for a in alerts}) == len(alerts) == sum(abs(v - 50) >= 0.2 for v in values)
 
 
+@pytest.mark.integration
 def test_a_replayed_day_is_scored_by_rules_and_model_and_swaps_checkpoints(broker, redis_server, tmp_path: Path, model_root: Path) -> None:
     records = day_records(DAY)
     store = ModelStore(model_root)
@@ -416,6 +425,7 @@ def _period_of(code: str, record: dict) -> int:
 
 
 # --- Dagster: the sensor and the job ------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(broker, redis_server, tmp_path: Path, model_root: Path) -> None:
     import dagster as dg
 
@@ -459,6 +469,7 @@ def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(brok
     store.promote(first)
 
 
+@pytest.mark.integration
 def test_live_poller_publishes_each_record_once_across_restarts(broker, tmp_path: Path) -> None:
     from confluent_kafka import Consumer, Producer
 

@@ -181,13 +181,6 @@ def test_real_demand_follows_generation() -> None:
         assert indo[period] < supply
 
 
-def test_unit_volumes_add_up_to_fuel_generation() -> None:
-    rows = synthetic.b1610_records(DAY, 20)
-    ccgt = sum(r["quantity"] for r in rows if r["bmUnit"].startswith("T_SYN-CCGT"))
-    assert ccgt == pytest.approx(recorded.fuel_generation(DAY)[20]["CCGT"] * 0.5, rel=1e-3)
-    assert all(r["bmUnit"].startswith("T_SYN-") for r in rows + synthetic.pn_records(DAY, 20))
-
-
 def test_pn_levels_and_indo_demand_ranges() -> None:
     rows = [dict(r, levelTo=9999) if i == 0 else r for i, r in enumerate(r for n in range(1, 49) for r in synthetic.pn_records(DAY, n))]
     assert "schema" in check(rows, spec=PN).failure_counts()

@@ -17,17 +17,18 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
 from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
-from grid_guardian_assets.verifier.scoring import LearnedDetector
+from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
 from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_index, sequence_from_days
-from grid_guardian_assets.verifier.train import TrainConfig, train_model
-from grid_guardian_tests.conftest import test_resources
+from grid_guardian_assets.verifier.train import train_model
+from grid_guardian_assets.verifier.train_config import TrainConfig
+from grid_guardian_tests.conftest import replay_resources
 
 TINY = TrainConfig(warmup=4, hidden_channels=8, epochs=1, batch_chunks=4, seed=3)
 
@@ -84,6 +85,7 @@ def test_disjoint_union_keeps_graphs_apart() -> None:
     assert set(batched[:, 6:].flatten().tolist()) == {3, 4, 5}
 
 
+@pytest.mark.integration
 def test_training_is_deterministic_given_a_seed() -> None:
     network = reduced_network()
     seq = sequence_from_days(list(days("2018-03-01", "2018-03-02")))
@@ -98,18 +100,33 @@ def test_training_is_deterministic_given_a_seed() -> None:
     assert h3.losses != h1.losses
 
 
-def test_calibration_fires_at_the_stated_rate_on_normal_data() -> None:
+def _daily_alarm_rates(detector: LearnedDetector, calibration: Calibration, days_: tuple) -> np.ndarray:
+    """The share of scored bus-periods with a calibrated score above 1, day by day."""
+    node, _ = calibration.apply(detector.raw_scores(sequence_from_days(list(days_))))
+    by_day = np.split(node, np.cumsum([len(day.periods) for day in days_])[:-1])
+    return np.array([np.mean(day[np.isfinite(day)] > 1.0) for day in by_day])
+
+
+@pytest.mark.integration
+def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
+    """Calibrated on eight days, the detector fires at the stated rate on eight later days it never saw.
+
+    Alarms come in days (a day the model forecasts badly raises many buses at once), so the independent samples are
+    days, not bus-periods: the bound is three standard errors of the difference between the mean daily rate on the
+    unseen days and on the calibration days (whose pooled rate is the stated one by construction).
+    """
     network = reduced_network()
     train = [sequence_from_days(list(days("2018-03-01", "2018-03-04")))]
-    calibration = [sequence_from_days(list(days("2018-03-05", "2018-03-08")))]
     normaliser = Normaliser.fit(train[0])
     graph = GraphTensors.of(network)
     model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
     detector = LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
-    cal = detector.calibrate(calibration, false_alarm_rate=0.05)
-    node, _ = cal.apply(detector.raw_scores(calibration[0]))
-    rate = np.mean(node[np.isfinite(node)] > 1.0)
-    assert rate == pytest.approx(0.05, abs=0.01)
+    calibration_days, unseen_days = days("2018-03-05", "2018-03-12"), days("2018-03-13", "2018-03-20")
+    calibration = detector.calibrate([sequence_from_days(list(calibration_days))], false_alarm_rate=0.05)
+    seen = _daily_alarm_rates(detector, calibration, calibration_days)
+    unseen = _daily_alarm_rates(detector, calibration, unseen_days)
+    standard_error = np.sqrt(seen.var(ddof=1) / seen.size + unseen.var(ddof=1) / unseen.size)
+    assert abs(unseen.mean() - 0.05) <= 3 * standard_error, (unseen.round(3), seen.round(3))
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +198,7 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
         Benchmark.load(other)
 
 
+@pytest.mark.integration
 def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
     network = reduced_network()
     trained = train_verifier(network, list(days("2018-03-01", "2018-03-05")), TINY, calibration_days=2, device=torch.device("cpu"))
@@ -224,12 +242,13 @@ def test_a_checkpoint_that_pickles_code_is_refused_even_with_a_matching_hash(tmp
         store.load(checkpoint.version)
 
 
+@pytest.mark.integration
 def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, data_dir: Path, instance: dg.DagsterInstance, replay) -> None:
     snapshots = SnapshotStore(data_dir / "hdf5")
     for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
         snapshots.write_day(day)
-    uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one test_resources configures)
-    resources = test_resources(replay.base_url, data_dir)
+    uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one replay_resources configures)
+    resources = replay_resources(replay.base_url, data_dir)
     config = {
         "ops": {
             "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_cases": 2}},

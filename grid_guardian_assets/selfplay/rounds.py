@@ -26,6 +26,7 @@ from grid_guardian_assets.selfplay.proposer import (
     reinforce_step,
     scenario_from_action,
 )
+from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.scenarios import Scenario
 from grid_guardian_assets.selfplay.solver import Solver, signature
 from grid_guardian_assets.stream.rules import BranchLimits
@@ -33,37 +34,12 @@ from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate, summarise
 from grid_guardian_assets.verifier.pipeline import load_detector
-from grid_guardian_assets.verifier.scoring import DEFAULT_FALSE_ALARM_RATE, ThreeSigma
+from grid_guardian_assets.verifier.scoring import ThreeSigma
 from grid_guardian_assets.verifier.sequences import GridSequence
 from grid_guardian_assets.verifier.train import seed_everything
 
 BUFFER_SCHEMA = {"round": pl.Int64, "kind": pl.Utf8, "bus": pl.Int64, "start": pl.Int64, "duration": pl.Int64,
                  "magnitude": pl.Float64, "window": pl.Int64, "solve_rate": pl.Float64, "reward": pl.Float64}
-
-
-@dataclass
-class RoundConfig:
-    """Knobs of one round (logged with it).
-
-    Attributes:
-        proposals: Scenarios the proposer invents.
-        attempts: Windows each accepted scenario is tried on (p̄ is the solved share).
-        context_k: Buffer scenarios each proposal is conditioned on.
-        proposer_lr, entropy_weight: The REINFORCE step.
-        solver_steps, solver_lr: The solver's fine-tuning.
-        false_alarm_rate: Calibration target of the updated solver.
-        seed: Base seed; the round's seed is ``seed + round``.
-    """
-
-    proposals: int = 24
-    attempts: int = 4
-    context_k: int = 4
-    proposer_lr: float = 0.5
-    entropy_weight: float = 0.01
-    solver_steps: int = 10
-    solver_lr: float = 1e-3
-    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE
-    seed: int = 0
 
 
 @dataclass

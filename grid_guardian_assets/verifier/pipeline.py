@@ -14,9 +14,10 @@ from grid_guardian_assets.verifier.anomalies import Benchmark
 from grid_guardian_assets.verifier.checkpoints import Checkpoint, ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
-from grid_guardian_assets.verifier.scoring import DEFAULT_FALSE_ALARM_RATE, Calibration, LearnedDetector, ThreeSigma
+from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector, ThreeSigma
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, sequence_from_days
-from grid_guardian_assets.verifier.train import TrainConfig, build_model, train_model
+from grid_guardian_assets.verifier.train import build_model, train_model
+from grid_guardian_assets.verifier.train_config import DEFAULT_CALIBRATION_DAYS, DEFAULT_FALSE_ALARM_RATE, TrainConfig
 
 
 def contiguous_sequences(days: list[SnapshotDay]) -> list[GridSequence]:
@@ -53,7 +54,7 @@ def train_verifier(
     days: list[SnapshotDay],
     config: TrainConfig,
     *,
-    calibration_days: int = 14,
+    calibration_days: int = DEFAULT_CALIBRATION_DAYS,
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
     device: torch.device,
     on_epoch: Callable[[int, float, float], None] | None = None,

@@ -16,8 +16,7 @@ import torch
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, predict
-
-DEFAULT_FALSE_ALARM_RATE = 0.001  # per bus and settlement period, on normal data
+from grid_guardian_assets.verifier.train_config import DEFAULT_FALSE_ALARM_RATE
 
 
 @dataclass

@@ -8,7 +8,7 @@ plan's loop stepped one day on one graph at a time (see bench/bench_verifier.py 
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,31 +17,7 @@ from torch.nn.functional import mse_loss
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
 from grid_guardian_assets.verifier.sequences import INPUT_CHANNELS, NODE_FEATURE_COUNT, GridSequence, Normaliser, batched_edge_index
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters (all logged to MLflow and stored in the checkpoint).
-
-    ``warmup`` periods at the start of every run give the recurrent state context: they are neither trained on
-    nor scored. ``max_batch_buses`` caps the days per step on large graphs (32 days of 29 buses, but 4 of 2,224),
-    which keeps autograd's memory to a few GB: 32 days of the 2,224-bus graph exhaust 24 GB.
-    """
-
-    warmup: int = 4
-    chunk_periods: int = 48
-    batch_chunks: int = 32
-    max_batch_buses: int = 10_000
-    hidden_channels: int = 32
-    heads: int = 2
-    epochs: int = 4
-    learning_rate: float = 3e-3
-    balance_weight: float = 0.5
-    loading_weight: float = 0.5
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+from grid_guardian_assets.verifier.train_config import TrainConfig
 
 
 @dataclass

@@ -111,7 +111,7 @@ class SnapshotBuilder:
     def __init__(self, network: "GridNetwork", hdf5_root: Path):
         from grid_guardian_assets.grid.dcflow import DCPowerFlow
         from grid_guardian_assets.grid.mapping import bus_mapping
-        from grid_guardian_assets.store.snapshots import SnapshotStore
+        from grid_guardian_assets.store.snapshot_store import SnapshotStore
 
         self.network = network
         self.mapping = bus_mapping(network)

@@ -7,31 +7,44 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
+from grid_guardian_assets.defs.domain_config import from_domain, to_domain
+from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.reporting import figure_markdown, markdown_table, self_play_figure
+from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number
 
 # The self-play domain (torch, the verifier; h5py and scipy too) is imported inside the asset bodies: see
-# definitions.py.
+# definitions.py. Its config (round_config) is a plain dataclass, imported here.
 
 ROUNDS = dg.StaticPartitionsDefinition([round_key(n) for n in range(1, 101)])
 WINDOW = 48
 
 
-class SelfPlayConfig(dg.Config):
-    """Scenario windows come from the promoted checkpoint's training days unless ``start``/``end`` say otherwise."""
+# The fields of SelfPlayConfig that self_play_round uses itself; the others make up its RoundConfig.
+SELF_PLAY_RUN_FIELDS = frozenset({"start", "end"})
 
-    start: str = ""
-    end: str = ""
-    proposals: int = 24
-    attempts: int = 3
-    context_k: int = 4
-    proposer_lr: float = 0.5
-    entropy_weight: float = 0.01
-    solver_steps: int = 10
-    solver_lr: float = 1e-3
-    seed: int = 0
+
+class SelfPlayConfig(dg.Config):
+    """Scenario windows come from the promoted checkpoint's training days unless ``start``/``end`` say otherwise;
+    the knobs of ``RoundConfig`` (defaults and meanings from there)."""
+
+    start: str = Field(default="", description="First day of the scenario windows; empty: the checkpoint's first training day.")
+    end: str = Field(default="", description="Last day of the scenario windows; empty: the checkpoint's last training day.")
+    proposals: int = from_domain(RoundConfig, "proposals")
+    attempts: int = from_domain(RoundConfig, "attempts")
+    context_k: int = from_domain(RoundConfig, "context_k")
+    proposer_lr: float = from_domain(RoundConfig, "proposer_lr")
+    entropy_weight: float = from_domain(RoundConfig, "entropy_weight")
+    solver_steps: int = from_domain(RoundConfig, "solver_steps")
+    solver_lr: float = from_domain(RoundConfig, "solver_lr")
+    false_alarm_rate: float = from_domain(RoundConfig, "false_alarm_rate")
+    seed: int = from_domain(RoundConfig, "seed")
+
+    def round_config(self) -> RoundConfig:
+        return to_domain(RoundConfig, self, run_fields=SELF_PLAY_RUN_FIELDS)
 
 
 def _windows(days) -> list:
@@ -63,15 +76,15 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
     from grid_guardian_assets.grid.dcflow import DCPowerFlow
     from grid_guardian_assets.grid.mapping import bus_mapping
-    from grid_guardian_assets.selfplay.rounds import RoundConfig, run_round
-    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.selfplay.rounds import run_round
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.stream.rules import branch_limits
     from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
     models = context.resources.model_store.store()
     number = round_number(context.partition_key)
-    try:
+    with closing_mlflow_run(mlflow) as run_id:
         network = grid.load()
         promoted = models.promoted()
         if promoted is None:
@@ -87,7 +100,7 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
             raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise it first")
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
         limits = branch_limits(bus_mapping(network), DCPowerFlow(network), bmrs_storage.root / "cache")
-        round_config = RoundConfig(**{k: v for k, v in config.model_dump().items() if k in RoundConfig.__dataclass_fields__})
+        round_config = config.round_config()
         mlflow.set_tag("self_play_round", context.partition_key)
         mlflow.log_params({**vars(round_config), "round": number, "windows": len(windows), "window_days": f"{first}..{last}",
                            "benchmark_version": benchmark.version})
@@ -107,11 +120,6 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
             for name in (f"self_play_{context.partition_key}.png", "by_type.csv", "proposals.csv"):
                 mlflow.log_artifact(str(Path(tmp) / name), artifact_path=context.partition_key)
         plots = figure_markdown(figure, f"self-play up to {context.partition_key}")
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
-    mlflow.end_run()
     m = result.metrics
     rejected = result.proposals.filter(~pl.col("accepted")).group_by("reason").len().sort("reason")
     yield dg.MaterializeResult(

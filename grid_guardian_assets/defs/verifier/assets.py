@@ -6,11 +6,16 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
+from grid_guardian_assets.defs.domain_config import from_domain, to_domain
+from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.reporting import markdown_table
+from grid_guardian_assets.verifier.train_config import DEFAULT_CALIBRATION_DAYS, DEFAULT_FALSE_ALARM_RATE, TrainConfig
 
-# The verifier domain (torch, PyG; h5py too) is imported inside the asset bodies: see definitions.py.
+# The verifier domain (torch, PyG; h5py too) is imported inside the asset bodies: see definitions.py. Its config
+# (train_config) is plain dataclasses, imported here.
 
 QUALITY_CHECK = "verifier_quality"
 
@@ -25,21 +30,35 @@ class BenchmarkConfig(dg.Config):
     clean_cases: int = 8
 
 
-class VerifierConfig(dg.Config):
-    """Training range (January to September 2018 by default; its last ``calibration_days`` calibrate) and
-    hyper-parameters."""
+# The fields of VerifierConfig that gnn_verifier uses itself; the others make up its TrainConfig.
+VERIFIER_RUN_FIELDS = frozenset({"start", "end", "calibration_days", "false_alarm_rate", "device"})
 
-    start: str = "2018-01-01"
-    end: str = "2018-09-30"
-    calibration_days: int = 14
-    false_alarm_rate: float = 0.001
-    epochs: int = 4
-    warmup: int = 4
-    hidden_channels: int = 32
-    batch_chunks: int = 32
-    learning_rate: float = 3e-3
-    seed: int = 0
-    device: str = "auto"
+
+class VerifierConfig(dg.Config):
+    """Training range (January to September 2018 by default; its last ``calibration_days`` calibrate), calibration,
+    device, and the hyper-parameters of ``TrainConfig`` (defaults and meanings from there)."""
+
+    start: str = Field(default="2018-01-01", description="First day of the training range.")
+    end: str = Field(default="2018-09-30", description="Last day of the training range.")
+    calibration_days: int = Field(default=DEFAULT_CALIBRATION_DAYS,
+                                  description="Last days of the range, held out to calibrate: never trained on.")
+    false_alarm_rate: float = Field(default=DEFAULT_FALSE_ALARM_RATE,
+                                    description="Calibrated alarm rate per bus and settlement period on normal data.")
+    device: str = Field(default="auto", description="auto (CUDA when present, else the CPU), cpu or cuda[:N].")
+    warmup: int = from_domain(TrainConfig, "warmup")
+    chunk_periods: int = from_domain(TrainConfig, "chunk_periods")
+    batch_chunks: int = from_domain(TrainConfig, "batch_chunks")
+    max_batch_buses: int = from_domain(TrainConfig, "max_batch_buses")
+    hidden_channels: int = from_domain(TrainConfig, "hidden_channels")
+    heads: int = from_domain(TrainConfig, "heads")
+    epochs: int = from_domain(TrainConfig, "epochs")
+    learning_rate: float = from_domain(TrainConfig, "learning_rate")
+    balance_weight: float = from_domain(TrainConfig, "balance_weight")
+    loading_weight: float = from_domain(TrainConfig, "loading_weight")
+    seed: int = from_domain(TrainConfig, "seed")
+
+    def train_config(self) -> TrainConfig:
+        return to_domain(TrainConfig, self, run_fields=VERIFIER_RUN_FIELDS)
 
 
 def _benchmark_pointer(root: Path, network: str) -> Path:
@@ -54,7 +73,7 @@ def _benchmark_pointer(root: Path, network: str) -> Path:
     "seed; saved as a versioned .npz so every checkpoint is measured on the same cases.",
 )
 def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
-    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
@@ -99,18 +118,16 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
     "against the per-bus GRU and 3-sigma baselines on the frozen benchmark, saved as a versioned checkpoint.",
 )
 def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
-    from grid_guardian_assets.store.snapshots import SnapshotStore
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.pipeline import benchmark_table, overall_f1, save_checkpoint, train_verifier
-    from grid_guardian_assets.verifier.train import TrainConfig, pick_device
+    from grid_guardian_assets.verifier.train import pick_device
 
     mlflow = context.resources.mlflow
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
     store = context.resources.model_store.store()
-    # dagster-mlflow opens a run when the resource starts; close it here, or the next run in this process
-    # (a sensor-launched retrain, a test) would log into it.
-    try:
+    with closing_mlflow_run(mlflow) as run_id:
         network = grid.load()
         snapshots = SnapshotStore(bmrs_storage.root / "hdf5")
         days = snapshots.read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
@@ -118,8 +135,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         if not pointer.exists():
             raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise anomaly_benchmark first")
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
-        # The hyper-parameters the run config sets, by name; the rest keep TrainConfig's defaults.
-        train_config = TrainConfig(**{k: v for k, v in config.model_dump().items() if k in TrainConfig.__dataclass_fields__})
+        train_config = config.train_config()
         device = pick_device(config.device)
         mlflow.log_params({**train_config.to_dict(), "network": network.name, "device": str(device), "train_start": config.start,
                            "train_end": config.end, "benchmark_version": benchmark.version, "false_alarm_rate": config.false_alarm_rate})
@@ -145,11 +161,6 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         for name in ("model.pt", "meta.json"):
             mlflow.log_artifact(str(store.root / checkpoint.version / name), artifact_path="checkpoint")
         mlflow.set_tag("checkpoint_version", checkpoint.version)
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    run_id = mlflow.active_run().info.run_id if mlflow.active_run() else ""
-    mlflow.end_run()
     passed = f1["GNN verifier"] > f1["3-sigma"]
     if passed:
         store.promote(checkpoint.version)
