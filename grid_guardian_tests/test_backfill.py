@@ -22,7 +22,7 @@ from grid_guardian_assets.defs.daily.assets import rerun_command
 from grid_guardian_assets.replay.server import Fault, ReplayServer
 from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
-from grid_guardian_assets.store.snapshots import SnapshotStore
+from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_tests.conftest import REPO
 
 BIN = Path(sys.executable).parent

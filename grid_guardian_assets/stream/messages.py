@@ -14,7 +14,7 @@ from typing import Any
 import pandera.errors
 import polars as pl
 
-from grid_guardian_assets.datasets import DATASETS, DatasetSpec
+from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.validation.parse import frame_from_records
 from grid_guardian_assets.validation.schemas import schema_for
