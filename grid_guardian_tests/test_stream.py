@@ -22,7 +22,7 @@ from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import neso, recorded, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
-from grid_guardian_assets.stream.job import CRASH_AFTER_STORE_ENV, InferenceJob, StreamConfig
+from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
@@ -306,8 +306,14 @@ def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | No
 def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(broker, redis_server, tmp_path: Path) -> None:
     values = excursion(normal=300, low=20) * 3
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
-    crashed = _stream_cli(broker, redis_server, tmp_path, "--batch-size", "100", "--max-seconds", "60",
-                          env={CRASH_AFTER_STORE_ENV: "3"})
+    # The job as the CLI runs it (config from the environment), crashing hard once the 3rd batch is stored in Redis
+    # and before its offsets are committed.
+    crash = ("import os, sys; from pathlib import Path; from grid_guardian_assets.stream.job import InferenceJob, StreamConfig; "
+             "job = InferenceJob(StreamConfig(batch_size=100, cache_dir=Path(sys.argv[1])), "
+             "after_store=lambda stored: stored >= 3 and os._exit(99)); job.run(max_seconds=60)")
+    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "REDIS_URL": redis_server.url}
+    crashed = subprocess.Popen([sys.executable, "-c", crash, str(tmp_path / "data" / "cache")], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert crashed.wait(120) == 99, crashed.stderr.read()
     client = redis.Redis.from_url(redis_server.url)
     assert 0 < len(timeline(client)) < len(values)
