@@ -112,6 +112,42 @@ def test_live_scores_equal_the_batch_detectors_scores(model_root: Path) -> None:
     assert np.isnan(node_batch[: TINY.warmup + 1]).all() and np.isfinite(node_batch[TINY.warmup + 1 :]).all()
 
 
+def test_a_backlog_scored_as_one_batch_equals_period_by_period_scoring(model_root: Path) -> None:
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    limits = BranchLimits(np.full(network.n_branches, 0.6), np.zeros(network.n_branches, bool))  # some overloads
+    store = ModelStore(model_root)
+    checkpoint = store.load(store.promoted())
+
+    def processor() -> LiveProcessor:
+        return LiveProcessor(mapping, flow, limits, LiveScorer(*load_detector(checkpoint, network), "v"), fuel_settle_s=5.0)
+
+    by_period: list[list] = []
+    offset = 0
+    for day in (DAY - dt.timedelta(days=1), DAY):
+        records = day_records(day)
+        for number in sorted({r["settlementPeriod"] for r in records["FUELHH"]}):
+            rows = []
+            for spec, code in ((FUELHH, "FUELHH"), (INDO, "INDO")):
+                chosen = [r for r in records[code] if r["settlementPeriod"] == number]
+                raws = [RawMessage(Origin(f"bmrs.{code}", 0, offset + i), *encode_record(spec, r)) for i, r in enumerate(chosen)]
+                offset += len(chosen)
+                rows += parse_messages(spec, raws)[0]
+            by_period.append(rows)
+    live, backlog = processor(), processor()
+    one_by_one = [f for i, rows in enumerate(by_period) for f in live.add(rows, now=float(i))] + live.tick(now=1e6)
+    batched = backlog.add([r for rows in by_period for r in rows], now=0.0) + backlog.tick(now=1e6)
+
+    def key(f):
+        return f.node, f.time, f.source, f.dataset, f.origin
+    one_by_one, batched = sorted(one_by_one, key=key), sorted(batched, key=key)
+    assert [key(f) for f in batched] == [key(f) for f in one_by_one]
+    np.testing.assert_allclose([f.score for f in batched], [f.score for f in one_by_one], rtol=1e-5, atol=1e-6)
+    assert [key(f) for f in batched if f.alert] == [key(f) for f in one_by_one if f.alert]
+    assert {f.source for f in batched} == {"model", "power_imbalance", "line_overload"}
+    assert max(backlog.drain_periods_per_batch()) >= 90 and set(live.drain_periods_per_batch()) <= {1, 2}
+
+
 @pytest.mark.parametrize(
     ("values", "sources"),
     [
