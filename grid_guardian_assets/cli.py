@@ -97,7 +97,7 @@ def _logging(verbose: bool) -> None:
 def stream_run(
     max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until SIGTERM).")] = None,
     max_messages: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Messages per batch (one Redis transaction, one offset commit).")] = 500,
+    batch_size: Annotated[int, typer.Option(help="Most messages per batch (one Redis transaction, one offset commit); a batch never waits to fill.")] = 5000,
     keep_periods: Annotated[int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")] = 96,
     group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
     network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",

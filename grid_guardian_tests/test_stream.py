@@ -22,7 +22,7 @@ from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import neso, recorded, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
-from grid_guardian_assets.stream.job import CRASH_AFTER_STORE_ENV, InferenceJob, StreamConfig
+from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
@@ -111,6 +111,43 @@ def test_live_scores_equal_the_batch_detectors_scores(model_root: Path) -> None:
         live.append(np.full(network.n_buses, np.nan) if scores is None else scores.node)
     np.testing.assert_allclose(np.array(live), node_batch, rtol=1e-4, atol=1e-5, equal_nan=True)
     assert np.isnan(node_batch[: TINY.warmup + 1]).all() and np.isfinite(node_batch[TINY.warmup + 1 :]).all()
+
+
+@pytest.mark.integration
+def test_a_backlog_scored_as_one_batch_equals_period_by_period_scoring(model_root: Path) -> None:
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    limits = BranchLimits(np.full(network.n_branches, 0.6), np.zeros(network.n_branches, bool))  # some overloads
+    store = ModelStore(model_root)
+    checkpoint = store.load(store.promoted())
+
+    def processor() -> LiveProcessor:
+        return LiveProcessor(mapping, flow, limits, LiveScorer(*load_detector(checkpoint, network), "v"), fuel_settle_s=5.0)
+
+    by_period: list[list] = []
+    offset = 0
+    for day in (DAY - dt.timedelta(days=1), DAY):
+        records = day_records(day)
+        for number in sorted({r["settlementPeriod"] for r in records["FUELHH"]}):
+            rows = []
+            for spec, code in ((FUELHH, "FUELHH"), (INDO, "INDO")):
+                chosen = [r for r in records[code] if r["settlementPeriod"] == number]
+                raws = [RawMessage(Origin(f"bmrs.{code}", 0, offset + i), *encode_record(spec, r)) for i, r in enumerate(chosen)]
+                offset += len(chosen)
+                rows += parse_messages(spec, raws)[0]
+            by_period.append(rows)
+    live, backlog = processor(), processor()
+    one_by_one = [f for i, rows in enumerate(by_period) for f in live.add(rows, now=float(i))] + live.tick(now=1e6)
+    batched = backlog.add([r for rows in by_period for r in rows], now=0.0) + backlog.tick(now=1e6)
+
+    def key(f):
+        return f.node, f.time, f.source, f.dataset, f.origin
+    one_by_one, batched = sorted(one_by_one, key=key), sorted(batched, key=key)
+    assert [key(f) for f in batched] == [key(f) for f in one_by_one]
+    np.testing.assert_allclose([f.score for f in batched], [f.score for f in one_by_one], rtol=1e-5, atol=1e-6)
+    assert [key(f) for f in batched if f.alert] == [key(f) for f in one_by_one if f.alert]
+    assert {f.source for f in batched} == {"model", "power_imbalance", "line_overload"}
+    assert max(backlog.drain_periods_per_batch()) >= 90 and set(live.drain_periods_per_batch()) <= {1, 2}
 
 
 @pytest.mark.parametrize(
@@ -224,6 +261,37 @@ def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None
 
 
 @pytest.mark.integration
+def test_clients_from_the_environment_authenticate_with_scram_against_a_broker_that_requires_it(monkeypatch) -> None:
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient
+
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "grid-guardian")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "not-a-real-secret")
+    with LocalBroker(authentication=True) as secured:
+        settings = KafkaSettings.from_env(secured.bootstrap_servers)
+        config = settings.consumer_config("g")
+        assert (config["security.protocol"], config["sasl.mechanism"], config["sasl.username"], config["sasl.password"]) == (
+            "SASL_PLAINTEXT", "SCRAM-SHA-512", "grid-guardian", "not-a-real-secret")
+        assert "not-a-real-secret" not in repr(settings)
+        errors: list = []
+        admin = AdminClient({**settings.client_config(), "error_cb": errors.append})
+        with pytest.raises(Exception):
+            admin.list_topics(timeout=5)
+        deadline = time.monotonic() + 10
+        while not errors and time.monotonic() < deadline:
+            admin.poll(0.5)  # serves error_cb
+        # The client ran the SCRAM-SHA-512 exchange with these credentials, and the broker checked them (this
+        # tansu build cannot hold a user while authentication is on, so it knows none: see LocalBroker).
+        assert any(e.code() == KafkaError._AUTHENTICATION and "SCRAM" in e.str() for e in errors), errors
+        plain: list = []
+        unauthenticated = AdminClient({"bootstrap.servers": secured.bootstrap_servers, "error_cb": plain.append})
+        with pytest.raises(Exception):
+            unauthenticated.list_topics(timeout=5)  # no SASL: no metadata
+
+
+@pytest.mark.integration
 def test_replay_producer_publishes_stored_days_in_publication_order(broker, tmp_path: Path) -> None:
     from confluent_kafka import Consumer, Producer
 
@@ -311,8 +379,14 @@ def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | No
 def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(broker, redis_server, tmp_path: Path) -> None:
     values = excursion(normal=300, low=20) * 3
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
-    crashed = _stream_cli(broker, redis_server, tmp_path, "--batch-size", "100", "--max-seconds", "60",
-                          env={CRASH_AFTER_STORE_ENV: "3"})
+    # The job as the CLI runs it (config from the environment), crashing hard once the 3rd batch is stored in Redis
+    # and before its offsets are committed.
+    crash = ("import os, sys; from pathlib import Path; from grid_guardian_assets.stream.job import InferenceJob, StreamConfig; "
+             "job = InferenceJob(StreamConfig(batch_size=100, cache_dir=Path(sys.argv[1])), "
+             "after_store=lambda stored: stored >= 3 and os._exit(99)); job.run(max_seconds=60)")
+    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "REDIS_URL": redis_server.url}
+    crashed = subprocess.Popen([sys.executable, "-c", crash, str(tmp_path / "data" / "cache")], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert crashed.wait(120) == 99, crashed.stderr.read()
     client = redis.Redis.from_url(redis_server.url)
     assert 0 < len(timeline(client)) < len(values)

@@ -57,6 +57,24 @@ def test_verifier_shapes_on_tiny_graphs(nodes: int, graphs: int, hidden: int, he
     assert repr(model) == f"GridVerifier(6, 5, hidden_channels={hidden}, heads={heads})"
 
 
+def test_a_stack_of_periods_in_one_pass_equals_single_steps_with_the_state_carried() -> None:
+    torch.manual_seed(0)
+    model = GridVerifier(6, 5, hidden_channels=8, heads=2).eval()
+    edge_index = batched_edge_index(ring(4), 4, 2)
+    x, loading, batch = torch.randn(7, 8, 6), torch.rand(7, 16), torch.arange(2).repeat_interleave(4)
+    weight = torch.rand(16)
+    with torch.no_grad():
+        hidden, steps = None, []
+        for t in range(7):
+            node, balance, edge, hidden = model.step(x[t], edge_index, weight, loading[t], batch, hidden)
+            steps.append((node, balance, edge))
+        first = model.run(x[:3], edge_index, weight, loading[:3], batch)
+        rest = model.run(x[3:], edge_index, weight, loading[3:], batch, first[3])
+    for i in range(3):
+        torch.testing.assert_close(torch.cat([first[i], rest[i]]), torch.stack([s[i] for s in steps]))
+    torch.testing.assert_close(rest[3], hidden)
+
+
 def test_graphs_in_a_batch_do_not_see_each_other() -> None:
     torch.manual_seed(0)
     model = GridVerifier(6, 5, hidden_channels=8).eval()

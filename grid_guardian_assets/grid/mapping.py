@@ -24,6 +24,21 @@ if TYPE_CHECKING:  # scipy: only where a network is built
 # Generation fuel types of FUELHH, in the order they appear as node features.
 GENERATION_FUELS = ("CCGT", "OCGT", "OIL", "COAL", "NUCLEAR", "WIND", "PS", "NPSHYD", "BIOMASS", "OTHER")
 
+# B1610's ENTSO-E production types (psrType) → the FUELHH fuel types they meter ("Fossil Gas" covers CCGT and OCGT);
+# an unlisted production type counts as OTHER.
+PSR_FUELS = {
+    "Fossil Gas": ("CCGT", "OCGT"),
+    "Fossil Hard coal": ("COAL",),
+    "Fossil Oil": ("OIL",),
+    "Nuclear": ("NUCLEAR",),
+    "Wind Offshore": ("WIND",),
+    "Wind Onshore": ("WIND",),
+    "Hydro Run-of-river and poundage": ("NPSHYD",),
+    "Hydro Pumped Storage": ("PS",),
+    "Biomass": ("BIOMASS",),
+    "Other": ("OTHER",),
+}
+
 # Landing buses of the interconnectors on the 29-bus model. The first six follow links.csv (IFA and Nemo at
 # Sellindge, IFA2 at Lovedean, BritNed at Kemsley, East-West at Deeside, Moyle at Neilston). Later interconnectors
 # land at the nearest bus of the model: ElecLink (Folkestone) at Sellindge, North Sea Link (Blyth) at Stella West,

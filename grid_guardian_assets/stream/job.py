@@ -1,9 +1,11 @@
 """The long-running inference job: Kafka → validation → rules and GNN → Redis, committing only what is stored.
 
-Each loop: consume up to ``batch_size`` messages; parse and validate them (failures go to ``bmrs.dlq`` with the
-error and the original bytes); turn readings into findings; write findings and the job's state to Redis in one
-transaction (retried while Redis is away); make sure the DLQ records are delivered; then commit the offsets after
-the last message of each partition. Between batches the job picks up a newly promoted checkpoint.
+Each loop: consume up to ``batch_size`` messages (whatever has arrived: a batch never waits to fill, so at the live
+rate it holds one reading and while a backlog streams in it holds thousands); parse and validate them (failures go
+to ``bmrs.dlq`` with the error and the original bytes); turn readings into findings, scoring every period they
+complete together; write findings and the job's state to Redis in one transaction (retried while Redis is away);
+make sure the DLQ records are delivered; then commit the offsets after the last message of each partition. Between
+batches the job picks up a newly promoted checkpoint.
 """
 
 import logging
@@ -14,6 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -29,16 +32,15 @@ from grid_guardian_assets.stream.metrics import StreamMetrics
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.redis_sink import RedisSink
 from grid_guardian_assets.stream.rules import Finding, branch_limits
-from grid_guardian_assets.stream.scorer import LiveScorer
+from grid_guardian_assets.stream.scorer import LiveScorer, single_threaded_torch
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
 from grid_guardian_assets.verifier.pipeline import load_detector
 
 log = logging.getLogger("grid_guardian.stream")
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-# Fault injection for tests: exit hard after the Nth batch is stored in Redis and before its offsets are committed.
-CRASH_AFTER_STORE_ENV = "GRID_GUARDIAN_STREAM_CRASH_AFTER_STORE"
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,7 +55,9 @@ class StreamConfig:
         network: Grid model the readings are mapped onto (must match the checkpoint's).
         model_root: The model store whose promoted checkpoint scores periods (``None``: rules only).
         cache_dir: Where derived tables (branch limits) are cached.
-        batch_size: Messages per batch (one Redis transaction, one commit).
+        batch_size: Most messages per batch (one Redis transaction, one commit). A batch takes what has arrived and
+            never waits to fill, so a large bound costs no latency at the live rate and amortises validation, the
+            transaction and the commit over a backlog.
         poll_timeout_s: How long one poll waits for messages.
         fuel_settle_s: Quiet seconds after which a period's FUELHH counts as complete.
         model_check_s: How often the promoted checkpoint is looked up.
@@ -68,7 +72,7 @@ class StreamConfig:
     network: str = "gb29"
     model_root: Path | None = None
     cache_dir: Path | None = None
-    batch_size: int = 500
+    batch_size: int = 5000
     poll_timeout_s: float = 0.1
     fuel_settle_s: float = 5.0
     model_check_s: float = 2.0
@@ -105,16 +109,22 @@ class InferenceJob:
     Args:
         config: Connections and batching.
         metrics: Prometheus metrics (a fresh registry when omitted).
+        after_store: Called with the count of batches stored so far after each batch is written to Redis and
+            before its offsets are committed (tests inject a crash there).
     """
 
-    def __init__(self, config: StreamConfig, metrics: StreamMetrics | None = None):
+    def __init__(self, config: StreamConfig, metrics: StreamMetrics | None = None,
+                 after_store: Callable[[int], None] | None = None):
         self.config = config
         self.metrics = metrics or StreamMetrics()
+        self.after_store = after_store
         self.stop_event = threading.Event()
         network = load_network(config.network)
         self.mapping, self.flow = bus_mapping(network), DCPowerFlow(network)
         self.limits = branch_limits(self.mapping, self.flow, config.cache_dir)
         self.models = ModelStore(config.model_root) if config.model_root else None
+        if self.models is not None:
+            single_threaded_torch()
         self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, fuel_settle_s=config.fuel_settle_s,
                                        keep_periods=config.keep_periods)
         self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
@@ -181,17 +191,20 @@ class InferenceJob:
                     readings.append(reading)
         return self.processor.add(readings), rejected, len(readings)
 
-    def _store(self, findings: list[Finding]) -> list[Finding]:
-        for attempt in Retrying(
+    def _with_redis(self, call: Callable[[], T]) -> T:
+        """``call()``, retried while Redis is unreachable or loading, for up to ``redis_retry_s``."""
+        retrying = Retrying(
             retry=retry_if_exception_type(_REDIS_ERRORS),
             wait=wait_exponential(multiplier=0.2, max=5),
             stop=stop_after_delay(self.config.redis_retry_s),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
-        ):
-            with attempt:
-                return self.sink.write(findings, self.processor.state())
-        raise AssertionError("unreachable")
+        )
+        return retrying(call)
+
+    def _store(self, findings: list[Finding]) -> list[Finding]:
+        state = self.processor.state()
+        return self._with_redis(lambda: self.sink.write(findings, state))
 
     def _dead_letter(self, producer: Producer, rejected: list[Rejected]) -> None:
         for r in rejected:
@@ -239,7 +252,6 @@ class InferenceJob:
         consumer = Consumer(self.config.kafka.consumer_config(self.config.group_id))
         producer = Producer(self.config.kafka.producer_config())
         consumer.subscribe(list(self.config.topics))
-        crash_after = int(os.environ.get(CRASH_AFTER_STORE_ENV, "0") or 0)
         restore = self._install_sigterm() if handle_sigterm else (lambda: None)
         self._if_model_changed(summary)
         started = time.monotonic()
@@ -259,8 +271,8 @@ class InferenceJob:
                     self._if_model_changed(summary)
                     continue
                 alerts = self._store(findings)
-                if crash_after and summary.batches + 1 >= crash_after:
-                    os._exit(99)  # test hook: stored, not committed
+                if self.after_store is not None:
+                    self.after_store(summary.batches + 1)
                 self._dead_letter(producer, rejected)
                 if batch:
                     self._commit(consumer, batch)
@@ -288,11 +300,7 @@ class InferenceJob:
             summary.model_versions.append(self.processor.model_version)
 
     def _load_state(self) -> dict | None:
-        for attempt in Retrying(retry=retry_if_exception_type(_REDIS_ERRORS), wait=wait_exponential(0.2, max=5),
-                                stop=stop_after_delay(self.config.redis_retry_s), reraise=True):
-            with attempt:
-                return self.sink.load_state()
-        return None
+        return self._with_redis(self.sink.load_state)
 
     @staticmethod
     def _usable(message: Message) -> bool:
@@ -313,6 +321,8 @@ class InferenceJob:
         if self.processor.scorer is not None:
             for ms in self.processor.scorer.drain_latencies():
                 self.metrics.inference_latency_ms.observe(ms)
+        for periods in self.processor.drain_periods_per_batch():
+            self.metrics.periods_per_batch.observe(periods)
         for m in batch:
             spec = spec_for_topic(m.topic())
             self.metrics.messages_processed.labels(spec.code if spec else m.topic()).inc()

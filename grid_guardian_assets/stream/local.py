@@ -107,13 +107,20 @@ class _Process:
 
 
 class LocalBroker(_Process):
-    """tansu on ``127.0.0.1:port`` with in-memory storage (``port=0`` picks a free one)."""
+    """tansu on ``127.0.0.1:port`` with in-memory storage (``port=0`` picks a free one).
+
+    ``authentication=True`` makes it refuse every client that does not authenticate with SASL/SCRAM. This build of
+    tansu stores SCRAM users only in its storage engine, and of its engines only memory is compiled in, where a user
+    created before authentication is switched on does not survive the restart: such a broker accepts no one, so it
+    shows that clients negotiate SCRAM, not that they get in.
+    """
 
     name = "tansu"
 
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, authentication: bool = False):
         super().__init__()
         self.port = port or free_port()
+        self.authentication = authentication
 
     @property
     def bootstrap_servers(self) -> str:
@@ -122,7 +129,7 @@ class LocalBroker(_Process):
     def start(self) -> "LocalBroker":
         url = f"tcp://127.0.0.1:{self.port}"
         argv = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
+                "--storage-engine", "memory://tansu/", *(["--authentication"] if self.authentication else [])]
         self._spawn(argv, self.port, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")})
         return self
 

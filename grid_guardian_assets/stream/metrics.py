@@ -11,8 +11,14 @@ class StreamMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         self.inference_latency_ms = Histogram(
-            "gnn_inference_latency_ms", "Time to score one settlement period with the GNN verifier (ms)",
-            buckets=(0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000), registry=self.registry,
+            "gnn_inference_latency_ms", "Time to score one batch of settlement periods with the GNN verifier (ms): "
+            "one period per batch at the live rate, many while a backlog streams in (see scoring_periods_per_batch)",
+            buckets=(0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000, 5000), registry=self.registry,
+        )
+        self.periods_per_batch = Histogram(
+            "scoring_periods_per_batch", "Settlement periods scored together in one pass (rules, DC flow and GNN): "
+            "1 in the live regime, more while catching up on a backlog",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry,
         )
         self.consumer_lag = Gauge(
             "kafka_consumer_lag", "Records not yet committed by the group, per partition: from the group's own "

@@ -72,7 +72,7 @@ def alert_id(finding: Finding) -> str:
     """``{node}|{time}|{source}``; a model alert adds ``|{model_version}``: another checkpoint's verdict on the same
     reading (a backtest with a newer model) is another alert, the same checkpoint's replayed verdict is not."""
     base = f"{finding.node}|{time_text(finding)}|{finding.source}"
-    return f"{base}|{finding.detail.get('model_version', 'none')}" if finding.source == "model" else base
+    return f"{base}|{finding.model_version}" if finding.source == "model" else base
 
 
 def alert_json(finding: Finding) -> dict[str, Any]:
@@ -84,11 +84,11 @@ def alert_json(finding: Finding) -> dict[str, Any]:
         "node": finding.node,
         "source": finding.source,
         "score": round(finding.score, 4),
-        "model_version": str(finding.detail.get("model_version", "none")),
+        "model_version": finding.model_version,
         "kafka_topic": finding.origin.topic,
         "kafka_partition": finding.origin.partition,
         "kafka_offset": finding.origin.offset,
-        "detail": {k: v for k, v in finding.detail.items() if k != "model_version"},
+        "detail": dict(finding.detail),
     }
 
 
@@ -119,7 +119,7 @@ class RedisSink:
         # Scores travel as text: Lua would print a float with 17 digits (1.8300000000000001).
         scores = [
             [node, when, int(f.time.timestamp() * 1000), f"{_finite(f.score):.6g}", f.source,
-             str(f.detail.get("model_version", "none")), f.dataset, f.origin.topic, f.origin.partition, f.origin.offset]
+             f.model_version, f.dataset, f.origin.topic, f.origin.partition, f.origin.offset]
             for (node, when), f in best.items()
         ]
         alerts = [f for f in findings if f.alert]

@@ -47,7 +47,8 @@ class Finding:
     source: str  # a rule name, or "model"
     dataset: str
     origin: Origin
-    detail: dict[str, float | str] = field(default_factory=dict)
+    detail: dict[str, float | str] = field(default_factory=dict)  # read-only: one period's findings may share it
+    model_version: str = "none"  # the checkpoint scoring when the finding was made ("none": physics rules only)
 
     @property
     def alert(self) -> bool:
@@ -55,30 +56,32 @@ class Finding:
 
 
 def frequency_findings(
-    time: dt.datetime, hz: float, origin: Origin, previous: tuple[dt.datetime, float] | None
+    time: dt.datetime, hz: float, origin: Origin, previous: tuple[dt.datetime, float] | None, model_version: str = "none"
 ) -> list[Finding]:
     """Findings for one FREQ sample: its band score, and RoCoF against the previous sample when there is one."""
     deviation = abs(hz - NOMINAL_HZ)
     source = "frequency_statutory" if deviation > STATUTORY_BAND_HZ else "frequency_operational"
-    out = [Finding(SYSTEM_NODE, time, deviation / OPERATIONAL_BAND_HZ, source, "FREQ", origin, {"frequency_hz": hz})]
+    out = [Finding(SYSTEM_NODE, time, deviation / OPERATIONAL_BAND_HZ, source, "FREQ", origin, {"frequency_hz": hz},
+                   model_version)]
     if previous is not None:
         gap = time - previous[0]
         if dt.timedelta(0) < gap <= ROCOF_MAX_GAP:
             rocof = (hz - previous[1]) / gap.total_seconds()
             out.append(
                 Finding(SYSTEM_NODE, time, abs(rocof) / ROCOF_LIMIT_HZ_PER_S, "rocof", "FREQ", origin,
-                        {"rocof_hz_per_s": rocof, "frequency_hz": hz})
+                        {"rocof_hz_per_s": rocof, "frequency_hz": hz}, model_version)
             )
     return out
 
 
-def imbalance_score(supply_mw: float, demand_mw: float) -> float:
-    """Distance of the loss ratio from the middle of the normal band, in half-widths (1.0 at the band's edge)."""
-    if abs(supply_mw) < 1.0:
-        return float("inf")
-    ratio = (supply_mw - demand_mw) / supply_mw
+def imbalance_score(supply_mw: np.ndarray, demand_mw: np.ndarray) -> np.ndarray:
+    """Distance of the loss ratio from the middle of the normal band, in half-widths (1.0 at the band's edge), per
+    period; infinite where there is no supply to speak of."""
+    supply, demand = np.asarray(supply_mw, dtype=float), np.asarray(demand_mw, dtype=float)
     centre, half = (LOSS_MIN + LOSS_MAX) / 2, (LOSS_MAX - LOSS_MIN) / 2
-    return abs(ratio - centre) / half
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.abs((supply - demand) / supply - centre) / half
+    return np.where(np.abs(supply) < 1.0, np.inf, score)
 
 
 def branch_names(network: GridNetwork) -> list[str]:

@@ -1,17 +1,19 @@
-"""The promoted verifier, stepped one settlement period at a time.
+"""The promoted verifier, stepped through settlement periods as they complete: one at a time live, a stack at once
+when a backlog streams in.
 
 Period ``t`` is scored by the error of the prediction the model made after ``t − 1``, exactly as
 ``LearnedDetector.raw_scores`` scores a stored sequence, so live scores use the checkpoint's calibration as they
-are. The recurrent state steps once per new period (about 1.5 ms on gb29); a period refined later (INDO arriving
-after FUELHH) is rescored against the prediction already made for it, without stepping again. A gap in the periods
-resets the state, and the model scores again after its warm-up. A new checkpoint rebuilds the state from the last
-``window`` periods, so a swap neither loses nor rescores anything.
+are. The recurrent state steps once per new period; consecutive new periods scored together go through the model in
+one pass (``GridVerifier.run``, the state carried through the stack), with the same scores as one at a time. A
+period refined later (INDO arriving after FUELHH) is rescored against the prediction already made for it, without
+stepping again. A gap in the periods resets the state, and the model scores again after its warm-up. A new
+checkpoint rebuilds the state from the last ``window`` periods, so a swap neither loses nor rescores anything.
 """
 
 import base64
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -21,6 +23,13 @@ from grid_guardian_assets.verifier.sequences import GridSequence
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch
 
 PERIOD_US = 30 * 60 * 1_000_000
+
+
+def single_threaded_torch() -> None:
+    """One intra-op torch thread for this process (the live job's): the model's tensors are tiny (29 buses), so
+    more threads only add synchronisation, and on a host whose cores are busy a spinning thread pool makes every
+    small kernel wait (measured on 2 shared cores: 400 ms instead of 4 ms per period)."""
+    torch.set_num_threads(1)
 
 
 @dataclass
@@ -77,36 +86,42 @@ class LiveScorer:
         self._predictions: dict[int, tuple[torch.Tensor, float]] = {}
         self._latencies_ms: list[float] = []
 
-    def _prepared(self, period: PeriodInput) -> SequenceBatch:
+    def _prepared(self, periods: list[PeriodInput]) -> SequenceBatch:
         sequence = GridSequence(
-            node=period.node[None].astype(np.float32),
-            frequency=np.array([period.frequency], dtype=np.float32),
-            loading=period.loading[None].astype(np.float32),
-            start_us=np.array([period.start_us]),
+            node=np.stack([p.node for p in periods]).astype(np.float32),
+            frequency=np.array([p.frequency for p in periods], dtype=np.float32),
+            loading=np.stack([p.loading for p in periods]).astype(np.float32),
+            start_us=np.array([p.start_us for p in periods]),
         )
         device = next(self.detector.model.parameters()).device
         return SequenceBatch.stack([PreparedSequence.of(sequence, self.detector.normaliser, device)], self.detector.graph)
 
     @torch.no_grad()
-    def _step(self, period: PeriodInput, batch: SequenceBatch) -> None:
-        model = self.detector.model
-        node, balance, _, self._hidden = model.step(
-            batch.inputs[0], batch.edge_index, batch.edge_weight, batch.loading[0], batch.batch, self._hidden
+    def _step(self, periods: list[PeriodInput], batch: SequenceBatch) -> list[PeriodScores | None]:
+        """Score and step through consecutive new periods (each one period after the last stepped, or after a reset)."""
+        node, balance, _, self._hidden = self.detector.model.run(
+            batch.inputs, batch.edge_index, batch.edge_weight, batch.loading, batch.batch, self._hidden
         )
-        self._steps += 1
-        self._last_us = period.start_us
-        if self._steps >= self.detector.warmup + 1:
-            self._predictions[period.start_us + PERIOD_US] = (node, float(balance[0]))
-        for old in [k for k in self._predictions if k < period.start_us - self.history.maxlen * PERIOD_US]:
+        out = []
+        for i, period in enumerate(periods):
+            out.append(self._scores(period.start_us, batch, i))  # the prediction made before this period's step
+            self.history.append(period)
+            self._steps += 1
+            self._last_us = period.start_us
+            if self._steps >= self.detector.warmup + 1:
+                self._predictions[period.start_us + PERIOD_US] = (node[i], float(balance[i, 0]))
+        horizon = self._last_us - self.history.maxlen * PERIOD_US
+        for old in [k for k in self._predictions if k < horizon]:
             del self._predictions[old]
+        return out
 
-    def _scores(self, period_us: int, batch: SequenceBatch) -> PeriodScores | None:
+    def _scores(self, period_us: int, batch: SequenceBatch, i: int) -> PeriodScores | None:
         predicted = self._predictions.get(period_us)
         if predicted is None:
             return None
         node_pred, balance_pred = predicted
-        error = ((node_pred - batch.targets[0]) ** 2).mean(dim=1).sqrt().cpu().numpy()
-        national = abs(balance_pred - float(batch.balance[0, 0]))
+        error = ((node_pred - batch.targets[i]) ** 2).mean(dim=1).sqrt().cpu().numpy()
+        national = abs(balance_pred - float(batch.balance[i, 0]))
         return PeriodScores(
             node=error / self.calibration.node_threshold,
             national=national / self.calibration.period_threshold,
@@ -114,38 +129,57 @@ class LiveScorer:
 
     def score(self, period: PeriodInput) -> PeriodScores | None:
         """Score a completed (or refined) period; ``None`` while warming up or when it cannot be predicted."""
+        return self.score_many([period])[0]
+
+    def score_many(self, periods: list[PeriodInput]) -> list[PeriodScores | None]:
+        """Score periods in the order given, as ``score`` would one by one; runs of consecutive new periods go
+        through the model in one pass. The time taken is recorded once per call (per batch)."""
         started = time.perf_counter()
         try:
-            return self._score(period)
+            return self._score_many(periods)
         finally:
             self._latencies_ms.append((time.perf_counter() - started) * 1000)
 
     def drain_latencies(self) -> list[float]:
-        """Milliseconds each ``score`` call took since the last drain (for the latency histogram)."""
+        """Milliseconds each ``score``/``score_many`` call took since the last drain (for the latency histogram)."""
         out, self._latencies_ms = self._latencies_ms, []
         return out
 
-    def _score(self, period: PeriodInput) -> PeriodScores | None:
-        batch = self._prepared(period)
-        if self._last_us is not None and period.start_us <= self._last_us:
-            # A refinement (or a late period): score against the prediction already made, never step back.
-            for i, kept in enumerate(self.history):
-                if kept.start_us == period.start_us:
-                    self.history[i] = period
-            return self._scores(period.start_us, batch)
-        if self._last_us is None or period.start_us != self._last_us + PERIOD_US:
-            self._hidden, self._steps = None, 0  # a gap: the recurrent state no longer describes the last period
-        scores = self._scores(period.start_us, batch)
-        self.history.append(period)
-        self._step(period, batch)
-        return scores
+    def _score_many(self, periods: list[PeriodInput]) -> list[PeriodScores | None]:
+        if not periods:
+            return []
+        batch = self._prepared(periods)
+        out: list[PeriodScores | None] = []
+        run: list[int] = []  # indices (contiguous) of consecutive new periods waiting for one pass through the model
+
+        def flush() -> None:
+            if run:
+                rows = slice(run[0], run[-1] + 1)
+                sub = replace(batch, inputs=batch.inputs[rows], targets=batch.targets[rows], balance=batch.balance[rows],
+                              loading=batch.loading[rows])
+                out.extend(self._step(periods[rows], sub))
+                run.clear()
+
+        for i, period in enumerate(periods):
+            last = periods[run[-1]].start_us if run else self._last_us
+            if last is not None and period.start_us <= last:
+                # A refinement (or a late period): score against the prediction already made, never step back.
+                flush()
+                for j, kept in enumerate(self.history):
+                    if kept.start_us == period.start_us:
+                        self.history[j] = period
+                out.append(self._scores(period.start_us, batch, i))
+                continue
+            if last is not None and period.start_us != last + PERIOD_US:
+                flush()  # a gap: the recurrent state no longer describes the last period
+                self._hidden, self._steps = None, 0
+            elif last is None:
+                self._hidden, self._steps = None, 0
+            run.append(i)
+        flush()
+        return out
 
     def replay(self, periods: list[PeriodInput]) -> None:
         """Step through already-scored periods to rebuild the state (after a restart or swap); scores nothing."""
-        for period in periods:
-            if self._last_us is not None and period.start_us <= self._last_us:
-                continue  # already stepped
-            if self._last_us is not None and period.start_us != self._last_us + PERIOD_US:
-                self._hidden, self._steps = None, 0
-            self.history.append(period)
-            self._step(period, self._prepared(period))
+        new = [p for p in periods if self._last_us is None or p.start_us > self._last_us]
+        self._score_many(new)

@@ -6,6 +6,7 @@ from torch.nn import GRU, Linear, Module, ReLU, Sequential
 from torch_geometric.nn import GATConv, global_mean_pool
 
 from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal  # noqa: F401  (registers the shim)
+from grid_guardian_assets.verifier.sequences import batched_edge_index
 from torch_geometric_temporal.nn.recurrent import TGCN
 
 
@@ -47,52 +48,91 @@ class GridVerifier(Module):
             if isinstance(layer, Linear):
                 layer.reset_parameters()
 
+    def run(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+        edge_loading: Tensor,
+        batch: Tensor,
+        hidden: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Step through ``L`` consecutive periods from ``hidden``, predicting each next one, in one pass.
+
+        Only the recurrence itself is sequential: the TGCN's graph convolutions read the inputs alone, so they run
+        over all ``L`` periods at once, and attention and heads read each period's state, so they run over the ``L``
+        periods as one batched graph. A stack of periods costs about one period's Python and kernel overhead; the
+        results equal ``L`` single steps (``L = 1`` is one step).
+
+        Args:
+            x: ``(L, M, in_channels)`` ``L`` consecutive periods over ``M`` buses (several graphs as one).
+            edge_index: ``(2, E)`` directed edges of the batched graph.
+            edge_weight: ``(E,)`` edge weights for the graph convolution (scaled susceptance).
+            edge_loading: ``(L, E)`` each edge's loading per period.
+            batch: ``(M,)`` which graph each bus belongs to.
+            hidden: The recurrent state after the period before the first (``None`` to start).
+
+        Returns:
+            ``(L, M, out_channels)`` node features, ``(L, G)`` balance ratio and ``(L, E)`` loading (entry ``t``
+            predicts period ``t + 1``), and the recurrent state after the last period.
+        """
+        steps, m = x.shape[0], x.shape[1]
+        size = self.hidden_channels
+        encoder = self.encoder
+        # TGCN's gates: sigmoid/tanh of Linear([GCN(x), h]); the GCN(x) half (and the bias) for every period first.
+        gates = []
+        for conv, linear in ((encoder.conv_z, encoder.linear_z), (encoder.conv_r, encoder.linear_r), (encoder.conv_h, encoder.linear_h)):
+            gates.append(conv(x, edge_index, edge_weight) @ linear.weight[:, :size].T + linear.bias)
+        from_x_zr, from_x_h = torch.cat(gates[:2], dim=-1), gates[2]
+        recurrent_zr = torch.cat([encoder.linear_z.weight[:, size:], encoder.linear_r.weight[:, size:]]).T
+        recurrent_h = encoder.linear_h.weight[:, size:].T
+        h = x.new_zeros(m, size) if hidden is None else hidden
+        states = []
+        for t in range(steps):  # the fewest ops per step: this loop is the live path's per-period cost
+            zr = torch.sigmoid(torch.addmm(from_x_zr[t], h, recurrent_zr))
+            candidate = torch.tanh(torch.addmm(from_x_h[t], h * zr[:, size:], recurrent_h))
+            h = torch.lerp(candidate, h, zr[:, :size])  # z·h + (1 − z)·candidate
+            states.append(h)
+        hidden_seq = torch.stack(states)  # (L, M, H)
+        # Attention and heads over the L periods as one graph of L disjoint copies.
+        edges = batched_edge_index(edge_index, m, steps)
+        flat = hidden_seq.reshape(steps * m, size)
+        attended = self.attention(flat, edges, edge_loading.reshape(-1, 1)).relu()
+        state = torch.cat([flat, attended], dim=-1)
+        flat_x = x.reshape(steps * m, -1)
+        # Residual: predict the change from this period; graph convolution alone smooths a bus into its neighbours.
+        node = flat_x[:, : self.out_channels] + self.node_head(torch.cat([state, flat_x], dim=-1))
+        graphs = int(batch.max()) + 1
+        period_batch = (batch + graphs * torch.arange(steps, device=batch.device)[:, None]).reshape(-1)
+        balance = self.balance_head(global_mean_pool(state, period_batch, steps * graphs)).squeeze(-1)
+        loading = self.loading_head(torch.cat([state[edges[0]], state[edges[1]]], dim=-1)).squeeze(-1)
+        return node.reshape(steps, m, -1), balance.reshape(steps, graphs), loading.reshape(steps, -1), h
+
     def step(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_loading: Tensor, batch: Tensor, hidden: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Take in one period and predict the next.
+        """Take in one period and predict the next: :meth:`run` over a stack of one.
 
         Args:
-            x: ``(M, in_channels)`` this period's inputs over ``M`` buses (several graphs as one).
-            edge_index: ``(2, E)`` directed edges of the batched graph.
-            edge_weight: ``(E,)`` edge weights for the graph convolution (scaled susceptance).
-            edge_loading: ``(E,)`` each edge's loading in this period.
-            batch: ``(M,)`` which graph each bus belongs to.
-            hidden: The recurrent state after the previous period (``None`` to start).
+            x: ``(M, in_channels)`` this period's inputs; ``edge_loading``: ``(E,)``; the rest as in :meth:`run`.
 
         Returns:
             ``(M, out_channels)`` node features, ``(G,)`` balance ratio, ``(E,)`` loading, all for the next period,
             and the new recurrent state.
         """
-        hidden = self.encoder(x, edge_index, edge_weight, hidden)
-        attended = self.attention(hidden, edge_index, edge_loading.unsqueeze(-1)).relu()
-        state = torch.cat([hidden, attended], dim=-1)
-        # Residual: predict the change from this period; graph convolution alone smooths a bus into its neighbours.
-        node = x[:, : self.out_channels] + self.node_head(torch.cat([state, x], dim=-1))
-        balance = self.balance_head(global_mean_pool(state, batch)).squeeze(-1)
-        loading = self.loading_head(torch.cat([state[edge_index[0]], state[edge_index[1]]], dim=-1)).squeeze(-1)
-        return node, balance, loading, hidden
+        node, balance, loading, hidden = self.run(x[None], edge_index, edge_weight, edge_loading[None], batch, hidden)
+        return node[0], balance[0], loading[0], hidden
 
     def forward(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor, edge_loading: Tensor, batch: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Run through a sequence of periods, predicting each next one.
-
-        Args:
-            x: ``(L, M, in_channels)`` ``L`` consecutive periods over ``M`` buses (several graphs as one).
-            edge_index, edge_weight, batch: as in :meth:`step`.
-            edge_loading: ``(L, E)`` each edge's loading per period.
+        """Run through a sequence of periods from a fresh state, predicting each next one (see :meth:`run`).
 
         Returns:
             ``(L, M, out_channels)``, ``(L, G)`` and ``(L, E)``: entry ``t`` predicts period ``t + 1``.
         """
-        hidden, nodes, balances, loadings = None, [], [], []
-        for t in range(x.shape[0]):
-            node, balance, loading, hidden = self.step(x[t], edge_index, edge_weight, edge_loading[t], batch, hidden)
-            nodes.append(node)
-            balances.append(balance)
-            loadings.append(loading)
-        return torch.stack(nodes), torch.stack(balances), torch.stack(loadings)
+        node, balance, loading, _ = self.run(x, edge_index, edge_weight, edge_loading, batch)
+        return node, balance, loading
 
     def __repr__(self) -> str:
         return (
