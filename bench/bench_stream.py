@@ -33,8 +33,8 @@ from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
 from grid_guardian_assets.stream.messages import encode_record
-from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.stream.redis_sink import ALERT_CHANNEL
+from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.train import TrainConfig
@@ -109,7 +109,7 @@ def latency(config: StreamConfig, settings: KafkaSettings, redis_url: str, readi
     time.sleep(8)  # group join
     producer = Producer({**settings.producer_config(), "linger.ms": 0})
     sent: dict[str, float] = {}
-    start = dt.datetime(2024, 1, 15, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 15, tzinfo=dt.UTC)
     for i in range(readings):
         when = (start + dt.timedelta(seconds=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
         key, value = encode_record(FREQ, {"measurementTime": when, "frequency": 49.7})

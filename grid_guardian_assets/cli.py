@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import polars as pl
 import typer
@@ -44,7 +44,7 @@ def store_read(
     end: Annotated[str, typer.Option(help="Last settlement day (inclusive), YYYY-MM-DD.")],
     fmt: Annotated[str, typer.Option("--format", help="csv or json (one object per line).")] = "csv",
     all_fields: Annotated[bool, typer.Option("--all-fields", help="Also print dataset and publishTime.")] = False,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (default: $GRID_GUARDIAN_DATA_DIR or ~/.grid_guardian).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (default: $GRID_GUARDIAN_DATA_DIR or ~/.grid_guardian).")] = None,
 ) -> None:
     """Print the validated rows of settlement days START..END, sorted by time, with the API's field names."""
     try:
@@ -95,16 +95,18 @@ def _logging(verbose: bool) -> None:
 
 @stream_app.command("run")
 def stream_run(
-    max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until SIGTERM).")] = None,
-    max_messages: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Most messages per batch (one Redis transaction, one offset commit); a batch never waits to fill.")] = 5000,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: run until SIGTERM).")] = None,
+    max_messages: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Most messages per batch (one Redis transaction, one offset commit); a batch never waits to fill.")
+    ] = 5000,
     keep_periods: Annotated[int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")] = 96,
     group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
     network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",
-    models: Annotated[Optional[Path], typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    models: Annotated[Path | None, typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     metrics_addr: Annotated[str, typer.Option(help="Address the metrics server binds.")] = "127.0.0.1",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (default: $GRID_GUARDIAN_DATA_DIR or ~/.grid_guardian).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (default: $GRID_GUARDIAN_DATA_DIR or ~/.grid_guardian).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each model swap and DLQ record.")] = False,
 ) -> None:
     """Score BMRS readings from Kafka ($KAFKA_BOOTSTRAP_SERVERS) into Redis ($REDIS_URL) until stopped."""
@@ -115,8 +117,14 @@ def stream_run(
 
     _logging(verbose)
     root = data_dir or default_data_dir()
-    config = StreamConfig(group_id=group, network=network, model_root=models or root / "models", cache_dir=root / "cache",
-                          batch_size=batch_size, keep_periods=keep_periods)
+    config = StreamConfig(
+        group_id=group,
+        network=network,
+        model_root=models or root / "models",
+        cache_dir=root / "cache",
+        batch_size=batch_size,
+        keep_periods=keep_periods,
+    )
     metrics = StreamMetrics()
     if metrics_port:
         metrics.serve(metrics_port, metrics_addr)
@@ -130,7 +138,7 @@ def stream_replay(
     end: Annotated[str, typer.Option(help="Last settlement day (inclusive).")],
     datasets: Annotated[str, typer.Option(help="Comma-separated dataset codes.")] = "FUELHH,INDO,FREQ",
     speed: Annotated[str, typer.Option(help="max (as fast as possible), realtime, or a factor such as 60.")] = "max",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder with the HDF5 stores.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder with the HDF5 stores.")] = None,
 ) -> None:
     """Publish stored HDF5 partitions to the BMRS topics in publication order (a backtest through the live path)."""
     from confluent_kafka import Producer
@@ -157,11 +165,11 @@ def stream_replay(
 
 @stream_app.command("poll")
 def stream_poll(
-    rounds: Annotated[Optional[int], typer.Option(help="Stop after this many rounds (default: poll until interrupted).")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Stop after this many rounds (default: poll until interrupted).")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 30.0,
-    as_of: Annotated[Optional[str], typer.Option(help="Poll as if the time were this ISO 8601 UTC instant (replays).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data folder (the published-keys table lives there).")] = None,
-    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics (bmrs_api_requests_total) on this port.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Poll as if the time were this ISO 8601 UTC instant (replays).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (the published-keys table lives there).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics (bmrs_api_requests_total) on this port.")] = None,
     metrics_addr: Annotated[str, typer.Option(help="Address the metrics server binds.")] = "127.0.0.1",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -185,8 +193,8 @@ def stream_poll(
             _fail(f"--as-of {as_of!r} is not an ISO 8601 time")
         if fixed.tzinfo is None:
             _fail(f"--as-of {as_of!r} needs a time zone (e.g. a trailing Z)")
-        offset = fixed - dt.datetime.now(dt.timezone.utc)
-        clock = lambda: dt.datetime.now(dt.timezone.utc) + offset  # noqa: E731
+        offset = fixed - dt.datetime.now(dt.UTC)
+        clock = lambda: dt.datetime.now(dt.UTC) + offset  # noqa: E731
     root = data_dir or default_data_dir()
     settings = KafkaSettings.from_env()
     ensure_topics(settings)
@@ -244,7 +252,7 @@ def demo(
     self_play_rounds: Annotated[int, typer.Option(help="Self-play rounds after the verifier (0: none).")] = 1,
     live: Annotated[bool, typer.Option(help="Replay the week's last day with an incident through Kafka → GNN → Redis.")] = True,
     root: Annotated[Path, typer.Option(help="Folder for the demo's data and Dagster instance.")] = Path(".grid_guardian"),
-    replay_url: Annotated[Optional[str], typer.Option(help="Use a running Insights API (replay) server instead of starting one.")] = None,
+    replay_url: Annotated[str | None, typer.Option(help="Use a running Insights API (replay) server instead of starting one.")] = None,
 ) -> None:
     """Run the whole chain on bundled real data: BMRS chains, grid snapshots, benchmark, verifier, self-play, live path."""
     from grid_guardian_assets.demo import DemoPaths, DemoPlan, repo_dagster_yaml, run_demo

@@ -6,8 +6,9 @@ API's own field names so that any Insights API reader can feed or check the pipe
 """
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import polars as pl
 

@@ -217,11 +217,15 @@ def _print_live(console: Console, live) -> None:
         f"alerts in Redis for the day: {len(live.alerts)} {by_source}",
         soft_wrap=True,
     )
-    window = [a for a in live.alerts if live.trip.strftime("%Y-%m-%dT%H") <= a["time"] <= (live.trip + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    first, last = live.trip.strftime("%Y-%m-%dT%H"), (live.trip + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    window = [a for a in live.alerts if first <= a["time"] <= last]
     console.print("Alerts around the incident (Redis stream `alerts`): time, node, source, score, model version, Kafka origin")
     for alert in sorted(window, key=lambda a: (a["time"], a["node"]))[:20]:
-        console.print(f"  {alert['time']}  {alert['node']:<10} {alert['source']:<22} {alert['score']:>8}  {alert['model_version']}  "
-                      f"{alert['kafka_topic']}/{alert['kafka_partition']}@{alert['kafka_offset']}", soft_wrap=True)
+        console.print(
+            f"  {alert['time']}  {alert['node']:<10} {alert['source']:<22} {alert['score']:>8}  {alert['model_version']}  "
+            f"{alert['kafka_topic']}/{alert['kafka_partition']}@{alert['kafka_offset']}",
+            soft_wrap=True,
+        )
     url = live.servers.redis_url
     console.print(
         "[bold]Redis[/] "

@@ -11,7 +11,7 @@ from grid_guardian_assets.stream.kafka import KafkaSettings
 from grid_guardian_assets.stream.messages import encode_record
 from grid_guardian_assets.stream.topics import topic_for
 
-T0 = dt.datetime(2024, 1, 15, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 1, 15, 12, 0, tzinfo=dt.UTC)
 
 
 def freq_records(start: dt.datetime, values: list[float], step_s: int = 15) -> list[dict]:

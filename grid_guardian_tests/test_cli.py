@@ -68,8 +68,8 @@ def test_json_lines_output(cli_env: dict[str, str], replay: ReplayServer, tmp_pa
     from grid_guardian_assets.datasets import INDO
     from grid_guardian_assets.elexon import ElexonClient
     from grid_guardian_assets.store.hdf5 import HDF5Store
-    from grid_guardian_assets.validation import frame_from_raw, validate_partition
     from grid_guardian_assets.store.raw_archive import RawPartition
+    from grid_guardian_assets.validation import frame_from_raw, validate_partition
 
     day = dt.date(2018, 3, 1)
     with ElexonClient(replay.base_url) as client:

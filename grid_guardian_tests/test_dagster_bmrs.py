@@ -55,7 +55,7 @@ def test_definitions_load_with_a_chain_and_a_blocking_check_per_dataset() -> Non
 def test_daily_schedules_ask_for_the_published_settlement_day(schedule: str, partition: str) -> None:
     repo = defs.get_repository_def()
     sched = repo.get_schedule_def(schedule)
-    when = dt.datetime(2018, 4, 1, 6, 30, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2018, 4, 1, 6, 30, tzinfo=dt.UTC)
     with dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo) as context:
         (request,) = sched.evaluate_tick(context).run_requests
     assert request.partition_key == partition

@@ -140,7 +140,9 @@ def test_shared_rate_limit_spans_clients(replay: ReplayServer, tmp_path: Path) -
 def test_replay_server_refuses_what_the_api_refuses(replay: ReplayServer) -> None:
     with client_for(replay) as client:
         with pytest.raises(ElexonRequestError, match="HTTP 400"):
-            client.get("/datasets/FREQ", {"measurementDateTimeFrom": "2018-03-01T00:00:00Z", "measurementDateTimeTo": "2018-03-02T01:00:00Z"}, context="t")
+            client.get(
+                "/datasets/FREQ", {"measurementDateTimeFrom": "2018-03-01T00:00:00Z", "measurementDateTimeTo": "2018-03-02T01:00:00Z"}, context="t"
+            )
         with pytest.raises(ElexonRequestError, match="HTTP 400"):
             client.get("/datasets/B1610", {"settlementDate": "2018-03-01"}, context="t")
         with pytest.raises(ElexonRequestError, match="HTTP 404"):

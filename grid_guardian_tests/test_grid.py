@@ -146,9 +146,16 @@ def test_generation_and_demand_keep_their_national_totals() -> None:
     network, day = snapshots_for(DAY)
     fuelhh, indo, _ = inputs(DAY)
     gen_cols = [NODE_FEATURES.index(f"gen_{f.lower()}") for f in GENERATION_FUELS]
-    national_gen = fuelhh.filter(~pl.col("fuelType").str.starts_with("INT")).group_by("settlementPeriod").agg(pl.col("generation").sum()).sort("settlementPeriod")
+    national_gen = (
+        fuelhh.filter(~pl.col("fuelType").str.starts_with("INT"))
+        .group_by("settlementPeriod")
+        .agg(pl.col("generation").sum())
+        .sort("settlementPeriod")
+    )
     np.testing.assert_allclose(day.node_features[:, :, gen_cols].sum(axis=(1, 2)), national_gen["generation"].to_numpy(), rtol=1e-5)
-    np.testing.assert_allclose(day.node_features[:, :, NODE_FEATURES.index("demand")].sum(axis=1), indo.sort("settlementPeriod")["demand"].to_numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        day.node_features[:, :, NODE_FEATURES.index("demand")].sum(axis=1), indo.sort("settlementPeriod")["demand"].to_numpy(), rtol=1e-5
+    )
     assert np.all(np.abs(day.frequency_hz - 50) < 0.5)
 
 
@@ -156,7 +163,9 @@ def test_power_balance_flags_periods_that_do_not_balance() -> None:
     network = reduced_network()
     fuelhh, indo, freq = inputs(DAY)
     assert build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo, freq).balanced.all()
-    heavy = indo.with_columns(pl.when(pl.col("settlementPeriod").is_in([10, 11])).then(pl.col("demand") * 1.3).otherwise(pl.col("demand")).cast(pl.Int64))
+    heavy = indo.with_columns(
+        pl.when(pl.col("settlementPeriod").is_in([10, 11])).then(pl.col("demand") * 1.3).otherwise(pl.col("demand")).cast(pl.Int64)
+    )
     day = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, heavy, freq)
     assert day.unbalanced_periods()["settlementPeriod"].to_list() == [10, 11]
 
@@ -245,9 +254,13 @@ def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServe
     day = dt.date(2018, 12, 31)  # the real file's broken last day: FUELHH fails its check and is never stored
     resources = replay_resources(replay.base_url, data_dir)
     chain = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets("grid_topology")
-    result = dg.materialize(list(defs.assets), selection=chain, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
+    result = dg.materialize(
+        list(defs.assets), selection=chain, partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False
+    )
     assert not result.success
-    alone = dg.materialize(list(defs.assets), selection=["grid_snapshots"], partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False)
+    alone = dg.materialize(
+        list(defs.assets), selection=["grid_snapshots"], partition_key=day.isoformat(), instance=instance, resources=resources, raise_on_error=False
+    )
     assert not alone.success
     message = " ".join(str(e.step_failure_data.error) for e in alone.all_events if e.is_step_failure)
     assert "FUELHH for 2018-12-31 is not in the store" in message

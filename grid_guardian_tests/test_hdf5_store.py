@@ -93,9 +93,8 @@ def test_a_half_written_day_from_a_dead_writer_is_invisible_and_cleaned(tmp_path
 def test_a_second_writer_waits_for_the_lock_then_gives_up_clearly(tmp_path: Path) -> None:
     store = HDF5Store(tmp_path, lock_timeout_s=0.2)
     day = dt.date(2018, 3, 1)
-    with FileLock(str(store.path(FUELHH)) + ".lock"):
-        with pytest.raises(Timeout, match="fuelhh.h5.lock"):
-            store.write_partition(FUELHH, day, valid_frame(day))
+    with FileLock(str(store.path(FUELHH)) + ".lock"), pytest.raises(Timeout, match="fuelhh.h5.lock"):
+        store.write_partition(FUELHH, day, valid_frame(day))
     assert store.days(FUELHH) == []
 
 

@@ -47,7 +47,7 @@ def test_dagster_yaml_gives_the_elexon_pool_a_limit(tmp_path: Path) -> None:
         info = instance.event_log_storage.get_concurrency_info("elexon_api")
         assert info.limit == 4
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        limits = {(l["key"], l.get("value")): l["limit"] for l in instance.get_concurrency_config().run_queue_config.tag_concurrency_limits}
+        limits = {(c["key"], c.get("value")): c["limit"] for c in instance.get_concurrency_config().run_queue_config.tag_concurrency_limits}
         assert limits[("grid_guardian/live", "inference")] == 1  # never two live inference runs
 
 
@@ -96,7 +96,11 @@ def test_compose_keeps_everything_but_two_uis_off_the_network_and_wires_monitori
     defined = {m.name for m in StreamMetrics().registry.collect()}
     dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "grid_guardian.json").read_text())
     used = {name for panel in dashboard["panels"] for t in panel["targets"] for name in re.findall(r"[a-z_]+(?=[\[{ )]|$)", t["expr"])}
-    metric_like = {n.removesuffix("_bucket").removesuffix("_total") for n in used if n.startswith(("anomaly", "alerts", "kafka", "gnn", "bmrs", "messages", "dlq"))}
+    metric_like = {
+        n.removesuffix("_bucket").removesuffix("_total")
+        for n in used
+        if n.startswith(("anomaly", "alerts", "kafka", "gnn", "bmrs", "messages", "dlq"))
+    }
     assert metric_like and metric_like <= {d.removesuffix("_total") for d in defined}
 
 
@@ -133,7 +137,9 @@ def _secret_leaks(root: Path, names: list[str]) -> list[str]:
         found = [(m.start(), m.group(2)) for m in assignment.finditer(text)]
         found += [(m.start(), m.group(1)) for m in _URL_PASSWORD.finditer(text)]
         found += [(m.start(), m.group(0)) for m in _KEY.finditer(text)]
-        leaks += [f"{name}:{text[:at].count(chr(10)) + 1}: {value[:40]}" for at, value in found if _is_secret(value) or value.startswith(("-----", "AKIA"))]
+        leaks += [
+            f"{name}:{text[:at].count(chr(10)) + 1}: {value[:40]}" for at, value in found if _is_secret(value) or value.startswith(("-----", "AKIA"))
+        ]
     return leaks
 
 
@@ -177,8 +183,12 @@ def test_production_dagster_yaml_runs_on_postgres_with_the_live_and_backfill_lim
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     try:
-        for key, value in {"DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_USER": "postgres",
-                           "DAGSTER_POSTGRES_PASSWORD": "", "DAGSTER_POSTGRES_DB": name}.items():
+        for key, value in {
+            "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+            "DAGSTER_POSTGRES_USER": "postgres",
+            "DAGSTER_POSTGRES_PASSWORD": "",
+            "DAGSTER_POSTGRES_DB": name,
+        }.items():
             monkeypatch.setenv(key, value)
         shutil.copy(REPO / "deploy" / "dagster.production.yaml", tmp_path / "dagster.yaml")
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -189,7 +199,7 @@ def test_production_dagster_yaml_runs_on_postgres_with_the_live_and_backfill_lim
             coordinator = instance.run_coordinator
             assert type(coordinator).__name__ == "QueuedRunCoordinator"
             queue = instance.get_concurrency_config().run_queue_config
-            limits = {(l["key"], l.get("value")): l["limit"] for l in queue.tag_concurrency_limits}
+            limits = {(c["key"], c.get("value")): c["limit"] for c in queue.tag_concurrency_limits}
             assert limits[("grid_guardian/live", "inference")] == 1 and limits[("dagster/backfill", None)] == 3
             assert queue.max_concurrent_runs == 6
             assert instance.run_monitoring_enabled
@@ -226,5 +236,7 @@ def test_the_secret_scan_finds_a_secret_planted_in_python_code(tmp_path: Path) -
     planted = 'sasl_password: str = "strongHorse42"  # a made-up secret, planted\n_GITHUB_TOKEN = "ghp_madeup0123456789"\n'
     resources.write_text(resources.read_text() + planted)
     lines = resources.read_text().count("\n")
-    assert _secret_leaks(tmp_path, names) == [f"grid_guardian_assets/defs/resources.py:{lines - 1}: strongHorse42",
-                                              f"grid_guardian_assets/defs/resources.py:{lines}: ghp_madeup0123456789"]
+    assert _secret_leaks(tmp_path, names) == [
+        f"grid_guardian_assets/defs/resources.py:{lines - 1}: strongHorse42",
+        f"grid_guardian_assets/defs/resources.py:{lines}: ghp_madeup0123456789",
+    ]

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pytest
 
-from grid_guardian_assets.datasets import AGWS, DEMAND_PUBLISH_MARGIN, ITSDO, INDO
+from grid_guardian_assets.datasets import AGWS, DEMAND_PUBLISH_MARGIN, INDO, ITSDO
 from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.replay import neso, recorded
 from grid_guardian_assets.replay.server import ReplayServer

@@ -45,16 +45,16 @@ def test_periods_tile_the_day_in_utc() -> None:
     day = dt.date(2018, 10, 28)
     periods = settlement_periods(day)
     start, end = day_bounds_utc(day)
-    assert periods[0].start == start == dt.datetime(2018, 10, 27, 23, 0, tzinfo=dt.timezone.utc)
-    assert periods[-1].end == end == dt.datetime(2018, 10, 29, 0, 0, tzinfo=dt.timezone.utc)
+    assert periods[0].start == start == dt.datetime(2018, 10, 27, 23, 0, tzinfo=dt.UTC)
+    assert periods[-1].end == end == dt.datetime(2018, 10, 29, 0, 0, tzinfo=dt.UTC)
     assert [p.number for p in periods] == list(range(1, 51))
     assert all(a.end == b.start for a, b in zip(periods, periods[1:]))
 
 
 def test_period_of_handles_the_repeated_hour() -> None:
     # 01:00-02:00 local happens twice on 2018-10-28: first in BST (00:00Z), then in GMT (01:00Z).
-    first = dt.datetime(2018, 10, 28, 0, 0, tzinfo=dt.timezone.utc)
-    second = dt.datetime(2018, 10, 28, 1, 0, tzinfo=dt.timezone.utc)
+    first = dt.datetime(2018, 10, 28, 0, 0, tzinfo=dt.UTC)
+    second = dt.datetime(2018, 10, 28, 1, 0, tzinfo=dt.UTC)
     assert period_of(first) == (dt.date(2018, 10, 28), 3)
     assert period_of(second) == (dt.date(2018, 10, 28), 5)
     with pytest.raises(ValueError, match="tz-aware"):

@@ -262,7 +262,7 @@ def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None
 
 @pytest.mark.integration
 def test_clients_from_the_environment_authenticate_with_scram_against_a_broker_that_requires_it(monkeypatch) -> None:
-    from confluent_kafka import KafkaError
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
@@ -277,7 +277,7 @@ def test_clients_from_the_environment_authenticate_with_scram_against_a_broker_t
         assert "not-a-real-secret" not in repr(settings)
         errors: list = []
         admin = AdminClient({**settings.client_config(), "error_cb": errors.append})
-        with pytest.raises(Exception):
+        with pytest.raises(KafkaException):
             admin.list_topics(timeout=5)
         deadline = time.monotonic() + 10
         while not errors and time.monotonic() < deadline:
@@ -287,7 +287,7 @@ def test_clients_from_the_environment_authenticate_with_scram_against_a_broker_t
         assert any(e.code() == KafkaError._AUTHENTICATION and "SCRAM" in e.str() for e in errors), errors
         plain: list = []
         unauthenticated = AdminClient({"bootstrap.servers": secured.bootstrap_servers, "error_cb": plain.append})
-        with pytest.raises(Exception):
+        with pytest.raises(KafkaException):
             unauthenticated.list_topics(timeout=5)  # no SASL: no metadata
 
 
@@ -362,17 +362,29 @@ def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_s
     assert sample("kafka_consumer_lag", {"topic": "bmrs.FREQ", "partition": "0"}) is not None
     dead = dlq_records(broker.bootstrap_servers, 3)
     freq_dead = [d for d in dead if d["topic"] == "bmrs.FREQ"]
-    assert sorted(d["value_text"] for d in freq_dead) == sorted(['{not json', '{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
+    poison = '{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'
+    assert sorted(d["value_text"] for d in freq_dead) == sorted(["{not json", poison])
     (fuel_dead,) = [d for d in dead if d["topic"] == "bmrs.FUELHH"]
     assert "INTXYZ" in fuel_dead["error"] and '"fuelType":"INTXYZ"' in fuel_dead["value_text"]
     assert all(d["error"] for d in dead)
 
 
 def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "REDIS_URL": redis_server.url,
-                   "GRID_GUARDIAN_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "grid_guardian_assets.cli", "stream", "run", *args], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    environment = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "REDIS_URL": redis_server.url,
+        "GRID_GUARDIAN_DATA_DIR": str(tmp_path / "data"),
+        **(env or {}),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "grid_guardian_assets.cli", "stream", "run", *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
 
 
 @pytest.mark.integration
@@ -381,12 +393,20 @@ def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(b
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, values))
     # The job as the CLI runs it (config from the environment), crashing hard once the 3rd batch is stored in Redis
     # and before its offsets are committed.
-    crash = ("import os, sys; from pathlib import Path; from grid_guardian_assets.stream.job import InferenceJob, StreamConfig; "
-             "job = InferenceJob(StreamConfig(batch_size=100, cache_dir=Path(sys.argv[1])), "
-             "after_store=lambda stored: stored >= 3 and os._exit(99)); job.run(max_seconds=60)")
+    crash = (
+        "import os, sys; from pathlib import Path; from grid_guardian_assets.stream.job import InferenceJob, StreamConfig; "
+        "job = InferenceJob(StreamConfig(batch_size=100, cache_dir=Path(sys.argv[1])), "
+        "after_store=lambda stored: stored >= 3 and os._exit(99)); job.run(max_seconds=60)"
+    )
     environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "REDIS_URL": redis_server.url}
-    crashed = subprocess.Popen([sys.executable, "-c", crash, str(tmp_path / "data" / "cache")], env=environment,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", crash, str(tmp_path / "data" / "cache")],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     assert crashed.wait(120) == 99, crashed.stderr.read()
     client = redis.Redis.from_url(redis_server.url)
     assert 0 < len(timeline(client)) < len(values)
@@ -510,8 +530,7 @@ def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(brok
     store = ModelStore(model_root)
     first, second = store.versions()[:2]
     store.promote(first)
-    resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers,
-                              redis_url=redis_server.url)
+    resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers, redis_url=redis_server.url)
     resources["model_store"] = ModelStoreResource(root=str(model_root))
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, excursion()))
     with dg.instance_for_test() as instance:
@@ -525,7 +544,9 @@ def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(brok
         job = defs.get_job_def("live_inference")
         result = job.execute_in_process(
             run_config={"ops": {"run_live_inference": {"config": {"max_seconds": 10.0, "max_messages": len(excursion())}}}},
-            instance=instance, resources=resources, tags=request.tags,
+            instance=instance,
+            resources=resources,
+            tags=request.tags,
         )
         assert result.success
         output = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0]
@@ -553,7 +574,7 @@ def test_live_poller_publishes_each_record_once_across_restarts(broker, tmp_path
     from grid_guardian_assets.stream.producers import LivePoller, PublishedKeys
 
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-    now = [dt.datetime(2018, 3, 6, 12, 5, tzinfo=dt.timezone.utc)]
+    now = [dt.datetime(2018, 3, 6, 12, 5, tzinfo=dt.UTC)]
     metrics = StreamMetrics()
     with ReplayServer() as replay:
         for run in range(2):  # the second poller is a restart: same key table, new process state

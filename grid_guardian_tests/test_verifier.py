@@ -207,7 +207,7 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
     b = build_benchmark([held_out], network, seed=11, cases_per_type=1, clean_cases=1)
     c = build_benchmark([held_out], network, seed=12, cases_per_type=1, clean_cases=1)
     assert a.version == b.version != c.version
-    assert [l.kind if l else None for l in a.labels] == [*ANOMALY_TYPES, None]
+    assert [label.kind if label else None for label in a.labels] == [*ANOMALY_TYPES, None]
     path = a.save(tmp_path)
     assert Benchmark.load(path).version == a.version
     other = tmp_path / path.name.replace(a.version, "0" * 16)

@@ -105,7 +105,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 class _WaitRetryAfterOrBackoff:
@@ -242,7 +242,7 @@ class ElexonClient:
             params=dict(params),
             status=response.status_code,
             body=body,
-            fetched_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+            fetched_at=dt.datetime.now(dt.UTC).isoformat(),
             synthetic=response.headers.get(SYNTHETIC_HEADER, "").lower() == "true",
             headers={k: v for k, v in response.headers.items() if k.lower() in ("content-type", SYNTHETIC_HEADER)},
         )

@@ -8,9 +8,10 @@ Per period ``t`` of a settlement day:
 * graph features: mean system frequency over the period (Hz) and the national balance.
 
 National balance: supply (all FUELHH generation, pumping negative, plus net imports) minus INDO demand leaves
-transmission losses, station load, pumping and exports (INDO, NESO's National Demand, excludes the last three). A period "balances" when that residual is between ``LOSS_MIN`` and
-``LOSS_MAX`` of supply. For the lossless DC flow the residual is spread over buses like demand, so injections sum
-to zero and flows close Kirchhoff's current law at every bus.
+transmission losses, station load, pumping and exports (INDO, NESO's National Demand, excludes the last three).
+A period "balances" when that residual is between ``LOSS_MIN`` and ``LOSS_MAX`` of supply. For the lossless DC
+flow the residual is spread over buses like demand, so injections sum to zero and flows close Kirchhoff's current
+law at every bus.
 """
 
 import datetime as dt
@@ -90,9 +91,7 @@ class SnapshotDay:
 
 def _require(frame: pl.DataFrame, what: str, day: dt.date, periods: int) -> None:
     if frame.height == 0:
-        raise SnapshotInputError(
-            f"{what} for {day} is not in the store: its partition failed validation or was not materialised"
-        )
+        raise SnapshotInputError(f"{what} for {day} is not in the store: its partition failed validation or was not materialised")
     have = frame["settlementPeriod"].n_unique()
     if have != periods:
         raise SnapshotInputError(f"{what} for {day} has {have} of {periods} settlement periods")

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 from torch_geometric.data import Data
+from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
 from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal  # noqa: F401  (registers the shim)
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, NODE_FEATURES, SnapshotDay
-from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
 
 def undirected_edge_index(network: GridNetwork) -> torch.Tensor:

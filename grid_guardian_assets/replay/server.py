@@ -62,7 +62,7 @@ def _time(params: dict[str, list[str]], name: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"The value '{text}' is not valid for {name}.") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _date(params: dict[str, list[str]], name: str) -> dt.date:

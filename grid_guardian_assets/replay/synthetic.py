@@ -84,7 +84,7 @@ def unit_output_mw(day: dt.date, period: int) -> list[tuple[str, str, float]]:
     """(unit, psrType, MW) for every synthetic BM unit in a period; units of a fuel sum to its FUELHH value."""
     fuels = fuel_generation(day).get(period, {})
     out = []
-    for fuel, (count, psr) in UNITS.items():
+    for fuel, (_, psr) in UNITS.items():
         if fuel not in fuels:
             continue
         for i, w in enumerate(_unit_weights(fuel), 1):

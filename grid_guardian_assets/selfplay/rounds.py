@@ -18,7 +18,6 @@ import torch
 
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier
-from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number  # noqa: F401 (re-exported)
 from grid_guardian_assets.selfplay.proposer import (
     ProposerPolicy,
     buffer_context,
@@ -27,6 +26,7 @@ from grid_guardian_assets.selfplay.proposer import (
     scenario_from_action,
 )
 from grid_guardian_assets.selfplay.round_config import RoundConfig
+from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number  # noqa: F401 (re-exported)
 from grid_guardian_assets.selfplay.scenarios import Scenario
 from grid_guardian_assets.selfplay.solver import Solver, signature
 from grid_guardian_assets.stream.rules import BranchLimits

@@ -228,7 +228,7 @@ class HDF5Store:
             days = pl.DataFrame(schema={"date": pl.Int32, "rows": pl.Int64, "sha256": pl.Utf8, "written_at": pl.Utf8, "writer": pl.Utf8})
         new = [frame.with_columns(pl.lit(numbers[day], dtype=pl.Int64).alias(_DAY)) for day, frame in frames.items()]
         month = pl.concat([kept, *new]).sort([_DAY, spec.time_field, *spec.key], nulls_last=True, maintain_order=True)
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        now = dt.datetime.now(dt.UTC).isoformat()
         written = [(day, frame.height, frame_sha256(frame), numbers[day] in previous) for day, frame in frames.items()]
         info = pl.DataFrame(
             {

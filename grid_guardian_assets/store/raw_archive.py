@@ -46,7 +46,7 @@ class RawArchive:
         """Write ``partition`` as a new file (never overwriting an earlier fetch) and return its path."""
         folder = self._day_dir(partition.dataset, partition.day)
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = folder / f"{stamp}.json.gz"
         document = {
             "dataset": partition.dataset,

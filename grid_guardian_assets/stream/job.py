@@ -14,9 +14,10 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -27,12 +28,12 @@ from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Rejected, parse_messages
-from grid_guardian_assets.stream.topics import DLQ_TOPIC, spec_for_topic
 from grid_guardian_assets.stream.metrics import StreamMetrics
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.redis_sink import RedisSink
 from grid_guardian_assets.stream.rules import Finding, branch_limits
 from grid_guardian_assets.stream.scorer import LiveScorer, single_threaded_torch
+from grid_guardian_assets.stream.topics import DLQ_TOPIC, spec_for_topic
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
 from grid_guardian_assets.verifier.pipeline import load_detector
 

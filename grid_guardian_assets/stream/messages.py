@@ -6,6 +6,7 @@ the live path. Messages that cannot be parsed or validated go to ``bmrs.dlq`` wi
 """
 
 import base64
+import contextlib
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.validation.parse import frame_from_records
 from grid_guardian_assets.validation.schemas import schema_for
+
 
 def _text(value: Any) -> Any:
     if isinstance(value, dt.datetime):
@@ -79,10 +81,8 @@ class Rejected:
         """The DLQ record: the error, where the message came from, and its original bytes (base64, and as text)."""
         text = None
         if self.value is not None:
-            try:
+            with contextlib.suppress(UnicodeDecodeError):  # not text: the base64 copy carries it
                 text = self.value.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
         return json.dumps(
             {
                 "error": self.error,
@@ -92,7 +92,7 @@ class Rejected:
                 "key_base64": base64.b64encode(self.key).decode() if self.key is not None else None,
                 "value_base64": base64.b64encode(self.value).decode() if self.value is not None else None,
                 "value_text": text,
-                "rejected_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "rejected_at": dt.datetime.now(dt.UTC).isoformat(),
             }
         ).encode()
 

@@ -167,9 +167,8 @@ class PeriodBook:
         """Periods to score because their FUELHH (or B1610) has been quiet for ``settle_s``, in time order (marked)."""
         out = []
         for period in sorted(self.periods.values(), key=lambda p: p.start):
-            if period.scored is None and period.fuel and now - period.last_fuel_at >= self.settle_s:
-                if self._mark(period):
-                    out.append(period)
+            if period.scored is None and period.fuel and now - period.last_fuel_at >= self.settle_s and self._mark(period):
+                out.append(period)
             if period.metered and not period.metered_settled and now - period.last_metered_at >= self.settle_s:
                 period.metered_settled = True
                 if period.scored is not None and self._mark(period):

@@ -4,9 +4,9 @@ import datetime as dt
 import logging
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from confluent_kafka import Producer
 
@@ -15,8 +15,8 @@ from grid_guardian_assets.elexon.client import ElexonClient, ElexonError
 from grid_guardian_assets.settlement import LONDON, to_api_time
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.stream.messages import encode_record, record_key
-from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.stream.metrics import StreamMetrics
+from grid_guardian_assets.stream.topics import topic_for
 
 log = logging.getLogger("grid_guardian.stream")
 
@@ -157,7 +157,7 @@ class LivePoller:
                  specs: tuple[DatasetSpec, ...] = (FREQ, FUELHH, INDO), clock: Callable[[], dt.datetime] | None = None,
                  metrics: StreamMetrics | None = None, interval_s: float = 30.0):
         self.client, self.producer, self.keys, self.specs = client, producer, keys, specs
-        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.metrics = metrics or StreamMetrics()
         self.interval_s = interval_s
 

@@ -1,7 +1,7 @@
 """Pandera (polars backend) schemas: types, nullability and the physical ranges a grid engineer expects."""
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 from grid_guardian_assets.datasets import AGWS_PSR_TYPES, POLARS_TYPES, DatasetSpec
 

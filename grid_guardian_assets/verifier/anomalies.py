@@ -198,7 +198,7 @@ class Benchmark:
         digest = hashlib.sha256()
         for array in (self.node, self.frequency, self.loading, self.start_us):
             digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update(json.dumps([asdict(l) if l else None for l in self.labels]).encode())
+        digest.update(json.dumps([asdict(label) if label else None for label in self.labels]).encode())
         return digest.hexdigest()[:16]
 
     def case(self, k: int) -> GridSequence:
@@ -212,7 +212,7 @@ class Benchmark:
             buffer = io.BytesIO()
             np.savez_compressed(
                 buffer, node=self.node, frequency=self.frequency, loading=self.loading, start_us=self.start_us,
-                labels=np.array(json.dumps([asdict(l) if l else None for l in self.labels])),
+                labels=np.array(json.dumps([asdict(label) if label else None for label in self.labels])),
                 meta=np.array(json.dumps({"seed": self.seed, "network": self.network})),
             )
             tmp = path.with_suffix(".tmp")
@@ -224,7 +224,7 @@ class Benchmark:
     def load(cls, path: Path) -> "Benchmark":
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            labels = [AnomalyLabel(**l) if l else None for l in json.loads(str(data["labels"]))]
+            labels = [AnomalyLabel(**label) if label else None for label in json.loads(str(data["labels"]))]
             bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"])
         if not path.name.endswith(f"_{bench.version}.npz"):
             raise ValueError(f"benchmark file {path} does not match its content (version {bench.version}): refusing it")

@@ -48,13 +48,13 @@ class ModelStore:
     def save(self, tensors: dict[str, Any], meta: dict[str, Any]) -> Checkpoint:
         """Write a new version; ``tensors`` must hold only tensors and plain containers."""
         self.root.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         staging = self.root / f".incoming-{stamp}"
         staging.mkdir()
         torch.save(tensors, staging / "model.pt")
         sha = _sha256(staging / "model.pt")
         version = f"v{stamp}-{sha[:8]}"
-        full = {**meta, "version": version, "sha256": sha, "created_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+        full = {**meta, "version": version, "sha256": sha, "created_at": dt.datetime.now(dt.UTC).isoformat()}
         (staging / "meta.json").write_text(json.dumps(full, indent=2, default=str))
         staging.rename(self.root / version)
         return Checkpoint(version, full, tensors)

@@ -4,10 +4,10 @@ import torch
 from torch import Tensor
 from torch.nn import GRU, Linear, Module, ReLU, Sequential
 from torch_geometric.nn import GATConv, global_mean_pool
+from torch_geometric_temporal.nn.recurrent import TGCN
 
 from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal  # noqa: F401  (registers the shim)
 from grid_guardian_assets.verifier.sequences import batched_edge_index
-from torch_geometric_temporal.nn.recurrent import TGCN
 
 
 class GridVerifier(Module):

@@ -24,8 +24,8 @@ from grid_guardian_assets.settlement import period_count
 if TYPE_CHECKING:  # pandera and h5py load where a day is validated or stored, not with the code location
     from concurrent.futures import Future
 
-    from grid_guardian_assets.store.raw_archive import RawPartition
     from grid_guardian_assets.store.hdf5 import StoredPartition
+    from grid_guardian_assets.store.raw_archive import RawPartition
     from grid_guardian_assets.validation import ValidationReport
 
 ELEXON_POOL = "elexon_api"

@@ -64,8 +64,12 @@ def _selfplay_root(bmrs_storage: BmrsStorageResource) -> Path:
     required_resource_keys={"mlflow", "grid", "bmrs_storage", "model_store"},
     kinds={"pytorch", "mlflow"},
     check_specs=[
-        dg.AssetCheckSpec("solver_gate", asset="self_play_round", blocking=False,
-                          description="the round's solver beats the 3-sigma rule and does not regress on the frozen benchmark; only then is it promoted")
+        dg.AssetCheckSpec(
+            "solver_gate",
+            asset="self_play_round",
+            blocking=False,
+            description="the round's solver beats the 3-sigma rule and does not regress on the frozen benchmark; only then is it promoted",
+        )
     ],
     description="One Absolute-Zero-style round: the proposer invents scenarios in real windows, the physics environment "
     "and the GNN verifier reject the impossible, the solver tries each n times, both learn; promoted when it does not regress.",
@@ -102,12 +106,27 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
         limits = branch_limits(bus_mapping(network), DCPowerFlow(network), bmrs_storage.root / "cache")
         round_config = config.round_config()
         mlflow.set_tag("self_play_round", context.partition_key)
-        mlflow.log_params({**vars(round_config), "round": number, "windows": len(windows), "window_days": f"{first}..{last}",
-                           "benchmark_version": benchmark.version})
+        mlflow.log_params(
+            {
+                **vars(round_config),
+                "round": number,
+                "windows": len(windows),
+                "window_days": f"{first}..{last}",
+                "benchmark_version": benchmark.version,
+            }
+        )
         try:
-            result = run_round(number, round_config, root=_selfplay_root(bmrs_storage), windows=windows,
-                               calibration_sequences=calibration, benchmark=benchmark, network=network, limits=limits,
-                               models=models)
+            result = run_round(
+                number,
+                round_config,
+                root=_selfplay_root(bmrs_storage),
+                windows=windows,
+                calibration_sequences=calibration,
+                benchmark=benchmark,
+                network=network,
+                limits=limits,
+                models=models,
+            )
         except SelfPlayError as exc:
             raise dg.Failure(description=str(exc)) from None
         mlflow.log_metrics({k: v for k, v in result.metrics.items()})
@@ -137,18 +156,29 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
             "solver_checkpoint": result.solver_version,
             "buffer_size": int(m["buffer_size"]),
             "by_type": dg.MetadataValue.md(markdown_table(result.by_type, limit=20)),
-            "proposals": dg.MetadataValue.md(markdown_table(result.proposals.select(
-                "kind", "bus", "start", "duration", "magnitude", "accepted", "reason", "solve_rate", "reward"), limit=50)),
-            "rounds_so_far": dg.MetadataValue.md(markdown_table(pl.DataFrame(
-                [{k: v for k, v in h.items() if k != "type_probabilities"} for h in result.history]), limit=100)),
+            "proposals": dg.MetadataValue.md(
+                markdown_table(
+                    result.proposals.select("kind", "bus", "start", "duration", "magnitude", "accepted", "reason", "solve_rate", "reward"), limit=50
+                )
+            ),
+            "rounds_so_far": dg.MetadataValue.md(
+                markdown_table(pl.DataFrame([{k: v for k, v in h.items() if k != "type_probabilities"} for h in result.history]), limit=100)
+            ),
             "plots": dg.MetadataValue.md(plots),
             "mlflow_run_id": run_id,
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name="solver_gate", passed=result.promoted, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"partition": context.partition_key, "f1_before": m["f1_before"], "f1_candidate": m["f1_candidate"],
-                          "f1_three_sigma": m["f1_three_sigma"], "promoted": result.promoted},
+                check_name="solver_gate",
+                passed=result.promoted,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "partition": context.partition_key,
+                    "f1_before": m["f1_before"],
+                    "f1_candidate": m["f1_candidate"],
+                    "f1_three_sigma": m["f1_three_sigma"],
+                    "promoted": result.promoted,
+                },
             )
         ],
     )
@@ -169,10 +199,12 @@ def scenario_buffer(bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
         raise dg.Failure(description=f"{path} holds no scenarios: materialise a self_play_round first")
     by_round = frame.group_by("round").len().sort("round")
     by_type = frame.group_by("kind").agg(pl.len().alias("scenarios"), pl.col("solve_rate").mean().round(3).alias("mean_solve_rate")).sort("kind")
-    return dg.MaterializeResult(metadata={
-        "file": dg.MetadataValue.path(str(path)),
-        "scenarios": frame.height,
-        "by_round": dg.MetadataValue.md(markdown_table(by_round, limit=100)),
-        "by_type": dg.MetadataValue.md(markdown_table(by_type)),
-        "dagster/row_count": frame.height,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "file": dg.MetadataValue.path(str(path)),
+            "scenarios": frame.height,
+            "by_round": dg.MetadataValue.md(markdown_table(by_round, limit=100)),
+            "by_type": dg.MetadataValue.md(markdown_table(by_type)),
+            "dagster/row_count": frame.height,
+        }
+    )

@@ -81,17 +81,19 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
     days = SnapshotStore(bmrs_storage.root / "hdf5").read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
     if not days:
         raise dg.Failure(description=f"no {network.name} grid_snapshots stored for {config.start}..{config.end}: materialise them first")
-    bench = build_benchmark(contiguous_sequences(days), network, seed=config.seed, cases_per_type=config.cases_per_type, clean_cases=config.clean_cases)
+    bench = build_benchmark(
+        contiguous_sequences(days), network, seed=config.seed, cases_per_type=config.cases_per_type, clean_cases=config.clean_cases
+    )
     path = bench.save(bmrs_storage.root / "benchmarks")
     pointer = _benchmark_pointer(bmrs_storage.root, network.name)
     pointer.write_text(json.dumps({"version": bench.version, "path": str(path)}))
-    counts = {kind: sum(1 for l in bench.labels if l and l.kind == kind) for kind in ANOMALY_TYPES}
+    counts = {kind: sum(1 for label in bench.labels if label and label.kind == kind) for kind in ANOMALY_TYPES}
     return dg.MaterializeResult(
         metadata={
             "version": bench.version,
             "file": dg.MetadataValue.path(str(path)),
             "cases": len(bench.labels),
-            "clean_cases": sum(1 for l in bench.labels if l is None),
+            "clean_cases": sum(1 for label in bench.labels if label is None),
             "cases_by_type": dg.MetadataValue.json(counts),
             "held_out_days": f"{days[0].day}..{days[-1].day} ({len(days)} stored)",
             "seed": config.seed,
@@ -137,16 +139,32 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
         train_config = config.train_config()
         device = pick_device(config.device)
-        mlflow.log_params({**train_config.to_dict(), "network": network.name, "device": str(device), "train_start": config.start,
-                           "train_end": config.end, "benchmark_version": benchmark.version, "false_alarm_rate": config.false_alarm_rate})
+        mlflow.log_params(
+            {
+                **train_config.to_dict(),
+                "network": network.name,
+                "device": str(device),
+                "train_start": config.start,
+                "train_end": config.end,
+                "benchmark_version": benchmark.version,
+                "false_alarm_rate": config.false_alarm_rate,
+            }
+        )
 
         def on_epoch(epoch: int, loss: float, seconds: float) -> None:
             context.log.info(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f} ({seconds:.1f} s)")
             mlflow.log_metrics({"loss": loss, "epoch_seconds": seconds}, step=epoch)
 
         try:
-            trained = train_verifier(network, days, train_config, calibration_days=config.calibration_days,
-                                     false_alarm_rate=config.false_alarm_rate, device=device, on_epoch=on_epoch)
+            trained = train_verifier(
+                network,
+                days,
+                train_config,
+                calibration_days=config.calibration_days,
+                false_alarm_rate=config.false_alarm_rate,
+                device=device,
+                on_epoch=on_epoch,
+            )
         except ValueError as exc:
             raise dg.Failure(description=f"gnn_verifier: {exc}") from None
         table = benchmark_table(trained, network, benchmark)
@@ -173,7 +191,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
             "train_days": f"{trained.train_days[0]}..{trained.train_days[1]}",
             "calibration_days": f"{trained.calibration_days[0]}..{trained.calibration_days[1]}",
             "false_alarm_rate": config.false_alarm_rate,
-            "losses": dg.MetadataValue.json([round(l, 5) for l in trained.losses]),
+            "losses": dg.MetadataValue.json([round(loss, 5) for loss in trained.losses]),
             "epoch_seconds": dg.MetadataValue.json([round(s, 2) for s in trained.epoch_seconds]),
             "f1_by_type": dg.MetadataValue.md(markdown_table(table, limit=table.height)),
             "benchmark_version": benchmark.version,
@@ -185,8 +203,13 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
                 check_name=QUALITY_CHECK,
                 passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"f1_gnn": f1["GNN verifier"], "f1_three_sigma": f1["3-sigma"], "overall": dg.MetadataValue.md(markdown_table(summary)),
-                          "promoted": passed, "checkpoint": checkpoint.version},
+                metadata={
+                    "f1_gnn": f1["GNN verifier"],
+                    "f1_three_sigma": f1["3-sigma"],
+                    "overall": dg.MetadataValue.md(markdown_table(summary)),
+                    "promoted": passed,
+                    "checkpoint": checkpoint.version,
+                },
             )
         ],
     )
