@@ -75,9 +75,9 @@ def promoted_checkpoint_sensor(context: dg.SensorEvaluationContext, model_store:
     cursor = PromotionCursor.parse(context.cursor)
     promotions, newest = promotions_since(context.instance, cursor.storage_id)
     # The folder is what a live run loads; the events say when and by what it was promoted (and still work where
-    # this process cannot see the folder).
+    # this process cannot see the folder: then the newest promotion event names the version).
     in_folder = model_store.store().promoted()
-    version = in_folder or (promotions[-1].version if promotions else None)
+    version = in_folder or (promotions[-1].version if promotions else cursor.version)
     if version is None:
         context.update_cursor(PromotionCursor(newest, cursor.version).to_json())
         return dg.SkipReason("no checkpoint promoted yet (the live run can still be launched by hand: physics rules only)")
