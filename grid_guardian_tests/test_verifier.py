@@ -15,7 +15,7 @@ import torch
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.grid.snapshots import NODE_FEATURES
+from grid_guardian_assets.grid.snapshots import LOSS_MAX, NODE_FEATURES
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark
@@ -25,8 +25,8 @@ from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
 from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
-from grid_guardian_assets.verifier.sequences import Normaliser, batched_edge_index, sequence_from_days
-from grid_guardian_assets.verifier.train import train_model
+from grid_guardian_assets.verifier.sequences import Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
+from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, masked_mse, train_model
 from grid_guardian_assets.verifier.train_config import TrainConfig
 from grid_guardian_tests.conftest import replay_resources
 
@@ -300,3 +300,43 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     assert {"benchmark_f1_by_type.csv", "checkpoint/model.pt"} <= artifacts
     # Beside the SQLite store, not in ./mlruns of whichever folder the run happened in.
     assert run.info.artifact_uri.startswith((Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri())
+
+
+def test_a_fuelhh_glitch_is_not_normal_data() -> None:
+    """Real NESO demand no longer follows FUELHH, so a FUELHH glitch (2018-09-11 period 22: most generation missing)
+    shows as a balance ratio of −17. Like every period outside the snapshots' balance band, it must not set the
+    normalisation, be trained on, or set the alarm thresholds."""
+    network = reduced_network()
+    seq = sequence_from_days(list(days("2018-09-10", "2018-09-12")))
+    glitch = 48 + 21
+    ratio, normal = balance_ratio(seq.node), normal_periods(seq.node)
+    assert ratio[glitch] < -5 and not normal[glitch]
+    assert 5 <= (~normal).sum() <= 20  # and the periods after it, and a few nights of heavy pumping above the band
+    assert np.all((ratio[~normal] < 0) | (ratio[~normal] > LOSS_MAX))
+    fitted = Normaliser.fit(seq)
+    # Fitted on normal periods only: 1.43 when the glitch was fitted too.
+    assert fitted.balance_std == pytest.approx(float(ratio[normal].std()), rel=1e-5) and fitted.balance_std < 0.05
+    assert fitted.balance_mean == pytest.approx(float(ratio[normal].mean()), rel=1e-5)
+    np.testing.assert_allclose(fitted.node_mean, seq.node[normal].mean(axis=0), rtol=1e-4)
+    graph = GraphTensors.of(network)
+    batch = SequenceBatch.stack([PreparedSequence.of(seq, fitted, torch.device("cpu"))], graph)
+    scored = batch.scored(TINY.warmup)[:, 0].numpy()
+    w = TINY.warmup
+    np.testing.assert_array_equal(scored, (normal[w:-1] & normal[w + 1 :]).astype(np.float32))
+    assert scored[glitch - w - 1] == 0 and scored[glitch - w] == 0  # the glitch as a target, and as the last input
+    model, history = train_model("gnn", [seq], fitted, graph, TINY, torch.device("cpu"))
+    assert history.losses[0] < 10  # the glitch's balance target is ~600 spreads out: one such term would dominate
+    detector = LearnedDetector("gnn", model, fitted, TINY.warmup, graph)
+    raw = detector.raw_scores(seq)
+    calibration = detector.calibrate([seq], false_alarm_rate=0.001)
+    assert calibration.period_threshold < 0.5 * np.nanmax(raw.period)  # not set by the glitch's own score
+
+
+def test_masked_mse_is_mse_when_nothing_is_masked() -> None:
+    prediction, target = torch.randn(5, 6, 3), torch.randn(5, 6, 3)
+    assert torch.allclose(masked_mse(prediction, target, torch.ones(5, 6)), torch.nn.functional.mse_loss(prediction, target))
+    weight = torch.ones(5, 6)
+    weight[2, 4] = 0
+    target[2, 4] += 1000.0
+    expected = torch.cat([((prediction - target) ** 2)[weight.bool()]]).mean()
+    assert torch.allclose(masked_mse(prediction, target, weight), expected)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from grid_guardian_assets.verifier.graph import GraphTensors
-from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser
+from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, normal_periods
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, predict
 from grid_guardian_assets.verifier.train_config import DEFAULT_FALSE_ALARM_RATE
 
@@ -55,7 +55,9 @@ class ThreeSigma:
 
     @classmethod
     def fit(cls, sequences: list[GridSequence]) -> "ThreeSigma":
-        node = np.concatenate([s.node for s in sequences])
+        node = np.concatenate([s.node[normal_periods(s.node)] for s in sequences])  # as the Normaliser: normal periods
+        if node.shape[0] == 0:
+            node = np.concatenate([s.node for s in sequences])
         return cls(node.mean(axis=0), np.maximum(node.std(axis=0), 1.0))
 
     def raw_scores(self, sequence: GridSequence) -> RawScores:
@@ -64,6 +66,12 @@ class ThreeSigma:
 
     def calibration(self) -> Calibration:
         return Calibration(node_threshold=3.0, period_threshold=np.inf, false_alarm_rate=float("nan"))
+
+
+def _scored_normally(sequence: GridSequence) -> np.ndarray:
+    """``(T,)`` True where period ``t`` and the period before it balance (see ``normal_periods``)."""
+    normal = normal_periods(sequence.node)
+    return normal & np.concatenate([[True], normal[:-1]])
 
 
 class LearnedDetector:
@@ -95,8 +103,11 @@ class LearnedDetector:
 
     def calibrate(self, sequences: list[GridSequence], false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE) -> Calibration:
         raws = [self.raw_scores(s) for s in sequences]
-        node = np.concatenate([r.node.ravel() for r in raws])
-        period = np.concatenate([r.period for r in raws])
+        # Scores of periods that do not balance, or follow one that does not (FUELHH glitches: data faults the
+        # grid_snapshots check flags), are not normal data: one such score would set the threshold on its own.
+        fair = [_scored_normally(s) for s in sequences]
+        node = np.concatenate([r.node[f].ravel() for r, f in zip(raws, fair)])
+        period = np.concatenate([r.period[f] for r, f in zip(raws, fair)])
         node, period = node[np.isfinite(node)], period[np.isfinite(period)]
         if node.size == 0:
             raise ValueError("calibration data has no scoreable periods (shorter than the warm-up)")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from grid_guardian_assets.grid.snapshots import NODE_FEATURES, SnapshotDay
+from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN, NODE_FEATURES, SnapshotDay
 
 NODE_FEATURE_COUNT = len(NODE_FEATURES)
 # Model input per bus: the node features plus system frequency (broadcast to every bus).
@@ -55,12 +55,23 @@ def sequence_from_days(days: list[SnapshotDay]) -> GridSequence:
 def balance_ratio(node: np.ndarray) -> np.ndarray:
     """``(T,)``: (generation + net import − demand) / (generation + net import), from bus readings alone.
 
-    Transmission losses and station load keep it near 2 % in normal operation; misread or missing readings move it.
+    With demand as INDO (NESO's National Demand) the residual is transmission losses and station load (~2 %) plus
+    pumping and exports, which no bus reading shows: 1–16 % in normal operation (the snapshots' ``LOSS_MIN`` ..
+    ``LOSS_MAX``). Misread or missing readings move it, and so do the FUELHH glitches of the real data (a period
+    whose generation is mostly missing: ratios of −8 to −17 on 2018-01-23, 05-10 and 09-11).
     """
     supply = node[:, :, _GEN].sum(axis=(1, 2)) + node[:, :, _IMPORT].sum(axis=1)
     residual = supply - node[:, :, _DEMAND].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(np.abs(supply) > 1.0, residual / supply, 1.0)
+
+
+def normal_periods(node: np.ndarray) -> np.ndarray:
+    """``(T,)`` True where a period balances as the snapshots' check defines it (``LOSS_MIN`` .. ``LOSS_MAX`` of
+    supply): what normal data is. The others are data faults (e.g. a FUELHH glitch) that the ``grid_snapshots``
+    check flags; they must not set the normalisation, be trained on as normal, or set the alarm thresholds."""
+    ratio = balance_ratio(node)
+    return (ratio >= LOSS_MIN) & (ratio <= LOSS_MAX)
 
 
 @dataclass
@@ -80,10 +91,15 @@ class Normaliser:
     @classmethod
     def fit(cls, sequence: GridSequence) -> "Normaliser":
         freq = sequence.frequency[np.isfinite(sequence.frequency)]
-        ratio = balance_ratio(sequence.node)
+        # Statistics of normal periods only: one FUELHH glitch (a balance ratio of −17) among 13,000 periods
+        # inflates the balance spread 10–20× (0.5 instead of 0.026 on 2018-09-01..30), squashing every normal one.
+        normal = normal_periods(sequence.node)
+        if not normal.any():
+            normal = np.ones(len(sequence), dtype=bool)
+        node, ratio = sequence.node[normal], balance_ratio(sequence.node)[normal]
         return cls(
-            node_mean=sequence.node.mean(axis=0),
-            node_std=np.maximum(sequence.node.std(axis=0), 10.0),  # MW: a feature that barely moves gets a 10 MW scale
+            node_mean=node.mean(axis=0),
+            node_std=np.maximum(node.std(axis=0), 10.0),  # MW: a feature that barely moves gets a 10 MW scale
             frequency_mean=float(freq.mean()) if freq.size else 50.0,
             frequency_std=float(max(freq.std(), 1e-3)) if freq.size else 0.05,
             balance_mean=float(ratio.mean()),

@@ -12,11 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.nn.functional import mse_loss
 
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
-from grid_guardian_assets.verifier.sequences import INPUT_CHANNELS, NODE_FEATURE_COUNT, GridSequence, Normaliser, batched_edge_index
+from grid_guardian_assets.verifier.sequences import (
+    INPUT_CHANNELS,
+    NODE_FEATURE_COUNT,
+    GridSequence,
+    Normaliser,
+    batched_edge_index,
+    normal_periods,
+)
 from grid_guardian_assets.verifier.train_config import TrainConfig
 
 
@@ -48,6 +54,7 @@ class PreparedSequence:
     targets: torch.Tensor  # (T, N, F)
     balance: torch.Tensor  # (T,)
     loading: torch.Tensor  # (T, E) forward branches
+    normal: torch.Tensor | None = None  # (T,) bool: the period balances (see ``normal_periods``); None: all do
 
     @classmethod
     def of(cls, sequence: GridSequence, normaliser: Normaliser, device: torch.device) -> "PreparedSequence":
@@ -57,7 +64,11 @@ class PreparedSequence:
             targets=inputs[:, :, :NODE_FEATURE_COUNT].contiguous().to(device),
             balance=normaliser.balance(sequence).to(device),
             loading=torch.as_tensor(sequence.loading, dtype=torch.float32, device=device),
+            normal=torch.as_tensor(normal_periods(sequence.node), device=device),
         )
+
+    def normal_mask(self) -> torch.Tensor:
+        return self.normal if self.normal is not None else torch.ones(len(self), dtype=torch.bool, device=self.inputs.device)
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
@@ -74,6 +85,7 @@ class SequenceBatch:
     edge_index: torch.Tensor
     edge_weight: torch.Tensor
     batch: torch.Tensor
+    normal: torch.Tensor | None = None  # (L, B) bool: the period of that run balances
 
     @classmethod
     def stack(cls, runs: list[PreparedSequence], graph: GraphTensors) -> "SequenceBatch":
@@ -86,7 +98,14 @@ class SequenceBatch:
             edge_index=batched_edge_index(graph.edge_index, graph.num_nodes, b),
             edge_weight=graph.edge_weight.repeat(b),
             batch=torch.arange(b, device=runs[0].inputs.device).repeat_interleave(graph.num_nodes),
+            normal=torch.stack([r.normal_mask() for r in runs], dim=1),
         )
+
+    def scored(self, warmup: int) -> torch.Tensor:
+        """``(L - warmup - 1, B)`` float: 1 where the prediction made after period ``t`` for ``t + 1`` is a fair
+        example of normal data (both periods balance), for ``t`` from ``warmup``; 0 where either is a data fault."""
+        n = self.normal.float()
+        return n[warmup:-1] * n[warmup + 1 :]
 
 
 def predict(kind: str, model: torch.nn.Module, batch: SequenceBatch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -94,6 +113,15 @@ def predict(kind: str, model: torch.nn.Module, batch: SequenceBatch) -> tuple[to
     if kind == "gnn":
         return model(batch.inputs, batch.edge_index, batch.edge_weight, batch.loading, batch.batch)
     return model(batch.inputs), None, None
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries whose ``weight`` (``(L, M)``, 0 or 1, broadcast over trailing axes) is 1;
+    equal to ``mse_loss`` when every weight is 1."""
+    weight = weight.reshape(*weight.shape, *([1] * (prediction.dim() - weight.dim())))
+    squared = (prediction - target) ** 2 * weight
+    count = weight.expand_as(squared).sum()
+    return squared.sum() / count.clamp(min=1.0)
 
 
 def build_model(kind: str, config: TrainConfig) -> torch.nn.Module:
@@ -109,7 +137,8 @@ def _chunks(prepared: list[PreparedSequence], length: int) -> list[PreparedSeque
     for p in prepared:
         for start in range(0, len(p) - length + 1, length):
             end = start + length
-            out.append(PreparedSequence(p.inputs[start:end], p.targets[start:end], p.balance[start:end], p.loading[start:end]))
+            out.append(PreparedSequence(p.inputs[start:end], p.targets[start:end], p.balance[start:end], p.loading[start:end],
+                                        p.normal_mask()[start:end]))
     return out
 
 
@@ -142,10 +171,13 @@ def train_model(
             batch = SequenceBatch.stack([chunks[j] for j in order[start : start + per_step]], graph)
             optimiser.zero_grad()
             node, balance, loading = predict(kind, model, batch)
-            loss = mse_loss(node[w:-1], batch.targets[w + 1 :])
+            # Periods that do not balance (FUELHH glitches) are data faults, not normal data: left out of the loss.
+            weight = batch.scored(w)  # (L', B)
+            loss = masked_mse(node[w:-1], batch.targets[w + 1 :], weight.repeat_interleave(graph.num_nodes, dim=1))
             if kind == "gnn":
-                loss = loss + config.balance_weight * mse_loss(balance[w:-1], batch.balance[w + 1 :])
-                loss = loss + config.loading_weight * mse_loss(loading[w:-1], batch.loading[w + 1 :])
+                loss = loss + config.balance_weight * masked_mse(balance[w:-1], batch.balance[w + 1 :], weight)
+                edges = batch.loading.shape[1] // weight.shape[1]
+                loss = loss + config.loading_weight * masked_mse(loading[w:-1], batch.loading[w + 1 :], weight.repeat_interleave(edges, dim=1))
             loss.backward()
             optimiser.step()
             total += loss.item()
