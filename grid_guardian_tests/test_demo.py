@@ -44,17 +44,24 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     assert "dagster dev -w workspace.yaml" in text and "store read fuelhh" in text and "mlflow ui" in text
     assert "GNN verifier" in text and "3-sigma" in text
     assert (paths.dagster_home / "dagster.yaml").read_text() == (REPO / "dagster.yaml").read_text()
-    # Self-play and the live path ran into the same instance; the incident left frequency alerts in Redis.
+    # The live path ran into the same instance. Self-play and model-scored alerts follow only a promoted checkpoint:
+    # on real demand the demo's short training does not beat the 3-sigma rule (README, "What the demo does").
+    promoted = models.promoted()
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
-        assert "round-0001" in instance.get_materialized_partitions(dg.AssetKey("self_play_round"))
+        rounds = instance.get_materialized_partitions(dg.AssetKey("self_play_round"))
         live_runs = instance.get_runs(dg.RunsFilter(job_name="live_inference"))
         assert len(live_runs) == 1 and live_runs[0].tags["grid_guardian/live"] == "inference"
         assert live_runs[0].status == dg.DagsterRunStatus.SUCCESS
-    assert "Self-play proposed" in text and "Live path sensor: RunRequest for checkpoint" in text
+    if promoted is not None:
+        assert "round-0001" in rounds and "Self-play proposed" in text
+        assert "Live path sensor: RunRequest for checkpoint" in text
+    else:
+        assert "not promoted (verifier_quality failed)" in text and not rounds
+        assert "Live path sensor: skipped: no checkpoint promoted yet" in text
     incident = [line for line in text.splitlines() if "frequency_operational" in line and "bmrs.FREQ/" in line]
     assert incident and all(line.strip().startswith("2018-10-28T") for line in incident)
     in_incident = [a for a in alerts if a["source"].startswith("frequency") and "2018-10-28T15:32:00Z" <= a["time"] <= "2018-10-28T15:42:00Z"]
     assert len(in_incident) >= 3  # the dip stays below 49.8 Hz for over a minute of 15-s samples
     # Only the incident leaves the statutory band (the synthetic day's own noise can touch 49.8/50.2 Hz, never 49.5).
     assert all(a in in_incident for a in alerts if a["source"] == "frequency_statutory")
-    assert {a["model_version"] for a in alerts} == {models.promoted()}
+    assert {a["model_version"] for a in alerts} == {promoted or "none"}
