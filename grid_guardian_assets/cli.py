@@ -7,7 +7,8 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from grid_guardian_assets.config import default_data_dir
+from grid_guardian_assets import settings as env
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import DATASETS, dataset_spec
 from grid_guardian_assets.settlement import parse_day
 from grid_guardian_assets.store.hdf5 import HDF5Store
@@ -56,7 +57,7 @@ def store_read(
         _fail(str(exc.args[0]) if exc.args else str(exc))
     if fmt not in ("csv", "json"):
         _fail(f"--format must be csv or json, not {fmt!r}")
-    store = HDF5Store((data_dir or default_data_dir()) / "hdf5")
+    store = HDF5Store(DataLayout.at(data_dir).hdf5)
     frame = store.read_range(spec, first, last)
     if not all_fields:
         frame = frame.select([f for f in spec.fields if f not in _BOOKKEEPING_FIELDS])
@@ -102,7 +103,9 @@ def stream_run(
     ] = 5000,
     keep_periods: Annotated[int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")] = 96,
     group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
-    network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",
+    network: Annotated[
+        str, typer.Option(help=f"Grid model: gb29 or gb2224, must match the checkpoint (default: ${env.NETWORK.name} or {env.NETWORK.default}).")
+    ] = "",
     models: Annotated[Path | None, typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     metrics_addr: Annotated[str, typer.Option(help="Address the metrics server binds.")] = "127.0.0.1",
@@ -116,12 +119,12 @@ def stream_run(
     from grid_guardian_assets.stream.metrics import StreamMetrics
 
     _logging(verbose)
-    root = data_dir or default_data_dir()
+    layout = DataLayout.at(data_dir)
     config = StreamConfig(
         group_id=group,
-        network=network,
-        model_root=models or root / "models",
-        cache_dir=root / "cache",
+        network=env.NETWORK.get(network),
+        model_root=models or layout.models,
+        cache_dir=layout.cache,
         batch_size=batch_size,
         keep_periods=keep_periods,
     )
@@ -156,7 +159,7 @@ def stream_replay(
         _fail(str(exc.args[0]) if exc.args else str(exc))
     settings = KafkaSettings.from_env()
     ensure_topics(settings)
-    store = HDF5Store((data_dir or default_data_dir()) / "hdf5")
+    store = HDF5Store(DataLayout.at(data_dir).hdf5)
     summary = replay_store(store, Producer(settings.producer_config()), specs, first, last, speed=factor)
     if summary.records == 0:
         _fail(f"no stored rows of {datasets} for {first}..{last} in {store.root}")
@@ -175,11 +178,10 @@ def stream_poll(
 ) -> None:
     """Publish new FREQ, FUELHH and INDO records from the Insights API ($ELEXON_API_BASE_URL) every 30 s."""
     import datetime as dt
-    import os
 
     from confluent_kafka import Producer
 
-    from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, ElexonClient
+    from grid_guardian_assets.elexon.client import ElexonClient
     from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
     from grid_guardian_assets.stream.metrics import StreamMetrics
     from grid_guardian_assets.stream.producers import LivePoller, PublishedKeys
@@ -195,11 +197,11 @@ def stream_poll(
             _fail(f"--as-of {as_of!r} needs a time zone (e.g. a trailing Z)")
         offset = fixed - dt.datetime.now(dt.UTC)
         clock = lambda: dt.datetime.now(dt.UTC) + offset  # noqa: E731
-    root = data_dir or default_data_dir()
+    layout = DataLayout.at(data_dir)
     settings = KafkaSettings.from_env()
     ensure_topics(settings)
-    client = ElexonClient(os.environ.get("ELEXON_API_BASE_URL", DEFAULT_BASE_URL), limiter_db=root / "elexon_rate_limit.sqlite")
-    keys = PublishedKeys(root / "live_poller_keys.sqlite")
+    client = ElexonClient(env.ELEXON_API_BASE_URL.get(), limiter_db=layout.elexon_rate_limit_db)
+    keys = PublishedKeys(layout.live_poller_keys_db)
     metrics = StreamMetrics()
     if metrics_port:
         metrics.serve(metrics_port, metrics_addr)
@@ -232,13 +234,10 @@ def stream_broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] 
 def stream_alerts(count: Annotated[int, typer.Option(help="How many of the newest alerts.")] = 20) -> None:
     """Print the newest alerts of the Redis stream ``alerts`` ($REDIS_URL), one JSON object per line."""
     import json
-    import os
 
     import redis
 
-    from grid_guardian_assets.stream.job import DEFAULT_REDIS_URL
-
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    client = redis.Redis.from_url(env.REDIS_URL.get())
     for entry_id, fields in reversed(client.xrevrange("alerts", count=count)):
         typer.echo(json.dumps({"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}))
 
