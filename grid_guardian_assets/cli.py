@@ -219,7 +219,7 @@ def stream_broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] 
     """Run the local Kafka-protocol broker (tansu, in memory) in the foreground, for the demo and development."""
     import time
 
-    from grid_guardian_assets.stream.local import LocalBroker
+    from grid_guardian_assets.dev.local_servers import LocalBroker
 
     with LocalBroker(port) as broker:
         typer.echo(f"tansu listening on {broker.bootstrap_servers} (in-memory: nothing survives a restart)", err=True)
@@ -252,9 +252,15 @@ def demo(
     live: Annotated[bool, typer.Option(help="Replay the week's last day with an incident through Kafka → GNN → Redis.")] = True,
     root: Annotated[Path, typer.Option(help="Folder for the demo's data and Dagster instance.")] = Path(".grid_guardian"),
     replay_url: Annotated[str | None, typer.Option(help="Use a running Insights API (replay) server instead of starting one.")] = None,
+    dagster_yaml: Annotated[
+        Path | None, typer.Option(help="Instance settings copied into the demo's new Dagster home (default: ./dagster.yaml when there is one).")
+    ] = None,
 ) -> None:
-    """Run the whole chain on bundled real data: BMRS chains, grid snapshots, benchmark, verifier, self-play, live path."""
-    from grid_guardian_assets.demo import DemoPaths, DemoPlan, repo_dagster_yaml, run_demo
+    """Run the whole chain on bundled real data: BMRS chains, grid snapshots, benchmark, verifier, self-play, live path.
+
+    The live stage uses $KAFKA_BOOTSTRAP_SERVERS and $REDIS_URL when they answer, else starts local servers.
+    """
+    from grid_guardian_assets.dev.demo import DemoPaths, DemoPlan, run_demo
 
     try:
         first = parse_day(start)
@@ -264,10 +270,15 @@ def demo(
         _fail(f"--days and --epochs must be at least 1, got {days} and {epochs}")
     plan = DemoPlan.default(first, days)
     plan.epochs, plan.verifier, plan.self_play_rounds, plan.live = epochs, verifier, self_play_rounds, live
-    from grid_guardian_assets.stream.local import LocalServerError
+    if dagster_yaml is None and Path("dagster.yaml").is_file():
+        dagster_yaml = Path("dagster.yaml")
+    elif dagster_yaml is not None and not dagster_yaml.is_file():
+        _fail(f"--dagster-yaml {dagster_yaml} is not a file")
+    from grid_guardian_assets.dev.local_servers import LocalServerError
 
     try:
-        ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
+        ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, dagster_yaml=dagster_yaml,
+                      kafka_bootstrap=env.KAFKA_BOOTSTRAP_SERVERS.set_value(), redis_url=env.REDIS_URL.set_value())
     except LocalServerError as exc:  # e.g. no redis-server on a fresh machine: say what to install
         _fail(f"{exc} (or point REDIS_URL / KAFKA_BOOTSTRAP_SERVERS at running servers, or pass --no-live)")
     raise typer.Exit(code=0 if ok else 1)

@@ -20,6 +20,10 @@ class EnvSetting:
         """``pinned`` when not empty (a resource's config, a command-line option), else ``$name``, else the default."""
         return pinned or os.environ.get(self.name) or self.default
 
+    def set_value(self) -> str:
+        """``$name``, or empty when it is unset: for a caller whose fallback is not the default (the demo probes)."""
+        return os.environ.get(self.name, "")
+
 
 DATA_DIR = EnvSetting("GRID_GUARDIAN_DATA_DIR", "~/.grid_guardian")
 ELEXON_API_BASE_URL = EnvSetting("ELEXON_API_BASE_URL", "https://data.elexon.co.uk/bmrs/api/v1")
