@@ -3,11 +3,13 @@
 import numpy as np
 import torch
 from torch_geometric.data import Data
-from torch_geometric_temporal.signal import StaticGraphTemporalSignal
 
-from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal  # noqa: F401  (registers the shim)
+# Through the compat module, which registers the torch_sparse stand-in before PyG Temporal's first import.
+from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, NODE_FEATURES, SnapshotDay
+
+StaticGraphTemporalSignal = torch_geometric_temporal.signal.StaticGraphTemporalSignal
 
 
 def undirected_edge_index(network: GridNetwork) -> torch.Tensor:

@@ -4,10 +4,12 @@ import torch
 from torch import Tensor
 from torch.nn import GRU, Linear, Module, ReLU, Sequential
 from torch_geometric.nn import GATConv, global_mean_pool
-from torch_geometric_temporal.nn.recurrent import TGCN
 
-from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal  # noqa: F401  (registers the shim)
+# Through the compat module, which registers the torch_sparse stand-in before PyG Temporal's first import.
+from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal
 from grid_guardian_assets.verifier.sequences import batched_edge_index
+
+TGCN = torch_geometric_temporal.nn.recurrent.TGCN
 
 
 class GridVerifier(Module):
