@@ -518,13 +518,106 @@ def _period_of(code: str, record: dict) -> int:
     return record["settlementPeriod"]
 
 
-# --- Dagster: the sensor and the job ------------------------------------------------------------------------------
-@pytest.mark.integration
-def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(broker, redis_server, tmp_path: Path, model_root: Path) -> None:
+# --- Dagster: the sensor and the live asset ------------------------------------------------------------------------
+LIVE_SCORES_KEY = "live_anomaly_scores"
+
+
+def _evaluate_sensor(instance, model_store_root: Path, cursor: str | None):
+    """One evaluation of the promotion sensor as the daemon runs it: from the stored cursor, against the instance."""
+    import dagster as dg
+
+    from grid_guardian_assets.defs.live.sensors import promoted_checkpoint_sensor
+    from grid_guardian_assets.defs.resources import ModelStoreResource
+
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={"model_store": ModelStoreResource(root=str(model_store_root))})
+    return promoted_checkpoint_sensor(context), context.cursor
+
+
+def _promotion_event(asset: str, version: str, promoted: bool = True):
+    import dagster as dg
+
+    if asset == "self_play_round":
+        return dg.AssetMaterialization(asset, partition="round-0001", metadata={"promoted": promoted, "solver_checkpoint": version})
+    return dg.AssetMaterialization(asset, metadata={"promoted": promoted, "checkpoint": version})
+
+
+def test_the_sensor_reacts_to_promotion_events_and_the_model_folder_once_each_and_never_beside_a_live_run(tmp_path: Path) -> None:
     import dagster as dg
 
     from grid_guardian_assets.definitions import defs
-    from grid_guardian_assets.defs.live.sensors import promoted_checkpoint_sensor
+    from grid_guardian_assets.defs.live.jobs import LIVE_TAG
+
+    folder = tmp_path / "models"  # nothing promoted in it: this daemon may not see the trainer's folder
+    with dg.instance_for_test() as instance:
+        skip, cursor = _evaluate_sensor(instance, folder, None)
+        assert isinstance(skip, dg.SkipReason) and "no checkpoint promoted" in skip.skip_message
+        instance.report_runless_asset_event(_promotion_event("gnn_verifier", "v-trained", promoted=False))
+        skip, cursor = _evaluate_sensor(instance, folder, cursor)
+        assert isinstance(skip, dg.SkipReason)  # a checkpoint that failed its gate is no promotion
+
+        instance.report_runless_asset_event(_promotion_event("gnn_verifier", "v-verifier"))
+        request, cursor = _evaluate_sensor(instance, folder, cursor)
+        assert isinstance(request, dg.RunRequest) and request.asset_selection == [dg.AssetKey(LIVE_SCORES_KEY)]
+        assert request.tags["grid_guardian/checkpoint"] == "v-verifier" and request.tags["grid_guardian/live"] == "inference"
+        assert request.tags["grid_guardian/promoted_by"].startswith("gnn_verifier")
+        again, cursor = _evaluate_sensor(instance, folder, cursor)  # a restarted daemon starts from the stored cursor
+        assert isinstance(again, dg.SkipReason) and "already handled" in again.skip_message
+
+        # Promoted by hand, outside Dagster: the folder says so.
+        folder.mkdir()
+        (folder / "PROMOTED").write_text("v-by-hand\n")
+        request, cursor = _evaluate_sensor(instance, folder, cursor)
+        assert isinstance(request, dg.RunRequest) and request.tags["grid_guardian/checkpoint"] == "v-by-hand"
+        assert request.tags["grid_guardian/promoted_by"] == "the model folder"
+        assert isinstance(_evaluate_sensor(instance, folder, cursor)[0], dg.SkipReason)
+
+        # A live run is on (queued or running): a self-play promotion starts no second one.
+        instance.create_run_for_job(job_def=defs.get_job_def("live_inference"), tags=LIVE_TAG, status=dg.DagsterRunStatus.STARTED)
+        (folder / "PROMOTED").write_text("v-self-play\n")
+        instance.report_runless_asset_event(_promotion_event("self_play_round", "v-self-play"))
+        skip, cursor = _evaluate_sensor(instance, folder, cursor)
+        assert isinstance(skip, dg.SkipReason) and "switches to v-self-play" in skip.skip_message
+        assert isinstance(_evaluate_sensor(instance, folder, cursor)[0], dg.SkipReason)
+
+
+def test_metrics_settings_are_read_when_the_run_starts_not_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grid_guardian_assets.defs.live.assets import LiveInferenceConfig
+    from grid_guardian_assets.stream.metrics import metrics_endpoint
+
+    monkeypatch.setenv("GRID_GUARDIAN_METRICS_PORT", "9108")
+    monkeypatch.setenv("GRID_GUARDIAN_METRICS_ADDR", "0.0.0.0")
+    config = LiveInferenceConfig()  # the module was imported before these were set
+    assert metrics_endpoint(config.metrics_port, config.metrics_addr) == (9108, "0.0.0.0")
+    assert metrics_endpoint(0, "127.0.0.1") == (0, "127.0.0.1")  # run config wins
+    monkeypatch.setenv("GRID_GUARDIAN_METRICS_PORT", "")
+    monkeypatch.delenv("GRID_GUARDIAN_METRICS_ADDR")
+    assert metrics_endpoint() == (0, "127.0.0.1")
+    monkeypatch.setenv("GRID_GUARDIAN_METRICS_PORT", "nine")
+    with pytest.raises(ValueError, match="GRID_GUARDIAN_METRICS_PORT"):
+        metrics_endpoint()
+
+
+def _latest_observation(instance, key) -> dict | None:
+    records = instance.fetch_observations(key, limit=1).records
+    return {k: v.value for k, v in records[0].asset_observation.metadata.items()} if records else None
+
+
+def _wait_for(condition, timeout_s: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.integration
+def test_a_promotion_launches_the_live_asset_which_records_progress_and_swaps_on_the_next_promotion(
+    broker, redis_server, tmp_path: Path, model_root: Path
+) -> None:
+    import dagster as dg
+
+    from grid_guardian_assets.definitions import defs
     from grid_guardian_assets.defs.resources import ModelStoreResource, resources_for
 
     store = ModelStore(model_root)
@@ -532,36 +625,123 @@ def test_sensor_launches_the_live_run_once_per_promotion_and_the_run_scores(brok
     store.promote(first)
     resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers, redis_url=redis_server.url)
     resources["model_store"] = ModelStoreResource(root=str(model_root))
+    scores = dg.AssetKey(LIVE_SCORES_KEY)
+    fuel = [r for r in recorded.fuelhh_records(DAY) if r["settlementPeriod"] <= 4]
+    produce(broker.bootstrap_servers, FUELHH, fuel)
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, excursion()))
+    total = len(fuel) + 2 * len(excursion())
+    errors: list[BaseException] = []
+    during: dict = {}
+    try:
+        with dg.instance_for_test() as instance:
+            instance.report_runless_asset_event(_promotion_event("gnn_verifier", first))
+            request, cursor = _evaluate_sensor(instance, model_root, None)
+            assert isinstance(request, dg.RunRequest) and request.tags["grid_guardian/checkpoint"] == first
+
+            def second_promotion_while_live() -> None:
+                try:
+                    _wait_for(lambda: (_latest_observation(instance, scores) or {}).get("readings", 0) >= len(fuel) + len(excursion()),
+                              what="progress of the first records")
+                    during["progress"] = _latest_observation(instance, scores)
+                    store.promote(second)
+                    instance.report_runless_asset_event(_promotion_event("self_play_round", second))
+                    during["sensor"], during["cursor"] = _evaluate_sensor(instance, model_root, cursor)
+                    _wait_for(lambda: (_latest_observation(instance, scores) or {}).get("model_in_use") == second, what="the swap")
+                    produce(broker.bootstrap_servers, FREQ, freq_records(T0 + dt.timedelta(hours=1), excursion()))
+                except BaseException as exc:  # noqa: BLE001 (reported by the test's thread)
+                    errors.append(exc)
+
+            helper = threading.Thread(target=second_promotion_while_live)
+            helper.start()
+            config = {"max_seconds": 90.0, "max_messages": total, "progress_every_s": 0.2, "fuel_settle_s": 1.0}
+            result = defs.get_job_def("live_inference").execute_in_process(
+                run_config={"ops": {LIVE_SCORES_KEY: {"config": config}}}, instance=instance, resources=resources, tags=request.tags,
+            )
+            helper.join(60)
+            assert not errors, errors
+            assert result.success
+
+            # The progress the UI shows while it ran: readings, alerts, lag, checkpoint in use, offsets covered.
+            progress = during["progress"]
+            assert progress["model_in_use"] == first and progress["alerts"] == 7
+            assert {tp.split("/")[0] for tp in progress["kafka_offsets"]} == {"bmrs.FUELHH", "bmrs.FREQ"} and "consumer_lag" in progress
+            observations = instance.fetch_observations(scores, limit=1000).records
+            assert all(o.run_id == result.run_id for o in observations)
+            assert {o.asset_observation.metadata["model_in_use"].value for o in observations} == {first, second}
+
+            # The second promotion switched the running job: no second run.
+            assert isinstance(during["sensor"], dg.SkipReason) and f"switches to {second}" in during["sensor"].skip_message
+            runs = instance.get_runs(dg.RunsFilter(job_name="live_inference"))
+            assert [r.run_id for r in runs] == [result.run_id] and runs[0].tags["grid_guardian/checkpoint"] == first
+
+            # The final materialisation: the run's summary.
+            final = instance.get_latest_materialization_event(scores)
+            assert final.run_id == result.run_id
+            metadata = {k: v.value for k, v in final.asset_materialization.metadata.items()}
+            assert metadata["model_versions"] == f"{first}, {second}" and metadata["model_in_use"] == second
+            assert metadata["messages"] == total and metadata["readings"] == total and metadata["alerts"] == 14
+            covered = {}  # topic -> offsets covered, over its partitions (the producers' topics auto-create several)
+            for tp, span in metadata["kafka_offsets"].items():
+                first_offset, last_offset = (int(o) for o in span.split(".."))
+                covered[tp.split("/")[0]] = covered.get(tp.split("/")[0], 0) + last_offset - first_offset + 1
+            assert covered == {"bmrs.FREQ": 2 * len(excursion()), "bmrs.FUELHH": len(fuel)}
+            assert metadata["stopped_by"] == "max_messages" and metadata["consumer_lag"] == 0
+            client = redis.Redis.from_url(redis_server.url)
+            assert {a["model_version"] for a in stream_alerts(client)} == {first, second}
+            redis_event = instance.get_latest_materialization_event(dg.AssetKey("redis_alerts"))
+            assert redis_event.run_id == result.run_id
+            assert redis_event.asset_materialization.metadata["alert_stream_length"].value == 14
+
+            # Nothing new since: no run. A promotion once the live run is over: a new run.
+            assert isinstance(_evaluate_sensor(instance, model_root, during["cursor"])[0], dg.SkipReason)
+            store.promote(first)
+            instance.report_runless_asset_event(_promotion_event("gnn_verifier", first))
+            request, _ = _evaluate_sensor(instance, model_root, during["cursor"])
+            assert isinstance(request, dg.RunRequest) and request.tags["grid_guardian/checkpoint"] == first
+    finally:
+        store.promote(first)
+
+
+@pytest.mark.integration
+def test_terminating_the_live_run_commits_and_records_its_final_materialisation(broker, redis_server, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from grid_guardian_assets.definitions import defs
+    from grid_guardian_assets.defs.live.jobs import LIVE_TAG
+    from grid_guardian_assets.defs.resources import resources_for
+
+    resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers, redis_url=redis_server.url)
+    produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 100))
+    scores = dg.AssetKey(LIVE_SCORES_KEY)
+    errors: list[BaseException] = []
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"model_store": resources["model_store"]})
-        request = promoted_checkpoint_sensor(context)
-        assert isinstance(request, dg.RunRequest) and request.tags["grid_guardian/checkpoint"] == first
-        assert request.tags["grid_guardian/live"] == "inference"
-        again = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"model_store": resources["model_store"]})
-        assert isinstance(promoted_checkpoint_sensor(again), dg.SkipReason)
 
-        job = defs.get_job_def("live_inference")
-        result = job.execute_in_process(
-            run_config={"ops": {"run_live_inference": {"config": {"max_seconds": 10.0, "max_messages": len(excursion())}}}},
-            instance=instance,
-            resources=resources,
-            tags=request.tags,
+        def terminate_once_consumed() -> None:
+            # What the UI's Terminate does to the run worker (the launcher interrupts it; SIGTERM maps to the same).
+            try:
+                _wait_for(lambda: (_latest_observation(instance, scores) or {}).get("readings") == 100, what="progress")
+                time.sleep(1.0)
+                assert instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                os.kill(os.getpid(), signal.SIGINT)
+            except BaseException as exc:  # noqa: BLE001 (reported by the test's thread)
+                errors.append(exc)
+
+        helper = threading.Thread(target=terminate_once_consumed)
+        helper.start()
+        result = defs.get_job_def("live_inference").execute_in_process(
+            run_config={"ops": {LIVE_SCORES_KEY: {"config": {"progress_every_s": 0.2}}}}, instance=instance, resources=resources,
+            tags=LIVE_TAG,
         )
+        helper.join(30)
+        assert not errors, errors
         assert result.success
-        output = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0]
-        metadata = output.event_specific_data.metadata
-        assert metadata["model_versions"].value == first and metadata["alerts"].value == 7
-        client = redis.Redis.from_url(redis_server.url)
-        assert {a["model_version"] for a in stream_alerts(client)} == {first}
-
-        # A newer promotion while a live run is going: no second run, the running job swaps.
-        store.promote(second)
-        instance.create_run_for_job(job_def=job, tags=request.tags, status=dg.DagsterRunStatus.STARTED)
-        later = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"model_store": resources["model_store"]})
-        skip = promoted_checkpoint_sensor(later)
-        assert isinstance(skip, dg.SkipReason) and "switches to" in skip.skip_message
-    store.promote(first)
+        final = instance.get_latest_materialization_event(scores)
+        metadata = {k: v.value for k, v in final.asset_materialization.metadata.items()}
+        assert final.run_id == result.run_id and metadata["stopped_by"] == "run terminated" and metadata["messages"] == 100
+        assert metadata["physics_rules_only"] is True
+    # The offsets were committed before the run ended: the group has nothing left to read.
+    again = InferenceJob(config_for(broker, redis_server, tmp_path, group_id="grid-guardian-live"))
+    assert again.run(max_seconds=6).messages == 0
 
 
 @pytest.mark.integration

@@ -66,7 +66,7 @@ def _dismiss_dialogs(page) -> None:
             button.first.click()
 
 
-def test_asset_graph_and_a_partitioned_assets_checks_are_visible(webserver: str, tmp_path: Path) -> None:
+def test_asset_graph_the_live_paths_lineage_and_a_partitioned_assets_checks_are_visible(webserver: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     shots = tmp_path / "screenshots"
@@ -92,8 +92,16 @@ def test_asset_graph_and_a_partitioned_assets_checks_are_visible(webserver: str,
         page.get_by_text("2018-03-01").first.wait_for(timeout=30_000)  # the materialised partition
         page.get_by_text("file_bytes").first.wait_for(timeout=30_000)  # and its metadata
         page.screenshot(path=str(shots / "fuelhh_store_events.png"))
+
+        # The live path in the lineage: verifier and self-play (the checkpoint) and the topics upstream of the
+        # inference, its Redis alerts and the dead-letter topic downstream.
+        page.goto(f"{webserver}/assets/live_anomaly_scores?view=lineage", wait_until="networkidle")
+        _dismiss_dialogs(page)
+        for name in ("live_anomaly_scores", "gnn_verifier", "self_play_round", "bmrs.FUELHH", "bmrs.FREQ", "redis_alerts", "bmrs.dlq"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "live_lineage.png"))
         browser.close()
-    for name in ("asset_graph.png", "fuelhh_frames_checks.png", "fuelhh_store_events.png"):
+    for name in ("asset_graph.png", "fuelhh_frames_checks.png", "fuelhh_store_events.png", "live_lineage.png"):
         assert (shots / name).stat().st_size > 10_000
     keep = os.environ.get("GRID_GUARDIAN_SCREENSHOTS")
     if keep:

@@ -1,5 +1,6 @@
 """The demo's live stage: a broker and Redis (running ones, or local ones it starts and stops), a stored day replayed
-through Kafka with an incident in it, and the live inference run that the checkpoint sensor asks for."""
+through Kafka with an incident in it, and the live inference run (``live_anomaly_scores``) that the checkpoint sensor
+asks for."""
 
 import datetime as dt
 import math
@@ -122,12 +123,12 @@ def run_live_stage(instance: dg.DagsterInstance, resources: dict, store: HDF5Sto
     published = publish_records(Producer(settings.producer_config()), records, {s.code: s for s in (FUELHH, INDO, FREQ)}).records
     job = defs.get_job_def("live_inference")
     config = {"max_messages": published, "max_seconds": 300.0, "fuel_settle_s": 1.0, "group_id": f"grid-guardian-demo-{day}"}
-    result = job.execute_in_process(run_config={"ops": {"run_live_inference": {"config": config}}, **run_config_extra},
+    result = job.execute_in_process(run_config={"ops": {"live_anomaly_scores": {"config": config}}, **run_config_extra},
                                     instance=instance, resources=resources, tags=tags, raise_on_error=False)
     metadata = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_OUTPUT":
-            metadata = {k: v.value for k, v in event.event_specific_data.metadata.items()}
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == dg.AssetKey("live_anomaly_scores"):
+            metadata = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
     client = redis.Redis.from_url(servers.redis_url)
     start, end = (to_api_time(t) for t in day_bounds_utc(day))
     alerts = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(ALERT_STREAM)]

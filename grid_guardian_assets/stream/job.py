@@ -8,6 +8,7 @@ make sure the DLQ records are delivered; then commit the offsets after the last 
 batches the job picks up a newly promoted checkpoint.
 """
 
+import copy
 import logging
 import os
 import signal
@@ -64,6 +65,8 @@ class StreamConfig:
         model_check_s: How often the promoted checkpoint is looked up.
         redis_retry_s: How long a batch's Redis write is retried before the job gives up (nothing is committed).
         keep_periods: Scored periods kept for refinement by late data (B1610 arrives about five days late: 288+).
+        progress_every_s: Least seconds between two calls of the job's ``on_progress`` callback (it is called only
+            when something changed since the last call: an idle job reports nothing).
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
@@ -80,11 +83,23 @@ class StreamConfig:
     redis_retry_s: float = 120.0
     stream_maxlen: int = 100_000
     keep_periods: int = 96
+    progress_every_s: float = 60.0
 
 
 @dataclass
 class StreamSummary:
-    """What one run of the job did."""
+    """What one run of the job did (so far, when passed to ``on_progress``).
+
+    Attributes:
+        messages, readings, rejected, alerts, batches: Counts over the run (``rejected``: sent to the DLQ).
+        model_versions: Every checkpoint that scored during the run, in the order they were taken up.
+        model_in_use: The checkpoint scoring now (``none``: physics rules only).
+        alerts_by_source: New alerts by rule (or ``model``).
+        offsets: ``topic/partition`` → [first, last] offset this run committed.
+        consumer_lag: ``topic/partition`` → records not yet committed by the group, at the last batch.
+        stopped_by: Why the run ended: ``stop()``, ``SIGTERM``, ``max_seconds`` or ``max_messages`` (empty while it runs).
+        seconds: Wall-clock seconds since consumption started.
+    """
 
     messages: int = 0
     readings: int = 0
@@ -92,7 +107,11 @@ class StreamSummary:
     alerts: int = 0
     batches: int = 0
     model_versions: list[str] = field(default_factory=list)
+    model_in_use: str = "none"
     alerts_by_source: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    offsets: dict[str, list[int]] = field(default_factory=dict)
+    consumer_lag: dict[str, int] = field(default_factory=dict)
+    stopped_by: str = ""
     seconds: float = 0.0
 
     def as_metadata(self) -> dict[str, object]:
@@ -100,7 +119,12 @@ class StreamSummary:
             "messages": self.messages, "readings": self.readings, "rejected_to_dlq": self.rejected,
             "alerts": self.alerts, "batches": self.batches, "seconds": round(self.seconds, 1),
             "model_versions": ", ".join(self.model_versions) or "none (physics rules only)",
+            "model_in_use": self.model_in_use,
             "alerts_by_source": dict(self.alerts_by_source),
+            "kafka_offsets": {tp: f"{first}..{last}" for tp, (first, last) in sorted(self.offsets.items())},
+            "consumer_lag": sum(self.consumer_lag.values()),
+            "consumer_lag_by_partition": dict(sorted(self.consumer_lag.items())),
+            "stopped_by": self.stopped_by,
         }
 
 
@@ -112,14 +136,20 @@ class InferenceJob:
         metrics: Prometheus metrics (a fresh registry when omitted).
         after_store: Called with the count of batches stored so far after each batch is written to Redis and
             before its offsets are committed (tests inject a crash there).
+        on_progress: Called from the consuming thread with a copy of the run's summary so far, after a committed
+            batch or a model swap, at most once every ``config.progress_every_s`` (Dagster records it as an asset
+            observation). The final summary is ``run()``'s return value, not a progress call.
     """
 
     def __init__(self, config: StreamConfig, metrics: StreamMetrics | None = None,
-                 after_store: Callable[[int], None] | None = None):
+                 after_store: Callable[[int], None] | None = None,
+                 on_progress: Callable[[StreamSummary], None] | None = None):
         self.config = config
         self.metrics = metrics or StreamMetrics()
         self.after_store = after_store
+        self.on_progress = on_progress
         self.stop_event = threading.Event()
+        self._stop_reason = ""
         network = load_network(config.network)
         self.mapping, self.flow = bus_mapping(network), DCPowerFlow(network)
         self.limits = branch_limits(self.mapping, self.flow, config.cache_dir)
@@ -133,6 +163,8 @@ class InferenceJob:
         self._last_model_check = 0.0
         self._consumed_next: dict[tuple[str, int], int] = {}
         self._committed_next: dict[tuple[str, int], int] = {}
+        self._last_progress = 0.0
+        self._reported: tuple[int, int, str] | None = None  # (messages, batches, model) at the last on_progress
 
     # --- model ------------------------------------------------------------------------------------------------
     def _promoted_scorer(self) -> LiveScorer | None:
@@ -226,14 +258,28 @@ class InferenceJob:
             self._committed_next[(t, p)] = o + 1
             self._consumed_next[(t, p)] = max(self._consumed_next.get((t, p), 0), o + 1)
 
-    def _update_lag(self, consumer: Consumer) -> None:
+    def _update_lag(self, consumer: Consumer, summary: StreamSummary) -> None:
         for (topic, partition), committed in self._committed_next.items():
             try:
                 _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             except KafkaException:
                 high = -1
             end = max(high, self._consumed_next.get((topic, partition), committed))
-            self.metrics.consumer_lag.labels(topic, str(partition)).set(max(0, end - committed))
+            lag = max(0, end - committed)
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+            summary.consumer_lag[f"{topic}/{partition}"] = lag
+
+    def _report_progress(self, summary: StreamSummary, started: float) -> None:
+        """Hand ``on_progress`` a copy of the summary when it changed and ``progress_every_s`` has passed."""
+        if self.on_progress is None:
+            return
+        now = time.monotonic()
+        state = (summary.messages, summary.batches, summary.model_in_use)
+        if state == self._reported or now - self._last_progress < self.config.progress_every_s:
+            return
+        self._last_progress, self._reported = now, state
+        summary.seconds = now - started
+        self.on_progress(copy.deepcopy(summary))
 
     # --- the loop ---------------------------------------------------------------------------------------------
     def run(self, max_seconds: float | None = None, max_messages: int | None = None, handle_sigterm: bool = True) -> StreamSummary:
@@ -256,20 +302,24 @@ class InferenceJob:
         restore = self._install_sigterm() if handle_sigterm else (lambda: None)
         self._if_model_changed(summary)
         started = time.monotonic()
+        self._last_progress, self._reported = started, None
         try:
             while not self.stop_event.is_set():
                 if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    summary.stopped_by = "max_seconds"
                     break
                 want = self.config.batch_size
                 if max_messages is not None:
                     want = min(want, max_messages - summary.messages)
                     if want <= 0:
+                        summary.stopped_by = "max_messages"
                         break
                 batch = [m for m in self._next_batch(consumer, want) if self._usable(m)]
                 findings, rejected, n_readings = self.process(batch) if batch else ([], [], 0)
                 findings += self.processor.tick()  # wall-clock completion, also while a backlog streams in
                 if not batch and not findings:
                     self._if_model_changed(summary)
+                    self._report_progress(summary, started)
                     continue
                 alerts = self._store(findings)
                 if self.after_store is not None:
@@ -278,8 +328,11 @@ class InferenceJob:
                 if batch:
                     self._commit(consumer, batch)
                 self._account(summary, batch, findings, rejected, n_readings, alerts)
-                self._update_lag(consumer)
+                self._update_lag(consumer, summary)
                 self._if_model_changed(summary)
+                self._report_progress(summary, started)
+            else:
+                summary.stopped_by = self._stop_reason or "stop()"
         finally:
             restore()
             consumer.close()
@@ -297,6 +350,7 @@ class InferenceJob:
 
     def _if_model_changed(self, summary: StreamSummary) -> None:
         self.refresh_model()
+        summary.model_in_use = self.processor.model_version
         if self.processor.scorer and self.processor.model_version not in summary.model_versions:
             summary.model_versions.append(self.processor.model_version)
 
@@ -327,6 +381,8 @@ class InferenceJob:
         for m in batch:
             spec = spec_for_topic(m.topic())
             self.metrics.messages_processed.labels(spec.code if spec else m.topic()).inc()
+            covered = summary.offsets.setdefault(f"{m.topic()}/{m.partition()}", [m.offset(), m.offset()])
+            covered[0], covered[1] = min(covered[0], m.offset()), max(covered[1], m.offset())
         for f in alerts:
             summary.alerts_by_source[f.source] += 1
             self.metrics.alerts.labels(f.source).inc()
@@ -344,10 +400,13 @@ class InferenceJob:
 
         def on_sigterm(signum, frame):  # noqa: ARG001
             log.info("SIGTERM: finishing the current batch, then stopping")
+            self._stop_reason = "SIGTERM"
             self.stop_event.set()
 
         signal.signal(signal.SIGTERM, on_sigterm)
         return lambda: signal.signal(signal.SIGTERM, previous)
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop()") -> None:
+        """Finish the current batch (store, commit), then return from ``run()``; ``reason`` becomes ``stopped_by``."""
+        self._stop_reason = reason
         self.stop_event.set()

@@ -1,8 +1,31 @@
 """Prometheus metrics of the live path (one registry per process, served on ``--metrics-port`` when asked)."""
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 METRICS_PORT_ENV = "GRID_GUARDIAN_METRICS_PORT"
+METRICS_ADDR_ENV = "GRID_GUARDIAN_METRICS_ADDR"
+DEFAULT_METRICS_ADDR = "127.0.0.1"
+
+
+def metrics_endpoint(port: int | None = None, addr: str | None = None) -> tuple[int, str]:
+    """Where to serve ``/metrics``: ``port`` and ``addr`` when given, else ``$GRID_GUARDIAN_METRICS_PORT`` (unset or
+    0: off) and ``$GRID_GUARDIAN_METRICS_ADDR`` (default 127.0.0.1), read now rather than when a module is imported.
+
+    Args:
+        port: The port, or ``None`` for the environment's.
+        addr: The bind address, or ``None`` for the environment's.
+
+    Returns:
+        ``(port, addr)``; port 0 means no metrics server.
+    """
+    if port is None:
+        text = os.environ.get(METRICS_PORT_ENV, "").strip()
+        if text and not text.isdigit():
+            raise ValueError(f"${METRICS_PORT_ENV} must be a port number, not {text!r}")
+        port = int(text or 0)
+    return port, addr or os.environ.get(METRICS_ADDR_ENV) or DEFAULT_METRICS_ADDR
 
 
 class StreamMetrics:

@@ -15,9 +15,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class CheckpointError(RuntimeError):
@@ -47,6 +48,8 @@ class ModelStore:
 
     def save(self, tensors: dict[str, Any], meta: dict[str, Any]) -> Checkpoint:
         """Write a new version; ``tensors`` must hold only tensors and plain containers."""
+        import torch  # imported by save and load only: reading PROMOTED (the live sensor, every 30 s) needs no torch
+
         self.root.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         staging = self.root / f".incoming-{stamp}"
@@ -71,8 +74,10 @@ class ModelStore:
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"checkpoint {version}: {path} is not valid JSON ({exc})") from None
 
-    def load(self, version: str, device: str | torch.device = "cpu") -> Checkpoint:
+    def load(self, version: str, device: "str | torch.device" = "cpu") -> Checkpoint:
         """Load a version after checking its sha256; never unpickles arbitrary objects."""
+        import torch
+
         meta = self.meta(version)
         path = self.root / version / "model.pt"
         if not path.exists():
