@@ -26,12 +26,12 @@ import torch
 from confluent_kafka import Consumer, Producer
 
 from grid_guardian_assets.datasets import FREQ, FUELHH
+from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import recorded
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
-from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
 from grid_guardian_assets.stream.messages import encode_record
 from grid_guardian_assets.stream.redis_sink import ALERT_CHANNEL
 from grid_guardian_assets.stream.topics import topic_for

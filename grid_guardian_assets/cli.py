@@ -7,7 +7,8 @@ from typing import Annotated
 import polars as pl
 import typer
 
-from grid_guardian_assets.config import default_data_dir
+from grid_guardian_assets import settings as env
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import DATASETS, dataset_spec
 from grid_guardian_assets.settlement import parse_day
 from grid_guardian_assets.store.hdf5 import HDF5Store
@@ -56,7 +57,7 @@ def store_read(
         _fail(str(exc.args[0]) if exc.args else str(exc))
     if fmt not in ("csv", "json"):
         _fail(f"--format must be csv or json, not {fmt!r}")
-    store = HDF5Store((data_dir or default_data_dir()) / "hdf5")
+    store = HDF5Store(DataLayout.at(data_dir).hdf5)
     frame = store.read_range(spec, first, last)
     if not all_fields:
         frame = frame.select([f for f in spec.fields if f not in _BOOKKEEPING_FIELDS])
@@ -102,7 +103,9 @@ def stream_run(
     ] = 5000,
     keep_periods: Annotated[int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")] = 96,
     group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
-    network: Annotated[str, typer.Option(help="Grid model: gb29 or gb2224 (must match the checkpoint).")] = "gb29",
+    network: Annotated[
+        str, typer.Option(help=f"Grid model: gb29 or gb2224, must match the checkpoint (default: ${env.NETWORK.name} or {env.NETWORK.default}).")
+    ] = "",
     models: Annotated[Path | None, typer.Option(help="Model store with the promoted checkpoint (default: DATA_DIR/models).")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     metrics_addr: Annotated[str, typer.Option(help="Address the metrics server binds.")] = "127.0.0.1",
@@ -116,12 +119,12 @@ def stream_run(
     from grid_guardian_assets.stream.metrics import StreamMetrics
 
     _logging(verbose)
-    root = data_dir or default_data_dir()
+    layout = DataLayout.at(data_dir)
     config = StreamConfig(
         group_id=group,
-        network=network,
-        model_root=models or root / "models",
-        cache_dir=root / "cache",
+        network=env.NETWORK.get(network),
+        model_root=models or layout.models,
+        cache_dir=layout.cache,
         batch_size=batch_size,
         keep_periods=keep_periods,
     )
@@ -156,7 +159,7 @@ def stream_replay(
         _fail(str(exc.args[0]) if exc.args else str(exc))
     settings = KafkaSettings.from_env()
     ensure_topics(settings)
-    store = HDF5Store((data_dir or default_data_dir()) / "hdf5")
+    store = HDF5Store(DataLayout.at(data_dir).hdf5)
     summary = replay_store(store, Producer(settings.producer_config()), specs, first, last, speed=factor)
     if summary.records == 0:
         _fail(f"no stored rows of {datasets} for {first}..{last} in {store.root}")
@@ -175,11 +178,10 @@ def stream_poll(
 ) -> None:
     """Publish new FREQ, FUELHH and INDO records from the Insights API ($ELEXON_API_BASE_URL) every 30 s."""
     import datetime as dt
-    import os
 
     from confluent_kafka import Producer
 
-    from grid_guardian_assets.elexon.client import DEFAULT_BASE_URL, ElexonClient
+    from grid_guardian_assets.elexon.client import ElexonClient
     from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
     from grid_guardian_assets.stream.metrics import StreamMetrics
     from grid_guardian_assets.stream.producers import LivePoller, PublishedKeys
@@ -195,11 +197,11 @@ def stream_poll(
             _fail(f"--as-of {as_of!r} needs a time zone (e.g. a trailing Z)")
         offset = fixed - dt.datetime.now(dt.UTC)
         clock = lambda: dt.datetime.now(dt.UTC) + offset  # noqa: E731
-    root = data_dir or default_data_dir()
+    layout = DataLayout.at(data_dir)
     settings = KafkaSettings.from_env()
     ensure_topics(settings)
-    client = ElexonClient(os.environ.get("ELEXON_API_BASE_URL", DEFAULT_BASE_URL), limiter_db=root / "elexon_rate_limit.sqlite")
-    keys = PublishedKeys(root / "live_poller_keys.sqlite")
+    client = ElexonClient(env.ELEXON_API_BASE_URL.get(), limiter_db=layout.elexon_rate_limit_db)
+    keys = PublishedKeys(layout.live_poller_keys_db)
     metrics = StreamMetrics()
     if metrics_port:
         metrics.serve(metrics_port, metrics_addr)
@@ -217,7 +219,7 @@ def stream_broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] 
     """Run the local Kafka-protocol broker (tansu, in memory) in the foreground, for the demo and development."""
     import time
 
-    from grid_guardian_assets.stream.local import LocalBroker
+    from grid_guardian_assets.dev.local_servers import LocalBroker
 
     with LocalBroker(port) as broker:
         typer.echo(f"tansu listening on {broker.bootstrap_servers} (in-memory: nothing survives a restart)", err=True)
@@ -232,13 +234,10 @@ def stream_broker(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] 
 def stream_alerts(count: Annotated[int, typer.Option(help="How many of the newest alerts.")] = 20) -> None:
     """Print the newest alerts of the Redis stream ``alerts`` ($REDIS_URL), one JSON object per line."""
     import json
-    import os
 
     import redis
 
-    from grid_guardian_assets.stream.job import DEFAULT_REDIS_URL
-
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    client = redis.Redis.from_url(env.REDIS_URL.get())
     for entry_id, fields in reversed(client.xrevrange("alerts", count=count)):
         typer.echo(json.dumps({"id": entry_id.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}))
 
@@ -253,9 +252,15 @@ def demo(
     live: Annotated[bool, typer.Option(help="Replay the week's last day with an incident through Kafka → GNN → Redis.")] = True,
     root: Annotated[Path, typer.Option(help="Folder for the demo's data and Dagster instance.")] = Path(".grid_guardian"),
     replay_url: Annotated[str | None, typer.Option(help="Use a running Insights API (replay) server instead of starting one.")] = None,
+    dagster_yaml: Annotated[
+        Path | None, typer.Option(help="Instance settings copied into the demo's new Dagster home (default: ./dagster.yaml when there is one).")
+    ] = None,
 ) -> None:
-    """Run the whole chain on bundled real data: BMRS chains, grid snapshots, benchmark, verifier, self-play, live path."""
-    from grid_guardian_assets.demo import DemoPaths, DemoPlan, repo_dagster_yaml, run_demo
+    """Run the whole chain on bundled real data: BMRS chains, grid snapshots, benchmark, verifier, self-play, live path.
+
+    The live stage uses $KAFKA_BOOTSTRAP_SERVERS and $REDIS_URL when they answer, else starts local servers.
+    """
+    from grid_guardian_assets.dev.demo import DemoPaths, DemoPlan, run_demo
 
     try:
         first = parse_day(start)
@@ -265,10 +270,15 @@ def demo(
         _fail(f"--days and --epochs must be at least 1, got {days} and {epochs}")
     plan = DemoPlan.default(first, days)
     plan.epochs, plan.verifier, plan.self_play_rounds, plan.live = epochs, verifier, self_play_rounds, live
-    from grid_guardian_assets.stream.local import LocalServerError
+    if dagster_yaml is None and Path("dagster.yaml").is_file():
+        dagster_yaml = Path("dagster.yaml")
+    elif dagster_yaml is not None and not dagster_yaml.is_file():
+        _fail(f"--dagster-yaml {dagster_yaml} is not a file")
+    from grid_guardian_assets.dev.local_servers import LocalServerError
 
     try:
-        ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, repo_dagster_yaml=repo_dagster_yaml())
+        ok = run_demo(plan, DemoPaths.under(root), replay_url=replay_url, dagster_yaml=dagster_yaml,
+                      kafka_bootstrap=env.KAFKA_BOOTSTRAP_SERVERS.set_value(), redis_url=env.REDIS_URL.set_value())
     except LocalServerError as exc:  # e.g. no redis-server on a fresh machine: say what to install
         _fail(f"{exc} (or point REDIS_URL / KAFKA_BOOTSTRAP_SERVERS at running servers, or pass --no-live)")
     raise typer.Exit(code=0 if ok else 1)

@@ -1,11 +1,13 @@
-"""Where Grid Guardian keeps its files when nothing says otherwise."""
+"""Kept for callers not yet moved to ``data_layout`` (``defs/live/jobs.py``); new code uses ``DataLayout``."""
 
-import os
 from pathlib import Path
 
-DATA_DIR_ENV = "GRID_GUARDIAN_DATA_DIR"
+from grid_guardian_assets.data_layout import DataLayout
+from grid_guardian_assets.settings import DATA_DIR
+
+DATA_DIR_ENV = DATA_DIR.name
 
 
 def default_data_dir() -> Path:
-    """``$GRID_GUARDIAN_DATA_DIR``, else ``~/.grid_guardian``: raw archive, validated frames and HDF5 stores."""
-    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".grid_guardian").expanduser()
+    """The environment's data root (``DataLayout.at().root``)."""
+    return DataLayout.at().root

@@ -9,9 +9,9 @@ import redis
 from rich.console import Console
 
 from grid_guardian_assets.datasets import DATASETS
-from grid_guardian_assets.demo import DemoPaths, DemoPlan, run_demo
+from grid_guardian_assets.dev.demo import DemoPaths, DemoPlan, run_demo
+from grid_guardian_assets.dev.local_servers import LocalRedis
 from grid_guardian_assets.store.hdf5 import HDF5Store
-from grid_guardian_assets.stream.local import LocalRedis
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_tests.conftest import REPO
 
@@ -20,15 +20,14 @@ pytestmark = pytest.mark.integration  # the whole demo
 
 def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DAGSTER_HOME", "GRID_GUARDIAN_DATA_DIR", "ELEXON_API_BASE_URL", "MLFLOW_TRACKING_URI", "KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL"):
-        monkeypatch.setenv(name, "")  # restored after the test; run_demo sets them for its own process
+        monkeypatch.setenv(name, "")  # the demo must not depend on them: what it uses is passed in
     redis_server = LocalRedis(directory=tmp_path / "redis").start()  # the demo's own, so earlier runs cannot answer for it
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
     paths = DemoPaths.under(tmp_path / "demo")
     console = Console(record=True, width=200)
     day = dt.date(2018, 10, 28)
     plan = DemoPlan([day], (dt.date(2018, 10, 20), day), (dt.date(2018, 10, 1), dt.date(2018, 10, 2)), epochs=1, calibration_days=3)
     try:
-        assert run_demo(plan, paths, repo_dagster_yaml=REPO / "dagster.yaml", console=console)
+        assert run_demo(plan, paths, dagster_yaml=REPO / "dagster.yaml", redis_url=redis_server.url, console=console)
         alerts = [{k.decode(): v.decode() for k, v in f.items()} for _, f in redis.Redis.from_url(redis_server.url).xrange("alerts")]
     finally:
         redis_server.stop()

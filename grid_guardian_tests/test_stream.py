@@ -16,6 +16,7 @@ import redis
 import torch
 
 from grid_guardian_assets.datasets import DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO
+from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
@@ -24,7 +25,6 @@ from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
-from grid_guardian_assets.stream.local import LocalBroker, LocalRedis
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.rules import BranchLimits, frequency_findings

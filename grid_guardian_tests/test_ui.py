@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from grid_guardian_assets.stream.local import free_port
+from grid_guardian_assets.dev.local_servers import free_port
 from grid_guardian_tests.conftest import REPO, materialize_chain
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/grid-guardian demo "$@"
+exec .venv/bin/grid-guardian demo --dagster-yaml dagster.yaml "$@"

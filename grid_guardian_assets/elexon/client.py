@@ -17,9 +17,10 @@ from pyrate_limiter import BucketFullException, Duration, InMemoryBucket, Limite
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.settings import ELEXON_API_BASE_URL
 from grid_guardian_assets.settlement import days_between
 
-DEFAULT_BASE_URL = "https://data.elexon.co.uk/bmrs/api/v1"
+DEFAULT_BASE_URL = ELEXON_API_BASE_URL.default
 # Elexon's published fair-use ceiling is 5,000 requests a minute; stay under it across every run.
 DEFAULT_REQUESTS_PER_MINUTE = 4500
 SYNTHETIC_HEADER = "x-grid-guardian-synthetic"

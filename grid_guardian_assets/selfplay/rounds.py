@@ -60,6 +60,11 @@ class ScenarioBuffer:
     def __init__(self, path: Path):
         self.path = path
 
+    @classmethod
+    def of_rounds(cls, root: Path) -> "ScenarioBuffer":
+        """The buffer of the rounds kept under ``root``."""
+        return cls(root / "buffer.parquet")
+
     def read(self) -> pl.DataFrame:
         return pl.read_parquet(self.path) if self.path.exists() else pl.DataFrame(schema=BUFFER_SCHEMA)
 
@@ -120,7 +125,7 @@ def run_round(
         policy.load_state_dict(state["policy"])
         optimiser.load_state_dict(state["optimiser"])
     verifier = PhysicsVerifier(network, limits, detector, calibration)
-    buffer = ScenarioBuffer(root / "buffer.parquet")
+    buffer = ScenarioBuffer.of_rounds(root)
     earlier = buffer.read().filter(pl.col("round") < number)
 
     rows, contexts, actions, examples, pairs, labels = [], [], [], [], [], []

@@ -1,15 +1,15 @@
 """Kafka client settings from the environment, and the topics of the live path."""
 
-import os
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from grid_guardian_assets import settings as env
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_BOOTSTRAP = env.KAFKA_BOOTSTRAP_SERVERS.default
 ALL_TOPICS = tuple(topic_for(spec) for spec in DATASETS.values())
 
 
@@ -33,14 +33,15 @@ class KafkaSettings:
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, bootstrap_servers: str | None = None) -> "KafkaSettings":
-        env = os.environ
+    def from_env(cls, bootstrap_servers: str = "", security_protocol: str = "", sasl_mechanism: str = "",
+                 sasl_username: str = "", sasl_password: str = "") -> "KafkaSettings":
+        """The ``KAFKA_*`` variables, read now; a non-empty argument pins that value instead."""
         return cls(
-            bootstrap_servers=bootstrap_servers or env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,
-            security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", ""),
-            sasl_username=env.get("KAFKA_SASL_USERNAME", ""),
-            sasl_password=env.get("KAFKA_SASL_PASSWORD", ""),
+            bootstrap_servers=env.KAFKA_BOOTSTRAP_SERVERS.get(bootstrap_servers),
+            security_protocol=env.KAFKA_SECURITY_PROTOCOL.get(security_protocol),
+            sasl_mechanism=env.KAFKA_SASL_MECHANISM.get(sasl_mechanism),
+            sasl_username=env.KAFKA_SASL_USERNAME.get(sasl_username),
+            sasl_password=env.KAFKA_SASL_PASSWORD.get(sasl_password),
         )
 
     def client_config(self) -> dict[str, str]:

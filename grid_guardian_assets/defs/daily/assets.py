@@ -94,7 +94,7 @@ def settlement_days(
     store = bmrs_storage.hdf5_store()
     builder = None
     if GRID_SNAPSHOTS in selected:
-        builder = SnapshotBuilder(grid.load(), bmrs_storage.root / "hdf5")
+        builder = SnapshotBuilder(grid.load(), bmrs_storage.layout.hdf5)
     bad: dict[dt.date, list[str]] = {}
     failed_inputs: dict[dt.date, set[str]] = {}
 

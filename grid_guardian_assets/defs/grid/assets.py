@@ -49,7 +49,7 @@ def grid_topology(context: dg.AssetExecutionContext, grid: GridResource, bmrs_st
 
     network = grid.load()
     data = topology_data(network)
-    path = bmrs_storage.root / "grid" / f"topology_{network.name}.pt"
+    path = bmrs_storage.layout.topology(network.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Plain tensors and lists: loadable with torch.load(weights_only=True).
     torch.save({k: v for k, v in data.to_dict().items()}, path)

@@ -53,10 +53,6 @@ def _windows(days) -> list:
     return [s.slice(i, i + WINDOW) for s in contiguous_sequences(days) for i in range(0, len(s) - WINDOW + 1, WINDOW)]
 
 
-def _selfplay_root(bmrs_storage: BmrsStorageResource) -> Path:
-    return bmrs_storage.root / "selfplay"
-
-
 @dg.asset(
     group_name="self_play",
     partitions_def=ROUNDS,
@@ -95,15 +91,15 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
             raise dg.Failure(description=f"no promoted checkpoint in {models.root}: materialise gnn_verifier first")
         meta = models.meta(promoted)
         first, last = (config.start or meta["train_days"][0]), (config.end or meta["train_days"][1])
-        snapshots = SnapshotStore(bmrs_storage.root / "hdf5")
+        snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
         windows = _windows(snapshots.read_range(network.name, dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
         cal_first, cal_last = (dt.date.fromisoformat(d) for d in meta["calibration_days"])
         calibration = contiguous_sequences(snapshots.read_range(network.name, cal_first, cal_last))
-        pointer = bmrs_storage.root / "benchmarks" / f"anomaly_benchmark_{network.name}.json"
+        pointer = bmrs_storage.layout.benchmark_pointer(network.name)
         if not pointer.exists():
             raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise it first")
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
-        limits = branch_limits(bus_mapping(network), DCPowerFlow(network), bmrs_storage.root / "cache")
+        limits = branch_limits(bus_mapping(network), DCPowerFlow(network), bmrs_storage.layout.cache)
         round_config = config.round_config()
         mlflow.set_tag("self_play_round", context.partition_key)
         mlflow.log_params(
@@ -119,7 +115,7 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
             result = run_round(
                 number,
                 round_config,
-                root=_selfplay_root(bmrs_storage),
+                root=bmrs_storage.layout.selfplay,
                 windows=windows,
                 calibration_sequences=calibration,
                 benchmark=benchmark,
@@ -193,8 +189,8 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
 def scenario_buffer(bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
     from grid_guardian_assets.selfplay.rounds import ScenarioBuffer
 
-    path = _selfplay_root(bmrs_storage) / "buffer.parquet"
-    frame = ScenarioBuffer(path).read()
+    buffer = ScenarioBuffer.of_rounds(bmrs_storage.layout.selfplay)
+    path, frame = buffer.path, buffer.read()
     if frame.height == 0:
         raise dg.Failure(description=f"{path} holds no scenarios: materialise a self_play_round first")
     by_round = frame.group_by("round").len().sort("round")

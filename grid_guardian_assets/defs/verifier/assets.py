@@ -61,10 +61,6 @@ class VerifierConfig(dg.Config):
         return to_domain(TrainConfig, self, run_fields=VERIFIER_RUN_FIELDS)
 
 
-def _benchmark_pointer(root: Path, network: str) -> Path:
-    return root / "benchmarks" / f"anomaly_benchmark_{network}.json"
-
-
 @dg.asset(
     group_name="verifier",
     deps=["grid_snapshots"],
@@ -78,14 +74,14 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
     network = grid.load()
-    days = SnapshotStore(bmrs_storage.root / "hdf5").read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
+    days = SnapshotStore(bmrs_storage.layout.hdf5).read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
     if not days:
         raise dg.Failure(description=f"no {network.name} grid_snapshots stored for {config.start}..{config.end}: materialise them first")
     bench = build_benchmark(
         contiguous_sequences(days), network, seed=config.seed, cases_per_type=config.cases_per_type, clean_cases=config.clean_cases
     )
-    path = bench.save(bmrs_storage.root / "benchmarks")
-    pointer = _benchmark_pointer(bmrs_storage.root, network.name)
+    path = bench.save(bmrs_storage.layout.benchmarks)
+    pointer = bmrs_storage.layout.benchmark_pointer(network.name)
     pointer.write_text(json.dumps({"version": bench.version, "path": str(path)}))
     counts = {kind: sum(1 for label in bench.labels if label and label.kind == kind) for kind in ANOMALY_TYPES}
     return dg.MaterializeResult(
@@ -131,9 +127,9 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     store = context.resources.model_store.store()
     with closing_mlflow_run(mlflow) as run_id:
         network = grid.load()
-        snapshots = SnapshotStore(bmrs_storage.root / "hdf5")
+        snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
         days = snapshots.read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
-        pointer = _benchmark_pointer(bmrs_storage.root, network.name)
+        pointer = bmrs_storage.layout.benchmark_pointer(network.name)
         if not pointer.exists():
             raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise anomaly_benchmark first")
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))

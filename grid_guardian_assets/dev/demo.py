@@ -6,13 +6,16 @@
 4. Self-play rounds from the promoted checkpoint, and the scenario buffer.
 5. The live path: the checkpoint sensor's run consumes the week's last day, replayed through Kafka with an incident
    in it (``demo_live``), and writes scores and alerts to Redis.
+
+Where the demo writes and what it talks to are passed in (``DemoPaths``, the replay URL, the instance settings, the
+broker and Redis); it sets no environment variable and finds no file through the package's location, so it runs the
+same from a checkout, an installed wheel or a test. Only the network (``GRID_GUARDIAN_NETWORK``, default gb29) comes
+from the environment, as for any run.
 """
 
 import datetime as dt
-import os
 import shutil
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import dagster as dg
@@ -21,9 +24,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.defs.resources import resources_for, sqlite_tracking_uri
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import contiguous_spans, days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
@@ -34,8 +39,19 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 @dataclass
 class DemoPaths:
+    """The demo's data folder and Dagster instance, both under one root (``DemoPaths.under``)."""
+
     data_dir: Path
     dagster_home: Path
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir.resolve())
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow store beside the instance: where ``dagster dev`` with this ``DAGSTER_HOME`` looks too."""
+        return sqlite_tracking_uri(self.dagster_home / "mlflow.db")
 
     @classmethod
     def under(cls, root: Path) -> "DemoPaths":
@@ -81,11 +97,11 @@ def _materialized(instance: dg.DagsterInstance, asset: str, result: dg.ExecuteIn
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def _install_dagster_yaml(dagster_home: Path, repo_dagster_yaml: Path | None) -> None:
+def _install_dagster_yaml(dagster_home: Path, dagster_yaml: Path | None) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
-    if not target.exists() and repo_dagster_yaml is not None and repo_dagster_yaml.exists():
-        shutil.copy(repo_dagster_yaml, target)
+    if not target.exists() and dagster_yaml is not None:
+        shutil.copy(dagster_yaml, target)
 
 
 def run_demo(
@@ -93,23 +109,25 @@ def run_demo(
     paths: DemoPaths,
     *,
     replay_url: str | None = None,
-    repo_dagster_yaml: Path | None = None,
+    dagster_yaml: Path | None = None,
+    kafka_bootstrap: str = "",
+    redis_url: str = "",
     console: Console | None = None,
 ) -> bool:
-    """Run the plan; returns whether every partition was stored and the verifier trained (gate passed or not)."""
+    """Run the plan; returns whether every partition was stored and the verifier trained (gate passed or not).
+
+    ``replay_url``: a running Insights API (replay) server, else one is started. ``dagster_yaml``: instance settings
+    copied into a new Dagster home. ``kafka_bootstrap`` and ``redis_url``: servers for the live stage, used when they
+    answer (else the demo starts local ones; see ``demo_live.live_servers``).
+    """
     console = console or Console()
-    _install_dagster_yaml(paths.dagster_home, repo_dagster_yaml)
+    _install_dagster_yaml(paths.dagster_home, dagster_yaml)
     server = None
     if replay_url is None:
         server = ReplayServer().start()
         replay_url = server.base_url
         console.print(f"Started the Insights API replay server at [bold]{replay_url}[/]")
-    os.environ.update(
-        DAGSTER_HOME=str(paths.dagster_home.resolve()),
-        GRID_GUARDIAN_DATA_DIR=str(paths.data_dir.resolve()),
-        ELEXON_API_BASE_URL=replay_url,
-    )
-    from grid_guardian_assets.defs.resources import default_resources, default_tracking_uri  # read the environment just set
+    resources = resources_for(replay_url, paths.layout.root, tracking_uri=paths.tracking_uri)
 
     all_partitioned = _daily_assets()
     grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() & all_partitioned
@@ -119,14 +137,14 @@ def run_demo(
     self_play: list[dict] = []
     live = None
     try:
-        with dg.DagsterInstance.get() as instance, Progress(console=console) as progress:
+        with dg.DagsterInstance.from_config(str(paths.dagster_home.resolve())) as instance, Progress(console=console) as progress:
 
             def materialize(
                 selection, partition: str | None = None, run_config: dict | None = None, tags: dict | None = None
             ) -> dg.ExecuteInProcessResult:
                 return dg.materialize(
                     list(defs.assets), selection=selection, partition_key=partition, instance=instance,
-                    resources=default_resources(), raise_on_error=False, tags={"grid_guardian/demo": "true", **(tags or {})},
+                    resources=resources, raise_on_error=False, tags={"grid_guardian/demo": "true", **(tags or {})},
                     # The progress bar and the summary say what happened; the UI keeps the full event log.
                     run_config={**QUIET, **(run_config or {})},
                 )
@@ -177,18 +195,19 @@ def run_demo(
                     progress.advance(task)
                 materialize(["scenario_buffer"])
             if plan.live:
-                from grid_guardian_assets.demo_live import live_servers, run_live_stage
+                from grid_guardian_assets.dev.demo_live import live_servers, run_live_stage
 
                 task = progress.add_task(f"Live path: replay {plan.week[-1]} with an incident through Kafka → GNN → Redis", total=None)
-                with live_servers(paths.data_dir.parent, console) as servers:
-                    os.environ.update(KAFKA_BOOTSTRAP_SERVERS=servers.bootstrap_servers, REDIS_URL=servers.redis_url)
-                    live = run_live_stage(instance, default_resources(), HDF5Store(paths.data_dir / "hdf5"), plan.week[-1], servers, QUIET)
+                with live_servers(paths.data_dir.parent, console, kafka_bootstrap, redis_url) as servers:
+                    live_resources = resources_for(replay_url, paths.layout.root, tracking_uri=paths.tracking_uri,
+                                                   kafka_bootstrap=servers.bootstrap_servers, redis_url=servers.redis_url)
+                    live = run_live_stage(instance, live_resources, HDF5Store(paths.layout.hdf5), plan.week[-1], servers, QUIET)
                 progress.update(task, total=1, completed=1)
     finally:
         if server is not None:
             server.stop()
 
-    _print_summary(console, plan, paths, outcomes, verifier_meta, default_tracking_uri())
+    _print_summary(console, plan, paths, outcomes, verifier_meta, resources["grid"].network)
     _print_self_play(console, self_play)
     if live is not None:
         _print_live(console, live)
@@ -236,10 +255,10 @@ def _print_live(console: Console, live) -> None:
     )
 
 
-def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes: dict, verifier_meta: dict, tracking_uri: str) -> None:
-    store, snapshots = HDF5Store(paths.data_dir / "hdf5"), SnapshotStore(paths.data_dir / "hdf5")
-    network = os.environ.get("GRID_GUARDIAN_NETWORK") or "gb29"
-    table = Table(title=f"Stored rows per settlement day of the week ({paths.data_dir / 'hdf5'})")
+def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes: dict, verifier_meta: dict, network: str) -> None:
+    layout = paths.layout
+    store, snapshots = HDF5Store(layout.hdf5), SnapshotStore(layout.hdf5)
+    table = Table(title=f"Stored rows per settlement day of the week ({layout.hdf5})")
     for name in ("day", *(s.code for s in DATASETS.values()), "snapshots", "run"):
         table.add_column(name, justify="left" if name == "day" else "right")
     for day in plan.week:
@@ -260,7 +279,7 @@ def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes:
             soft_wrap=True,
         )
     env = (
-        f"DAGSTER_HOME={paths.dagster_home.resolve()} GRID_GUARDIAN_DATA_DIR={paths.data_dir.resolve()} "
+        f"DAGSTER_HOME={paths.dagster_home.resolve()} GRID_GUARDIAN_DATA_DIR={paths.layout.root} "
         "ELEXON_API_BASE_URL=http://127.0.0.1:8765/bmrs/api/v1"
     )
     console.print(
@@ -270,16 +289,11 @@ def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes:
         "                open http://127.0.0.1:3000 → Assets: groups bmrs_*, grid, verifier, self_play (lineage, checks, plots,\n"
         "                maps, F1 tables), live (topics → live_anomaly_scores → redis_alerts: the live run's progress and\n"
         "                summary); Jobs: live_inference; Automation: promoted_checkpoint_sensor\n"
-        f"  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {tracking_uri}\n"
-        f"  Stored data:  GRID_GUARDIAN_DATA_DIR={paths.data_dir.resolve()} .venv/bin/grid-guardian store read fuelhh "
+        f"  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {paths.tracking_uri}\n"
+        f"  Stored data:  GRID_GUARDIAN_DATA_DIR={paths.layout.root} .venv/bin/grid-guardian store read fuelhh "
         f"--start {plan.week[0]} --end {plan.week[0]} --format csv\n"
-        f"  Checkpoints:  {paths.data_dir.resolve() / 'models'}\n"
-        f"  Raw archive:  {paths.data_dir.resolve() / 'raw'}",
+        f"  Checkpoints:  {layout.models}\n"
+        f"  Raw archive:  {layout.raw}",
         soft_wrap=True,
     )
 
-
-def repo_dagster_yaml() -> Path | None:
-    """dagster.yaml of the checkout this package was installed from (editable installs), if there is one."""
-    candidate = Path(str(resources.files("grid_guardian_assets"))).parent / "dagster.yaml"
-    return candidate if candidate.exists() else None

@@ -4,7 +4,6 @@ asks for."""
 
 import datetime as dt
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,10 +15,10 @@ from confluent_kafka import Producer
 from rich.console import Console
 
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
+from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis, free_port, port_open
 from grid_guardian_assets.settlement import day_bounds_utc, to_api_time
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings, ensure_topics
-from grid_guardian_assets.stream.local import LocalBroker, LocalRedis, free_port, port_open
 from grid_guardian_assets.stream.producers import publish_records
 from grid_guardian_assets.stream.redis_sink import ALERT_STREAM
 
@@ -44,12 +43,12 @@ def _redis_answers(url: str) -> bool:
 
 
 @contextmanager
-def live_servers(root: Path, console: Console) -> Iterator[LiveServers]:
-    """``$KAFKA_BOOTSTRAP_SERVERS`` (default 127.0.0.1:9092) and ``$REDIS_URL`` when they answer, else a Redis already
-    on 6379 (database 1, so the demo's keys stay apart), else local servers started here (tansu on 9092 when free)
-    and stopped on the way out (even on Ctrl-C)."""
+def live_servers(root: Path, console: Console, bootstrap_servers: str = "", redis_url: str = "") -> Iterator[LiveServers]:
+    """``bootstrap_servers`` (empty: 127.0.0.1:9092) and ``redis_url`` when they answer, else a Redis already on 6379
+    (database 1, so the demo's keys stay apart), else local servers started here (tansu on 9092 when free) and
+    stopped on the way out (even on Ctrl-C)."""
     started = []
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+    bootstrap = bootstrap_servers or DEFAULT_BOOTSTRAP
     host, _, port = bootstrap.partition(":")
     if not (port.isdigit() and port_open(host, int(port))):
         # On the default port when it is free, so `grid-guardian stream …` finds it without settings.
@@ -57,7 +56,6 @@ def live_servers(root: Path, console: Console) -> Iterator[LiveServers]:
         started.append(broker)
         bootstrap = broker.bootstrap_servers
         console.print(f"Started a local Kafka-protocol broker (tansu, in memory) at [bold]{bootstrap}[/]")
-    redis_url = os.environ.get("REDIS_URL", "")
     if not (redis_url and _redis_answers(redis_url)):
         redis_url = "redis://127.0.0.1:6379/1"
         if not _redis_answers(redis_url):

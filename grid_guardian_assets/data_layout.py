@@ -1,0 +1,79 @@
+"""Where each kind of file lives under the data root: the one place that says so.
+
+Every stage, command and tool builds its paths from a ``DataLayout``; none joins folder names onto the root itself.
+The root is ``$GRID_GUARDIAN_DATA_DIR`` (else ``~/.grid_guardian``), read when a layout is made, not at import.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from grid_guardian_assets.settings import DATA_DIR
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path | None = None) -> "DataLayout":
+        """The layout under ``root`` when one is given (a resource's config, a command-line option), else under the
+        environment's data root."""
+        return cls(Path(DATA_DIR.get(str(root) if root else "")).expanduser())
+
+    @property
+    def raw(self) -> Path:
+        """The raw response archive: every fetch's body as the API sent it (``RawArchive``)."""
+        return self.root / "raw"
+
+    @property
+    def frames(self) -> Path:
+        """Validated frames, one Parquet file per asset and settlement day (``FrameStore``)."""
+        return self.root / "frames"
+
+    @property
+    def hdf5(self) -> Path:
+        """The HDF5 stores: one file per dataset (``HDF5Store``) and per network's snapshots (``SnapshotStore``)."""
+        return self.root / "hdf5"
+
+    def topology(self, network: str) -> Path:
+        """The network's graph topology as PyG tensors (asset ``grid_topology``)."""
+        return self.root / "grid" / f"topology_{network}.pt"
+
+    @property
+    def benchmarks(self) -> Path:
+        """Frozen anomaly benchmarks (asset ``anomaly_benchmark``)."""
+        return self.root / "benchmarks"
+
+    def benchmark_pointer(self, network: str) -> Path:
+        """Which frozen benchmark of ``network`` the verifier and self-play score against."""
+        return self.benchmarks / f"anomaly_benchmark_{network}.json"
+
+    @property
+    def models(self) -> Path:
+        """Checkpoints and the promoted pointer (``ModelStore``)."""
+        return self.root / "models"
+
+    @property
+    def selfplay(self) -> Path:
+        """Self-play rounds and the scenario buffer."""
+        return self.root / "selfplay"
+
+    @property
+    def cache(self) -> Path:
+        """Derived tables that are cheap to rebuild (branch limits)."""
+        return self.root / "cache"
+
+    @property
+    def elexon_rate_limit_db(self) -> Path:
+        """The rate-limit bucket every process on this machine shares (SQLite)."""
+        return self.root / "elexon_rate_limit.sqlite"
+
+    @property
+    def live_poller_keys_db(self) -> Path:
+        """The keys the live poller has published (SQLite), so a restart publishes nothing twice."""
+        return self.root / "live_poller_keys.sqlite"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """The MLflow store when no Dagster home or tracking URI says otherwise (SQLite)."""
+        return self.root / "mlflow.db"
