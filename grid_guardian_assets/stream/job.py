@@ -10,7 +10,6 @@ batches the job picks up a newly promoted checkpoint.
 
 import copy
 import logging
-import os
 import signal
 import threading
 import time
@@ -27,6 +26,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_a
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
+from grid_guardian_assets.settings import REDIS_URL
 from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Rejected, parse_messages
 from grid_guardian_assets.stream.metrics import StreamMetrics
@@ -40,7 +40,6 @@ from grid_guardian_assets.verifier.pipeline import load_detector
 
 log = logging.getLogger("grid_guardian.stream")
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 T = TypeVar("T")
 
@@ -70,7 +69,7 @@ class StreamConfig:
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    redis_url: str = field(default_factory=REDIS_URL.get)
     group_id: str = "grid-guardian-live"
     topics: tuple[str, ...] = ALL_TOPICS
     network: str = "gb29"

@@ -14,9 +14,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from grid_guardian_assets.config import default_data_dir
 from grid_guardian_assets.datasets import DATASETS
-from grid_guardian_assets.defs.resources import GridResource, KafkaResource, ModelStoreResource, RedisResource
+from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource, KafkaResource, ModelStoreResource, RedisResource
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 
 # dagster.yaml limits runs with this tag to one: at most one live run consumes at a time.
@@ -129,6 +128,7 @@ def live_anomaly_scores(
     redis: RedisResource,
     model_store: ModelStoreResource,
     grid: GridResource,
+    bmrs_storage: BmrsStorageResource,
 ) -> Iterator[dg.AssetObservation | dg.AssetMaterialization | dg.MaterializeResult]:
     # The stream job loads torch and the verifier: imported here, not by the code location.
     from redis import RedisError
@@ -150,7 +150,7 @@ def live_anomaly_scores(
         group_id=config.group_id,
         network=grid.network,
         model_root=Path(store.root),
-        cache_dir=default_data_dir() / "cache",
+        cache_dir=bmrs_storage.layout.cache,
         batch_size=config.batch_size,
         fuel_settle_s=config.fuel_settle_s,
         progress_every_s=config.progress_every_s,
