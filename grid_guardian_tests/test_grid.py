@@ -233,6 +233,7 @@ def test_the_2224_bus_network_builds_snapshots() -> None:
     assert np.abs(outflow - day.node_features[t, :, NET_INJECTION]).max() < 1.0
 
 
+@pytest.mark.integration
 def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
     resources = replay_resources(replay.base_url, data_dir)
     assert dg.materialize(list(defs.assets), selection=["grid_topology"], instance=instance, resources=resources).success
@@ -250,6 +251,7 @@ def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: 
     assert SnapshotStore(data_dir / "hdf5").days("gb29") == [DAY]
 
 
+@pytest.mark.integration
 def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
     day = dt.date(2018, 12, 31)  # the real file's broken last day: FUELHH fails its check and is never stored
     resources = replay_resources(replay.base_url, data_dir)

@@ -105,6 +105,7 @@ def _write_days(root: str, days: list[str]) -> None:
         store.write_partition(FUELHH, day, valid_frame(day))
 
 
+@pytest.mark.integration
 def test_concurrent_writer_processes_do_not_corrupt_the_file(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     batches = [[f"2018-05-{d:02d}" for d in range(1, 6)], [f"2018-05-{d:02d}" for d in range(3, 9)]]

@@ -60,6 +60,7 @@ def test_dagster_yaml_gives_the_elexon_pool_a_limit(tmp_path: Path) -> None:
         assert limits[("grid_guardian/live", "inference")] == 1  # never two live inference runs
 
 
+@pytest.mark.integration
 def test_workspace_loads_the_code_location() -> None:
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
     (entry,) = workspace["load_from"]
