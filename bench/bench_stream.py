@@ -33,7 +33,7 @@ from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import encode_record
-from grid_guardian_assets.stream.redis_sink import ALERT_CHANNEL
+from grid_guardian_assets.stream.redis_keys import ALERT_CHANNEL
 from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import save_checkpoint, train_verifier

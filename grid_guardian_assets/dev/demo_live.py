@@ -20,7 +20,7 @@ from grid_guardian_assets.settlement import day_bounds_utc, to_api_time
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.producers import publish_records
-from grid_guardian_assets.stream.redis_sink import ALERT_STREAM
+from grid_guardian_assets.stream.redis_keys import ALERT_STREAM
 
 INCIDENT_PERIOD = 34  # late afternoon
 INCIDENT_MW = 1000.0

@@ -31,6 +31,7 @@ from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Rejected, parse_messages
 from grid_guardian_assets.stream.metrics import StreamMetrics
 from grid_guardian_assets.stream.processor import LiveProcessor
+from grid_guardian_assets.stream.redis_keys import state_key
 from grid_guardian_assets.stream.redis_sink import RedisSink
 from grid_guardian_assets.stream.rules import Finding, branch_limits
 from grid_guardian_assets.stream.scorer import LiveScorer, single_threaded_torch
@@ -158,7 +159,7 @@ class InferenceJob:
         self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, fuel_settle_s=config.fuel_settle_s,
                                        keep_periods=config.keep_periods)
         self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        self.sink = RedisSink(self.redis, f"live:state:{config.group_id}", config.stream_maxlen)
+        self.sink = RedisSink(self.redis, state_key(config.group_id), config.stream_maxlen)
         self._last_model_check = 0.0
         self._consumed_next: dict[tuple[str, int], int] = {}
         self._committed_next: dict[tuple[str, int], int] = {}

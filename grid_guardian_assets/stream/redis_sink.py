@@ -23,12 +23,14 @@ from typing import Any
 import redis
 
 from grid_guardian_assets.settlement import to_api_time
+from grid_guardian_assets.stream.redis_keys import (
+    ALERT_CHANNEL,
+    ALERT_IDS_KEY,
+    ALERT_STREAM,
+    NODE_KEY_PREFIX,
+    TIMELINE_KEY,
+)
 from grid_guardian_assets.stream.rules import Finding
-
-TIMELINE_KEY = "anomaly:timeline"
-ALERT_STREAM = "alerts"
-ALERT_CHANNEL = "alerts:anomalies"
-ALERT_IDS_KEY = "alerts:ids"
 
 # One script call per batch: the entries travel as one JSON argument (packing thousands of small EVALSHA calls
 # cost more than the scoring itself). Keys are built inside the script, so this needs a single Redis, not a Cluster.
@@ -36,8 +38,9 @@ _WRITE_BATCH = """
 local scores = cjson.decode(ARGV[1])
 local alerts = cjson.decode(ARGV[2])
 local maxlen = tonumber(ARGV[3])
+local node_prefix = ARGV[4]
 for _, e in ipairs(scores) do
-  local key = 'anomaly:' .. e[1]
+  local key = node_prefix .. e[1]
   local current = redis.call('HGET', key, 'time_ms')
   if (not current) or tonumber(current) <= e[3] then
     redis.call('HSET', key, 'score', e[4], 'time', e[2], 'time_ms', e[3], 'source', e[5], 'model_version', e[6],
@@ -130,7 +133,7 @@ class RedisSink:
                             "detail": json.dumps(body["detail"]), "json": json.dumps(body)})
         pipe = self.client.pipeline(transaction=True)
         self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
-                    args=[json.dumps(scores), json.dumps(payload), self.stream_maxlen], client=pipe)
+                    args=[json.dumps(scores), json.dumps(payload), self.stream_maxlen, NODE_KEY_PREFIX], client=pipe)
         if state is not None:
             pipe.set(self.state_key, json.dumps(state))
         written = pipe.execute()[0] or []

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource, KafkaResource, ModelStoreResource, RedisResource
+from grid_guardian_assets.stream import redis_keys
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 
 # dagster.yaml limits runs with this tag to one: at most one live run consumes at a time.
@@ -57,7 +58,7 @@ REDIS_ALERTS = dg.AssetSpec(
     description="What the live inference writes to Redis: the `alerts` stream and `alerts:anomalies` channel (each "
     "alert with its rule or model, score, checkpoint and Kafka topic/partition/offset), the latest score per node "
     "(`anomaly:{node}` hashes) and `anomaly:timeline`. Materialised by each live run when it stops.",
-    metadata={"keys": "alerts, alerts:anomalies, alerts:ids, anomaly:{node}, anomaly:timeline, live:state:{group}"},
+    metadata={"keys": ", ".join(redis_keys.ALL_KEYS)},
 )
 
 DEAD_LETTERS = dg.AssetSpec(
@@ -135,7 +136,6 @@ def live_anomaly_scores(
 
     from grid_guardian_assets.stream.job import InferenceJob, StreamConfig, StreamSummary
     from grid_guardian_assets.stream.metrics import StreamMetrics, metrics_endpoint
-    from grid_guardian_assets.stream.redis_sink import ALERT_STREAM, TIMELINE_KEY
 
     _refuse_a_second_live_run(context)
     store = model_store.store()
@@ -203,7 +203,10 @@ def live_anomaly_scores(
         redis_metadata: dict[str, object] = {"alerts_written": summary.alerts, "alerts_by_source": dict(summary.alerts_by_source),
                                              "model_versions": metadata["model_versions"]}
         try:
-            redis_metadata.update(alert_stream_length=job.redis.xlen(ALERT_STREAM), timeline_entries=job.redis.zcard(TIMELINE_KEY))
+            redis_metadata.update(
+                alert_stream_length=job.redis.xlen(redis_keys.ALERT_STREAM),
+                timeline_entries=job.redis.zcard(redis_keys.TIMELINE_KEY),
+            )
         except RedisError as exc:  # everything was stored and committed; the sizes are only for the record
             context.log.warning(f"Redis sizes not read: {exc}")
         yield dg.AssetMaterialization(asset_key=REDIS_ALERTS.key, metadata=redis_metadata)
