@@ -74,6 +74,15 @@ class DatasetSpec:
     def polars_schema(self) -> dict[str, pl.DataType]:
         return {name: POLARS_TYPES[kind] for name, kind in self.fields.items()}
 
+    def of_day(self, day: dt.date) -> pl.Expr:
+        """Rows that belong to settlement ``day`` by the spec's membership; rows without the deciding field are
+        kept, so that validation reports them rather than losing them."""
+        if self.membership == "measurement_time":
+            start, end = day_bounds_utc(day)
+            t = pl.col(self.time_field)
+            return t.is_null() | ((t >= start) & (t < end))
+        return pl.col("settlementDate").is_null() | (pl.col("settlementDate") == day)
+
 
 def _settlement_date_plan(day: dt.date) -> list[dict[str, str]]:
     return [{"settlementDateFrom": day.isoformat(), "settlementDateTo": day.isoformat(), "format": "json"}]

@@ -78,14 +78,6 @@ def _row_json(row: dict[str, Any] | None) -> str | None:
     return None if row is None else json.dumps(row, default=str)
 
 
-def _in_partition(spec: DatasetSpec, day: dt.date) -> pl.Expr:
-    if spec.membership == "measurement_time":
-        start, end = day_bounds_utc(day)
-        t = pl.col(spec.time_field)
-        return t.is_null() | ((t >= start) & (t < end))
-    return pl.col("settlementDate").is_null() | (pl.col("settlementDate") == day)
-
-
 def _check_conflicts(spec: DatasetSpec, frame: pl.DataFrame, failures: _Failures) -> None:
     key = list(spec.key)
     dup = frame.filter(pl.struct(key).is_duplicated() & pl.all_horizontal(pl.col(key).is_not_null()))
@@ -198,7 +190,7 @@ def validate_partition(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> 
         failures.add("type", err["column"], f"{err['column']} value {err['value']!r} is not a valid {kind} (record {err['row']})")
 
     frame = parsed.frame
-    inside = frame.filter(_in_partition(spec, day))
+    inside = frame.filter(spec.of_day(day))
     outside = frame.height - inside.height
     # Only rows with a whole key can be "the same record twice"; rows missing key parts all stay and fail.
     keyed = pl.all_horizontal(pl.col(list(spec.key)).is_not_null())

@@ -19,7 +19,6 @@ from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN, NET_INJECTION, SnapshotDay, build_snapshot_day
 from grid_guardian_assets.reporting import markdown_table, network_map
-from grid_guardian_assets.settlement import day_bounds_utc
 
 if TYPE_CHECKING:
     from grid_guardian_assets.grid.network import GridNetwork
@@ -97,14 +96,6 @@ power_balance_check_spec = dg.AssetCheckSpec(
 )
 
 
-def _day_rows(frame: pl.DataFrame, day: dt.date) -> pl.DataFrame:
-    column = "settlementDate" if "settlementDate" in frame.columns else None
-    if column is None:  # FREQ: rows belong to the day by measurement time
-        start, end = day_bounds_utc(day)
-        return frame.filter((pl.col("measurementTime") >= start) & (pl.col("measurementTime") < end))
-    return frame.filter(pl.col(column) == day)
-
-
 class SnapshotBuilder:
     """Builds and stores a network's snapshots day by day; the bus mapping and DC flow are made once."""
 
@@ -120,7 +111,7 @@ class SnapshotBuilder:
 
     def build(self, day: dt.date, stored: dict[str, pl.DataFrame]) -> SnapshotDay:
         """Snapshots of ``day`` from stored rows by dataset code (they may hold other days too: they are filtered)."""
-        fuelhh, indo, freq = (_day_rows(stored[spec.code], day) for spec in SNAPSHOT_INPUTS)
+        fuelhh, indo, freq = (stored[spec.code].filter(spec.of_day(day)) for spec in SNAPSHOT_INPUTS)
         return build_snapshot_day(day, self.mapping, self.flow, fuelhh, indo, freq)
 
     def store_and_report(self, days: list[SnapshotDay], *, plot_day: dt.date) -> list[object]:
