@@ -152,14 +152,13 @@ def _secret_leaks(root: Path, names: list[str]) -> list[str]:
     return leaks
 
 
-@dg.op
-def _noop() -> None:
-    pass
+_PROBE_DAYS = dg.DailyPartitionsDefinition(start_date="2018-01-01")
 
 
-@dg.job
-def _probe_job() -> None:
-    _noop()
+@dg.asset(partitions_def=_PROBE_DAYS, check_specs=[dg.AssetCheckSpec("probe_valid", asset="probe_day")])
+def probe_day(context: dg.AssetExecutionContext):
+    yield dg.Output(None, metadata={"day": context.partition_key})
+    yield dg.AssetCheckResult(check_name="probe_valid", passed=True)
 
 
 def test_no_secret_is_committed() -> None:
@@ -212,8 +211,15 @@ def test_production_dagster_yaml_runs_on_postgres_with_the_live_and_backfill_lim
             assert limits[("grid_guardian/live", "inference")] == 1 and limits[("dagster/backfill", None)] == 3
             assert queue.max_concurrent_runs == 6
             assert instance.run_monitoring_enabled
-            run = instance.create_run_for_job(job_def=_probe_job)
-            assert instance.get_run_by_id(run.run_id) is not None  # the schema was created and takes writes
+            # A partitioned materialisation with a check: run, event and asset-index writes all go through (the
+            # psycopg 3 driver that SQLAlchemy 2.1 picks for postgresql:// failed on the first event).
+            result = dg.materialize([probe_day], instance=instance, partition_key="2018-03-02")
+            assert result.success
+            record = instance.fetch_materializations(dg.AssetKey("probe_day"), limit=1).records[0]
+            assert record.partition_key == "2018-03-02"
+            assert instance.get_run_by_id(result.run_id).is_success
+            check = instance.event_log_storage.get_latest_asset_check_execution_by_key([dg.AssetCheckKey(dg.AssetKey("probe_day"), "probe_valid")])
+            assert check[dg.AssetCheckKey(dg.AssetKey("probe_day"), "probe_valid")].run_id == result.run_id
     finally:
         admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
