@@ -47,6 +47,15 @@ def settlement_periods(day: dt.date) -> list[SettlementPeriod]:
     ]
 
 
+def period_start(day: dt.date, number: int) -> dt.datetime:
+    """The UTC start of settlement period ``number`` of ``day``, without building the day's list of periods."""
+    start, end = day_bounds_utc(day)
+    count = int((end - start) / PERIOD)
+    if not 1 <= number <= count:
+        raise ValueError(f"settlement period {number} does not exist on {day} ({count} periods)")
+    return start + (number - 1) * PERIOD
+
+
 def period_of(instant: dt.datetime) -> tuple[dt.date, int]:
     """The (settlement date, period number) that contains a tz-aware ``instant``."""
     if instant.tzinfo is None:

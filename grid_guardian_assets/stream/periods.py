@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from grid_guardian_assets.grid.mapping import PSR_FUELS
-from grid_guardian_assets.settlement import UTC, period_of, settlement_periods
+from grid_guardian_assets.settlement import UTC, period_of, period_start
 from grid_guardian_assets.stream.messages import Origin, Reading
 
 DEMAND_SOURCES = ("INDO", "ITSDO")  # preference order
@@ -113,10 +113,7 @@ class PeriodBook:
         """The state of settlement period ``number`` of ``day`` (created on first sight)."""
         key = f"{day.isoformat()}/{number:02d}"
         if key not in self.periods:
-            periods = settlement_periods(day)
-            if not 1 <= number <= len(periods):
-                raise ValueError(f"settlement period {number} does not exist on {day} ({len(periods)} periods)")
-            self.periods[key] = PeriodState(day, number, periods[number - 1].start)
+            self.periods[key] = PeriodState(day, number, period_start(day, number))
         return self.periods[key]
 
     def apply(self, reading: Reading, now: float) -> PeriodState | None:

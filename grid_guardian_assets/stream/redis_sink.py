@@ -32,21 +32,27 @@ from grid_guardian_assets.stream.redis_keys import (
 )
 from grid_guardian_assets.stream.rules import Finding
 
-# One script call per batch: the entries travel as one JSON argument (packing thousands of small EVALSHA calls
-# cost more than the scoring itself). Keys are built inside the script, so this needs a single Redis, not a Cluster.
+# One script call per batch: the entries travel as JSON arguments (packing thousands of small EVALSHA calls cost
+# more than the scoring itself). Each node's hash is written once per batch, with the batch's newest reading of that
+# node (the client picks it), and the timeline takes its members in variadic ZADDs: per-entry commands inside the
+# script were most of a catch-up batch's time. Keys are built inside the script, so this needs a single Redis, not a
+# Cluster.
 _WRITE_BATCH = """
-local scores = cjson.decode(ARGV[1])
-local alerts = cjson.decode(ARGV[2])
-local maxlen = tonumber(ARGV[3])
-local node_prefix = ARGV[4]
-for _, e in ipairs(scores) do
+local latest = cjson.decode(ARGV[1])
+local timeline = cjson.decode(ARGV[2])
+local alerts = cjson.decode(ARGV[3])
+local maxlen = tonumber(ARGV[4])
+local node_prefix = ARGV[5]
+for _, e in ipairs(latest) do
   local key = node_prefix .. e[1]
   local current = redis.call('HGET', key, 'time_ms')
   if (not current) or tonumber(current) <= e[3] then
     redis.call('HSET', key, 'score', e[4], 'time', e[2], 'time_ms', e[3], 'source', e[5], 'model_version', e[6],
                'dataset', e[7], 'kafka_topic', e[8], 'kafka_partition', e[9], 'kafka_offset', e[10])
   end
-  redis.call('ZADD', KEYS[1], e[4], e[1] .. ':' .. e[2])
+end
+for i = 1, #timeline, 2000 do  -- score, member pairs; 2,000 arguments per call stays well inside Lua's stack
+  redis.call('ZADD', KEYS[1], unpack(timeline, i, math.min(i + 1999, #timeline)))
 end
 local written = {}
 for i, a in ipairs(alerts) do
@@ -120,11 +126,14 @@ class RedisSink:
             if key not in best or _finite(finding.score) > _finite(best[key].score):
                 best[key] = finding
         # Scores travel as text: Lua would print a float with 17 digits (1.8300000000000001).
-        scores = [
-            [node, when, int(f.time.timestamp() * 1000), f"{_finite(f.score):.6g}", f.source,
-             f.model_version, f.dataset, f.origin.topic, f.origin.partition, f.origin.offset]
-            for (node, when), f in best.items()
-        ]
+        latest: dict[str, list[Any]] = {}  # node -> its newest entry in the batch (the last of equal times)
+        timeline: list[str] = []
+        for (node, when), f in best.items():
+            score, time_ms = f"{_finite(f.score):.6g}", int(f.time.timestamp() * 1000)
+            if node not in latest or latest[node][2] <= time_ms:
+                latest[node] = [node, when, time_ms, score, f.source, f.model_version, f.dataset, f.origin.topic,
+                                f.origin.partition, f.origin.offset]
+            timeline += [score, f"{node}:{when}"]
         alerts = [f for f in findings if f.alert]
         payload = []
         for finding in alerts:
@@ -133,7 +142,8 @@ class RedisSink:
                             "detail": json.dumps(body["detail"]), "json": json.dumps(body)})
         pipe = self.client.pipeline(transaction=True)
         self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
-                    args=[json.dumps(scores), json.dumps(payload), self.stream_maxlen, NODE_KEY_PREFIX], client=pipe)
+                    args=[json.dumps(list(latest.values())), json.dumps(timeline), json.dumps(payload), self.stream_maxlen,
+                          NODE_KEY_PREFIX], client=pipe)
         if state is not None:
             pipe.set(self.state_key, json.dumps(state))
         written = pipe.execute()[0] or []
