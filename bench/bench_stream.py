@@ -25,8 +25,10 @@ import redis
 import torch
 from confluent_kafka import Consumer, Producer
 
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import FREQ, FUELHH
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
+from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import recorded
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
@@ -40,13 +42,18 @@ from grid_guardian_assets.verifier.pipeline import save_checkpoint, train_verifi
 from grid_guardian_assets.verifier.train import TrainConfig
 
 
-def promoted_model(root: Path) -> Path:
+def promoted_model(work: Path) -> tuple[Path, Path]:
+    """A promoted checkpoint trained on three weeks of bundled days, and the branch limits measured on the same days
+    (as the ``branch_limits`` asset would store them); returns the model store and the limits file."""
     network = reduced_network()
     days = bundled_snapshot_days(network, dt.date(2018, 1, 1), dt.date(2018, 1, 21))
     trained = train_verifier(network, days, TrainConfig(epochs=2), calibration_days=7, device=torch.device("cpu"))
-    store = ModelStore(root)
+    store = ModelStore(work / "models")
     store.promote(save_checkpoint(store, trained, network, {}, "bench").version)
-    return root
+    history = LoadingHistory.of(days, network.n_branches)
+    layout = DataLayout(work / "data")
+    limits = save_branch_limits(layout.branch_limits(network.name), network, history.limits(), history, [d.day for d in days])
+    return store.root, limits
 
 
 def produce_year(settings: KafkaSettings, days: int) -> int:
@@ -131,7 +138,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="FREQ readings per second in the latency run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
-    models = promoted_model(work / "models")
+    models, limits = promoted_model(work)
     with LocalBroker() as broker, LocalRedis(directory=work / "redis") as redis_server:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ensure_topics(settings)
@@ -139,12 +146,12 @@ def main() -> None:
         count = produce_year(settings, args.days)
         print(f"produced {count:,} FUELHH readings ({args.days} days) in {time.perf_counter() - started:.1f} s")
         raw = raw_consume_rate(settings, count)
-        config = StreamConfig(kafka=settings, redis_url=redis_server.url, model_root=models, cache_dir=work / "cache",
+        config = StreamConfig(branch_limits_file=limits, kafka=settings, redis_url=redis_server.url, model_root=models,
                               fuel_settle_s=1.0)
         job, meta = job_rate(config, count)
         print(f"raw consume:      {raw:>10,.0f} readings/s (baseline, same broker, same run)")
         print(f"inference job:    {job:>10,.0f} readings/s  ({job / raw:.2f}x of raw consume)  {meta}")
-        config = StreamConfig(kafka=settings, redis_url=redis_server.url, model_root=models, cache_dir=work / "cache",
+        config = StreamConfig(branch_limits_file=limits, kafka=settings, redis_url=redis_server.url, model_root=models,
                               group_id="bench-latency", topics=(topic_for(FREQ),))
         ms = latency(config, settings, redis_server.url, args.latency_readings, args.rate)
         print(f"latency produce -> alert in Redis at {args.rate:.0f} readings/s over {len(ms)} readings: "

@@ -115,23 +115,29 @@ def stream_run(
     """Score BMRS readings from Kafka ($KAFKA_BOOTSTRAP_SERVERS) into Redis ($REDIS_URL) until stopped."""
     import json
 
+    from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing
     from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
     from grid_guardian_assets.stream.metrics import StreamMetrics
 
     _logging(verbose)
     layout = DataLayout.at(data_dir)
+    grid = env.NETWORK.get(network)
     config = StreamConfig(
+        branch_limits_file=layout.branch_limits(grid),
         group_id=group,
-        network=env.NETWORK.get(network),
+        network=grid,
         model_root=models or layout.models,
-        cache_dir=layout.cache,
         batch_size=batch_size,
         keep_periods=keep_periods,
     )
     metrics = StreamMetrics()
+    try:
+        job = InferenceJob(config, metrics)
+    except BranchLimitsMissing as exc:
+        _fail(str(exc))
     if metrics_port:
         metrics.serve(metrics_port, metrics_addr)
-    summary = InferenceJob(config, metrics).run(max_seconds=max_seconds, max_messages=max_messages)
+    summary = job.run(max_seconds=max_seconds, max_messages=max_messages)
     typer.echo(json.dumps(summary.as_metadata()))
 
 

@@ -39,6 +39,10 @@ class DataLayout:
         """The network's graph topology as PyG tensors (asset ``grid_topology``)."""
         return self.root / "grid" / f"topology_{network}.pt"
 
+    def branch_limits(self, network: str) -> Path:
+        """The network's line-overload limits, measured on the stored snapshots (asset ``branch_limits``; JSON)."""
+        return self.root / "grid" / f"branch_limits_{network}.json"
+
     @property
     def benchmarks(self) -> Path:
         """Frozen anomaly benchmarks (asset ``anomaly_benchmark``)."""
@@ -57,11 +61,6 @@ class DataLayout:
     def selfplay(self) -> Path:
         """Self-play rounds and the scenario buffer."""
         return self.root / "selfplay"
-
-    @property
-    def cache(self) -> Path:
-        """Derived tables that are cheap to rebuild (branch limits)."""
-        return self.root / "cache"
 
     @property
     def elexon_rate_limit_db(self) -> Path:

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.grid.physics import FREQUENCY_OPERATIONAL_BAND_HZ, FREQUENCY_STATUTORY_BAND_HZ, NOMINAL_FREQUENCY_HZ
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,8 +64,9 @@ def partition_plot(spec: DatasetSpec, frame: pl.DataFrame, title: str) -> str | 
         ax.legend(fontsize=6, ncol=5, loc="upper left")
     elif spec.code == "FREQ":
         ax.plot(frame[t].to_numpy(), frame["frequency"].to_numpy(), lw=0.6)
-        for level, style in ((49.8, ":"), (50.2, ":"), (49.5, "--"), (50.5, "--")):
-            ax.axhline(level, color="red", ls=style, lw=0.8)
+        for band, style in ((FREQUENCY_OPERATIONAL_BAND_HZ, ":"), (FREQUENCY_STATUTORY_BAND_HZ, "--")):
+            for level in (NOMINAL_FREQUENCY_HZ - band, NOMINAL_FREQUENCY_HZ + band):
+                ax.axhline(level, color="red", ls=style, lw=0.8)
         ax.set_ylabel("Hz")
     else:
         value = spec.value_fields[0]

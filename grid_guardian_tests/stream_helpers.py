@@ -2,16 +2,38 @@
 
 import datetime as dt
 import json
+from functools import cache
+from pathlib import Path
 
 import redis
 from confluent_kafka import Producer
 
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
+from grid_guardian_assets.grid.network import reduced_network
+from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.stream.kafka import KafkaSettings
 from grid_guardian_assets.stream.messages import encode_record
 from grid_guardian_assets.stream.topics import topic_for
 
 T0 = dt.datetime(2024, 1, 15, 12, 0, tzinfo=dt.UTC)
+# The bundled days the live tests' branch limits are measured on (the days they replay are among them).
+LIMIT_DAYS = (dt.date(2018, 3, 1), dt.date(2018, 3, 7))
+
+
+@cache
+def _bundled_loading() -> tuple[LoadingHistory, tuple[dt.date, ...]]:
+    network = reduced_network()
+    days = bundled_snapshot_days(network, *LIMIT_DAYS)
+    return LoadingHistory.of(days, network.n_branches), tuple(d.day for d in days)
+
+
+def write_branch_limits(data_dir: Path) -> Path:
+    """Store ``gb29``'s branch limits in ``data_dir`` as the ``branch_limits`` asset would after snapshots of
+    ``LIMIT_DAYS``; the live job refuses to start without them. Returns the file."""
+    history, days = _bundled_loading()
+    return save_branch_limits(DataLayout(data_dir).branch_limits("gb29"), reduced_network(), history.limits(), history, list(days))
 
 
 def freq_records(start: dt.datetime, values: list[float], step_s: int = 15) -> list[dict]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing, LoadingHistory, branch_names, load_branch_limits, save_branch_limits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, INTERCONNECTOR_BUSES, UnknownFuelTypeError, bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork, load_network, network_from_pandapower, reduced_network
@@ -197,6 +198,31 @@ def test_snapshot_store_round_trip_and_rewrite(tmp_path: Path) -> None:
     assert store.days("gb29") == [DAY]
 
 
+def test_branch_limits_take_the_measured_maximum_only_where_the_rating_is_routinely_exceeded(tmp_path: Path) -> None:
+    network = reduced_network()
+    history = LoadingHistory.empty(network.n_branches)
+    for day in range(3):  # a fabricated stack of three days' loadings, added day by day as the asset reads them
+        loading = np.full((48, network.n_branches), 0.5)
+        loading[::10, 0] = 1.5 + 0.1 * day  # above rating in 5 of 48 periods (10 %): its rating understates it
+        loading[0, 1] = 1.3 if day == 0 else 0.5  # above rating once in 144 periods (0.7 %): an overload, not the norm
+        loading[:, 2] = np.nan  # unrated
+        history.add(loading)
+    limits = history.limits()
+    assert history.periods == 144 and history.max_loading[0] == pytest.approx(1.7) and history.max_loading[1] == pytest.approx(1.3)
+    assert limits.limit[0] == pytest.approx(1.7) and limits.from_history[0]
+    assert limits.limit[1] == 1.0 and not limits.from_history[1] and limits.limit[2] == 1.0
+    assert limits.from_history.sum() == 1 and limits.describe(network) == [f"{branch_names(network)[0]} limit 1.70× rating (largest loading seen)"]
+
+    path = save_branch_limits(tmp_path / "grid" / "branch_limits_gb29.json", network, limits, history, [DAY, DAY + dt.timedelta(days=1)])
+    back = load_branch_limits(path, network)
+    np.testing.assert_array_equal(back.limit, limits.limit)
+    np.testing.assert_array_equal(back.from_history, limits.from_history)
+    with pytest.raises(BranchLimitsMissing, match="materialise the branch_limits asset"):
+        load_branch_limits(tmp_path / "none.json", network)
+    with pytest.raises(ValueError, match="not of gb2224"):
+        load_branch_limits(path, load_network("gb2224"))
+
+
 def test_pyg_views() -> None:
     network, day = snapshots_for(DAY)
     topology = topology_data(network)
@@ -250,6 +276,13 @@ def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: 
     assert evaluation.passed
     assert SnapshotStore(data_dir / "hdf5").days("gb29") == [DAY]
 
+    assert dg.materialize(list(defs.assets), selection=["branch_limits"], instance=instance, resources=resources).success
+    limits = instance.get_latest_materialization_event(dg.AssetKey("branch_limits")).asset_materialization.metadata
+    assert (limits["days"].value, limits["first_day"].value, limits["periods"].value) == (1, DAY.isoformat(), 48)
+    assert limits["limits_from_history"].value + limits["limits_at_rating"].value == 99 and limits["max_loading"].value > 0
+    stored = load_branch_limits(data_dir / "grid" / "branch_limits_gb29.json", reduced_network())
+    assert int(stored.from_history.sum()) == limits["limits_from_history"].value
+
 
 @pytest.mark.integration
 def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
@@ -267,3 +300,7 @@ def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServe
     message = " ".join(str(e.step_failure_data.error) for e in alone.all_events if e.is_step_failure)
     assert "FUELHH for 2018-12-31 is not in the store" in message
     assert SnapshotStore(data_dir / "hdf5").days("gb29") == []
+    # Nothing stored: branch_limits has nothing to measure and says what to materialise.
+    limits = dg.materialize(list(defs.assets), selection=["branch_limits"], instance=instance, resources=resources, raise_on_error=False)
+    assert not limits.success
+    assert "materialise grid_snapshots first" in " ".join(str(e.step_failure_data.error) for e in limits.all_events if e.is_step_failure)

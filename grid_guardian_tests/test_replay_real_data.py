@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from grid_guardian_assets.datasets import AGWS, DEMAND_PUBLISH_MARGIN, INDO, ITSDO
-from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN
+from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.replay import neso, recorded
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import day_bounds_utc, to_api_time

@@ -12,8 +12,7 @@ import torch
 
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.defs.resources import resources_for
-from grid_guardian_assets.grid.dcflow import DCPowerFlow
-from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.branch_limits import LoadingHistory, load_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier, installed_capacity
@@ -22,7 +21,6 @@ from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.rounds import run_round
 from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
-from grid_guardian_assets.stream.rules import branch_limits
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences, save_checkpoint, train_verifier
@@ -55,7 +53,7 @@ def world(tmp_path_factory):
     models = ModelStore(root / "data" / "models")
     first = save_checkpoint(models, trained, network, {}, benchmark.version).version
     models.promote(first)
-    limits = branch_limits(bus_mapping(network), DCPowerFlow(network), root / "cache")
+    limits = LoadingHistory.of(days, network.n_branches).limits()  # as the branch_limits asset measures them
     windows = [s.slice(i, i + 48) for s in contiguous_sequences(days[:-4]) for i in range(0, len(s) - 47, 48)]
     return {"network": network, "root": root, "days": days, "benchmark": benchmark, "models": models, "first": first,
             "limits": limits, "windows": windows, "calibration": contiguous_sequences(days[-4:])}
@@ -151,6 +149,16 @@ def test_three_rounds_materialise_with_tables_plots_and_a_growing_buffer(world) 
     config = {"ops": {"self_play_round": {"config": {"proposals": 8, "attempts": 2, "solver_steps": 3, "seed": 3}}}}
     sizes = []
     with dg.instance_for_test() as instance:
+        # A round reads the limits the branch_limits asset stored, and refuses to run without them.
+        limits_file = world["root"] / "data" / "grid" / "branch_limits_gb29.json"
+        limits_file.unlink(missing_ok=True)
+        missing = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("self_play_round"), partition_key="round-0001",
+                                 instance=instance, resources=resources, run_config=config, raise_on_error=False)
+        assert not missing.success
+        assert "materialise the branch_limits asset" in " ".join(str(e.step_failure_data.error) for e in missing.all_events if e.is_step_failure)
+        limits = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("branch_limits"), instance=instance, resources=resources)
+        assert limits.asset_materializations_for_node("branch_limits")[0].metadata["days"].value == len(world["days"])
+        np.testing.assert_array_equal(load_branch_limits(limits_file, world["network"]).limit, world["limits"].limit)
         for key in ("round-0001", "round-0002", "round-0003"):
             result = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("self_play_round"), partition_key=key,
                                     instance=instance, resources=resources, run_config=config)

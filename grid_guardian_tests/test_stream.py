@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import torch
 
 from grid_guardian_assets.datasets import DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
+from grid_guardian_assets.grid.branch_limits import BranchLimits, BranchLimitsMissing
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
@@ -27,7 +29,7 @@ from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
-from grid_guardian_assets.stream.rules import BranchLimits, frequency_findings
+from grid_guardian_assets.stream.rules import frequency_findings
 from grid_guardian_assets.stream.scorer import LiveScorer, PeriodInput
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
@@ -42,6 +44,7 @@ from grid_guardian_tests.stream_helpers import (
     produce_raw,
     stream_alerts,
     timeline,
+    write_branch_limits,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,8 +82,9 @@ def model_root(tmp_path_factory) -> Path:
 
 
 def config_for(broker: LocalBroker, redis_server: LocalRedis, tmp_path: Path, **kw) -> StreamConfig:
-    return StreamConfig(kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers), redis_url=redis_server.url,
-                        cache_dir=tmp_path / "cache", **kw)
+    """The job's config against the test's servers, with branch limits stored in ``tmp_path / "data"``."""
+    return StreamConfig(branch_limits_file=write_branch_limits(tmp_path / "data"),
+                        kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers), redis_url=redis_server.url, **kw)
 
 
 def day_records(day: dt.date) -> dict:
@@ -260,6 +264,13 @@ def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None
     assert overloads[0].detail["loading"] > 0 and overloads[0].origin.topic == "bmrs.FUELHH"
 
 
+def test_the_job_refuses_to_start_without_stored_branch_limits(tmp_path: Path) -> None:
+    missing = tmp_path / "data" / "grid" / "branch_limits_gb29.json"
+    with pytest.raises(BranchLimitsMissing, match=re.escape(f"{missing}: materialise the branch_limits asset")):
+        InferenceJob(StreamConfig(branch_limits_file=missing, kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+                                  redis_url="redis://127.0.0.1:9/0"))
+
+
 @pytest.mark.integration
 def test_clients_from_the_environment_authenticate_with_scram_against_a_broker_that_requires_it(monkeypatch) -> None:
     from confluent_kafka import KafkaError, KafkaException
@@ -370,6 +381,7 @@ def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_s
 
 
 def _stream_cli(broker, redis_server, tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    write_branch_limits(tmp_path / "data")
     environment = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -395,12 +407,12 @@ def test_a_crash_between_store_and_commit_loses_nothing_and_duplicates_nothing(b
     # and before its offsets are committed.
     crash = (
         "import os, sys; from pathlib import Path; from grid_guardian_assets.stream.job import InferenceJob, StreamConfig; "
-        "job = InferenceJob(StreamConfig(batch_size=100, cache_dir=Path(sys.argv[1])), "
+        "job = InferenceJob(StreamConfig(branch_limits_file=Path(sys.argv[1]), batch_size=100), "
         "after_store=lambda stored: stored >= 3 and os._exit(99)); job.run(max_seconds=60)"
     )
     environment = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "REDIS_URL": redis_server.url}
     crashed = subprocess.Popen(
-        [sys.executable, "-c", crash, str(tmp_path / "data" / "cache")],
+        [sys.executable, "-c", crash, str(write_branch_limits(tmp_path / "data"))],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -623,6 +635,7 @@ def test_a_promotion_launches_the_live_asset_which_records_progress_and_swaps_on
     store = ModelStore(model_root)
     first, second = store.versions()[:2]
     store.promote(first)
+    write_branch_limits(tmp_path / "data")  # what the branch_limits asset stores
     resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers, redis_url=redis_server.url)
     resources["model_store"] = ModelStoreResource(root=str(model_root))
     scores = dg.AssetKey(LIVE_SCORES_KEY)
@@ -710,6 +723,7 @@ def test_terminating_the_live_run_commits_and_records_its_final_materialisation(
     from grid_guardian_assets.defs.live.jobs import LIVE_TAG
     from grid_guardian_assets.defs.resources import resources_for
 
+    write_branch_limits(tmp_path / "data")  # what the branch_limits asset stores
     resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers, redis_url=redis_server.url)
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 100))
     scores = dg.AssetKey(LIVE_SCORES_KEY)

@@ -15,7 +15,8 @@ import torch
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.grid.snapshots import LOSS_MAX, NODE_FEATURES
+from grid_guardian_assets.grid.physics import LOSS_MAX
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark

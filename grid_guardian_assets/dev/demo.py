@@ -1,7 +1,8 @@
 """The end-to-end demo on bundled real data, into a persistent Dagster instance.
 
 1. Every BMRS chain (fetch → validate → store) and the grid snapshots for a week.
-2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range and a held-out range.
+2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range and a held-out range, then
+   the branch limits measured on all of them.
 3. The frozen anomaly benchmark and a short training of the GNN verifier, gated against the 3-sigma rule.
 4. Self-play rounds from the promoted checkpoint, and the scenario buffer.
 5. The live path: the checkpoint sensor's run consumes the week's last day, replayed through Kafka with an incident
@@ -169,6 +170,10 @@ def run_demo(
             grid_days = plan.grid_days()
             task = progress.add_task("FUELHH, INDO, FREQ and snapshots for training and held-out days", total=len(grid_days))
             materialize_days(grid_inputs, grid_days, task)
+            # The line-overload limits self-play and the live path read, measured on every day stored above.
+            limits_ok = materialize(["branch_limits"]).success
+            if not limits_ok:
+                console.print("[red]branch_limits failed[/]: self-play and the live path cannot run without it (see the run in the UI)")
             if plan.verifier:
                 task = progress.add_task("Anomaly benchmark and GNN verifier training", total=1)
                 config = {
@@ -211,7 +216,7 @@ def run_demo(
     _print_self_play(console, self_play)
     if live is not None:
         _print_live(console, live)
-    return topology_ok and all(outcomes.values()) and verifier_ok and (live is None or live.run_ok)
+    return topology_ok and limits_ok and all(outcomes.values()) and verifier_ok and (live is None or live.run_ok)
 
 
 def _print_self_play(console: Console, rounds: list[dict]) -> None:

@@ -9,9 +9,9 @@ Per period ``t`` of a settlement day:
 
 National balance: supply (all FUELHH generation, pumping negative, plus net imports) minus INDO demand leaves
 transmission losses, station load, pumping and exports (INDO, NESO's National Demand, excludes the last three).
-A period "balances" when that residual is between ``LOSS_MIN`` and ``LOSS_MAX`` of supply. For the lossless DC
-flow the residual is spread over buses like demand, so injections sum to zero and flows close Kirchhoff's current
-law at every bus.
+A period "balances" when that residual is between ``LOSS_MIN`` and ``LOSS_MAX`` of supply (``grid.physics`` says
+how the band was measured). For the lossless DC flow the residual is spread over buses like demand, so injections
+sum to zero and flows close Kirchhoff's current law at every bus.
 """
 
 import datetime as dt
@@ -22,20 +22,12 @@ import numpy as np
 import polars as pl
 
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
+from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.settlement import settlement_periods
 
 if TYPE_CHECKING:  # scipy: only where a flow is solved
     from grid_guardian_assets.grid.dcflow import DCPowerFlow
 
-# (supply − INDO) / supply of a normal period. INDO is NESO's National Demand, which leaves out station load, pumping
-# and exports, so the residual is losses (~2 %) plus those: small at winter peaks, large on summer nights with pumping
-# and exports (FUELHH counts interconnectors as imports only, never negative). Measured on the training range
-# 2018-01-01..09-30 (273 days, 13,102 periods; bundled FUELHH, whose every day validates, against bundled NESO ND):
-# median 2.9 %, p0.5 1.0 %, p1 1.2 %, p99 11.9 %, p99.5 13.9 %, p99.9 18.4 %, max 22.1 %; the minimum is −1711 %,
-# a FUELHH glitch (2018-09-11 period 22, like 2018-01-23 and 2018-05-10 period 22) that the check must flag.
-# −1 %..16 % holds 99.56 % of those periods and every period on 92.7 % of the days (253 of 273); the other days are
-# the FUELHH glitches and summer nights of heavy pumping and export. Oct–Dec 2018 was not looked at.
-LOSS_MIN, LOSS_MAX = -0.01, 0.16
 NODE_FEATURES = (*(f"gen_{f.lower()}" for f in GENERATION_FUELS), "net_import", "demand", "net_injection")
 EDGE_FEATURES = ("susceptance_pu", "flow_mw", "loading")
 NET_INJECTION = NODE_FEATURES.index("net_injection")

@@ -12,6 +12,7 @@ from functools import cache
 
 import numpy as np
 
+from grid_guardian_assets.grid.physics import NOMINAL_FREQUENCY_HZ
 from grid_guardian_assets.replay.recorded import fuel_generation
 from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, settlement_periods, to_api_time
 
@@ -51,10 +52,10 @@ def freq_samples(day: dt.date) -> tuple[tuple[dt.datetime, float], ...]:
     rng = _rng(f"FREQ:{day}")
     theta, sigma = 0.02, 0.012  # per step: mean reversion over ~12 min, stationary sd = sigma/sqrt(2 theta)
     f = np.empty(n)
-    f[0] = 50.0 + rng.normal(0, 0.05)
+    f[0] = NOMINAL_FREQUENCY_HZ + rng.normal(0, 0.05)
     shocks = rng.normal(0, sigma, n)
     for i in range(1, n):
-        f[i] = f[i - 1] - theta * (f[i - 1] - 50.0) + shocks[i]
+        f[i] = f[i - 1] - theta * (f[i - 1] - NOMINAL_FREQUENCY_HZ) + shocks[i]
     return tuple((start + i * FREQ_STEP, round(float(v), 3)) for i, v in enumerate(f))
 
 

@@ -12,8 +12,11 @@ Checks, in order (the first that fails is the rejection reason):
 * ``ramp`` (physical events): units that respond move by at most their fuel's ramp rate per half hour × the
   installed capacity at the bus (the tripped unit itself is exempt: a trip is instantaneous by nature).
 * ``frequency`` (trips): the loss is at most the largest secured infeed loss (1,800 MW, SQSS), the initial RoCoF from
-  the swing equation ``ΔP·f0 / (2·E)`` with GB's system inertia ``E`` stays under 1 Hz/s, and the injected
-  half-hour-mean dip matches the system response to that loss.
+  the swing equation ``ΔP·f0 / (2·E)`` with GB's system inertia ``E`` stays under the plausibility bound of 1 Hz/s
+  (not the live detector's 0.125 Hz/s alarm: see ``grid.physics``), and the injected half-hour-mean dip matches the
+  system response to that loss.
+
+The physical constants are ``grid.physics``'s; the branch limits are the ones the ``branch_limits`` asset stored.
 * ``gnn_plausibility`` (physical events): the trained verifier's calibrated score stays below
   ``IMPLAUSIBLE_SCORE``: a real event should look like an anomaly, not like noise from another planet.
 
@@ -25,19 +28,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, station_capacity
 from grid_guardian_assets.grid.network import GridNetwork
-from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN
+from grid_guardian_assets.grid.physics import (
+    HZ_PER_MW_FIRST_PERIOD,
+    LARGEST_INFEED_LOSS_MW,
+    LOSS_MAX,
+    LOSS_MIN,
+    NOMINAL_FREQUENCY_HZ,
+    ROCOF_PLAUSIBLE_MAX_HZ_PER_S,
+    SYSTEM_INERTIA_MWS,
+)
 from grid_guardian_assets.selfplay.scenarios import DEMAND, GEN, IMPORT, PHYSICAL_KINDS, SYSTEM_KINDS, Scenario, apply_scenario, tripped_fuel
-from grid_guardian_assets.stream.rules import BranchLimits
-from grid_guardian_assets.verifier.anomalies import HZ_PER_MW_FIRST
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
 from grid_guardian_assets.verifier.sequences import GridSequence, balance_ratio
 
-LARGEST_INFEED_LOSS_MW = 1800.0  # NETS SQSS: the largest loss the system is secured against
-SYSTEM_INERTIA_MWS = 150_000.0  # GB kinetic energy around 2018, MW·s (GVA·s); lower now
-MAX_ROCOF_HZ_PER_S = 1.0  # loss-of-mains protection setting after the Accelerated Loss of Mains Change Programme
 MAX_SURVIVABLE_LOADING = 1.5
 IMPLAUSIBLE_SCORE = 50.0
 # Ramp rate per half hour as a share of installed capacity (flexible gas fast; nuclear barely moves).
@@ -172,11 +179,11 @@ class PhysicsVerifier:
         if s.magnitude > LARGEST_INFEED_LOSS_MW:
             return (f"a {s.magnitude:.0f} MW loss exceeds the largest secured infeed loss ({LARGEST_INFEED_LOSS_MW:.0f} MW): "
                     "frequency would leave the statutory band")
-        rocof = s.magnitude * 50.0 / (2 * SYSTEM_INERTIA_MWS)
-        if rocof > MAX_ROCOF_HZ_PER_S:
-            return f"initial RoCoF {rocof:.2f} Hz/s exceeds {MAX_ROCOF_HZ_PER_S} Hz/s"
+        rocof = s.magnitude * NOMINAL_FREQUENCY_HZ / (2 * SYSTEM_INERTIA_MWS)
+        if rocof > ROCOF_PLAUSIBLE_MAX_HZ_PER_S:
+            return f"initial RoCoF {rocof:.2f} Hz/s exceeds {ROCOF_PLAUSIBLE_MAX_HZ_PER_S} Hz/s"
         dip = float(np.nan_to_num(before.frequency[s.start] - after.frequency[s.start]))
-        expected = s.magnitude * HZ_PER_MW_FIRST
+        expected = s.magnitude * HZ_PER_MW_FIRST_PERIOD
         if not np.isclose(dip, expected, rtol=0.5, atol=0.005):
             return f"frequency dips {dip:.3f} Hz for a {s.magnitude:.0f} MW loss; the swing response says about {expected:.3f} Hz"
         return None

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier
 from grid_guardian_assets.selfplay.proposer import (
@@ -29,7 +30,6 @@ from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number  # noqa: F401 (re-exported)
 from grid_guardian_assets.selfplay.scenarios import Scenario
 from grid_guardian_assets.selfplay.solver import Solver, signature
-from grid_guardian_assets.stream.rules import BranchLimits
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate, summarise

@@ -6,6 +6,7 @@ demand_mw}``, chunked per period and gzip-compressed; a rewrite replaces the day
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -64,16 +65,19 @@ class SnapshotStore:
 
     def read_range(self, network: str, start: dt.date, end: dt.date) -> list[SnapshotDay]:
         """Stored days ``start``..``end`` inclusive, in order (days not stored are skipped)."""
-        out = []
+        return list(self.iter_range(network, start, end))
+
+    def iter_range(self, network: str, start: dt.date, end: dt.date) -> Iterator[SnapshotDay]:
+        """``read_range`` one day at a time: memory holds one day however long the range (the file stays open
+        until the iteration ends)."""
         if not self.path(network).exists():
-            return out
+            return
         with h5py.File(self.path(network), "r") as h5:
             days = h5.get("days")
             for day in days_between(start, end):
                 group = days.get(day.isoformat()) if days is not None else None
                 if group is not None:
-                    out.append(SnapshotDay(day=day, network=network, **{name: group[name][()] for name in _ARRAYS}))
-        return out
+                    yield SnapshotDay(day=day, network=network, **{name: group[name][()] for name in _ARRAYS})
 
     def read_day(self, network: str, day: dt.date) -> SnapshotDay:
         found = self.read_range(network, day, day)

@@ -23,6 +23,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from grid_guardian_assets.grid.branch_limits import load_branch_limits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
@@ -33,7 +34,7 @@ from grid_guardian_assets.stream.metrics import StreamMetrics
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.redis_keys import state_key
 from grid_guardian_assets.stream.redis_sink import RedisSink
-from grid_guardian_assets.stream.rules import Finding, branch_limits
+from grid_guardian_assets.stream.rules import Finding
 from grid_guardian_assets.stream.scorer import LiveScorer, single_threaded_torch
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, spec_for_topic
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
@@ -50,13 +51,14 @@ class StreamConfig:
     """What the job connects to and how it batches.
 
     Attributes:
+        branch_limits_file: The line-overload limits the ``branch_limits`` asset stored for ``network``
+            (``DataLayout.branch_limits(network)``); the job refuses to start without them.
         kafka: Broker settings (``KAFKA_*``).
         redis_url: ``$REDIS_URL`` (``redis://:password@host:port/db``).
         group_id: The consumer group; its committed offsets are the job's progress.
         topics: Topics to read.
         network: Grid model the readings are mapped onto (must match the checkpoint's).
         model_root: The model store whose promoted checkpoint scores periods (``None``: rules only).
-        cache_dir: Where derived tables (branch limits) are cached.
         batch_size: Most messages per batch (one Redis transaction, one commit). A batch takes what has arrived and
             never waits to fill, so a large bound costs no latency at the live rate and amortises validation, the
             transaction and the commit over a backlog.
@@ -69,13 +71,13 @@ class StreamConfig:
             when something changed since the last call: an idle job reports nothing).
     """
 
+    branch_limits_file: Path
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
     redis_url: str = field(default_factory=REDIS_URL.get)
     group_id: str = "grid-guardian-live"
     topics: tuple[str, ...] = ALL_TOPICS
     network: str = "gb29"
     model_root: Path | None = None
-    cache_dir: Path | None = None
     batch_size: int = 5000
     poll_timeout_s: float = 0.1
     fuel_settle_s: float = 5.0
@@ -139,6 +141,9 @@ class InferenceJob:
         on_progress: Called from the consuming thread with a copy of the run's summary so far, after a committed
             batch or a model swap, at most once every ``config.progress_every_s`` (Dagster records it as an asset
             observation). The final summary is ``run()``'s return value, not a progress call.
+
+    Raises:
+        BranchLimitsMissing: ``config.branch_limits_file`` does not exist (materialise ``branch_limits``).
     """
 
     def __init__(self, config: StreamConfig, metrics: StreamMetrics | None = None,
@@ -152,7 +157,7 @@ class InferenceJob:
         self._stop_reason = ""
         network = load_network(config.network)
         self.mapping, self.flow = bus_mapping(network), DCPowerFlow(network)
-        self.limits = branch_limits(self.mapping, self.flow, config.cache_dir)
+        self.limits = load_branch_limits(config.branch_limits_file, network)
         self.models = ModelStore(config.model_root) if config.model_root else None
         if self.models is not None:
             single_threaded_torch()

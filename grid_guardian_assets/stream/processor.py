@@ -5,7 +5,7 @@
   once (one at the live rate, hundreds while a backlog streams in), they are scored together: one multi-column DC
   flow, the balance and overload rules over arrays, and the model over the stack in one pass; the findings equal
   those of scoring the same periods one by one.
-* Until demand (INDO, else ITSDO) arrives the snapshot uses demand estimated at ``1 − ESTIMATED_LOSS_RATIO`` of
+* Until demand (INDO, else ITSDO) arrives the snapshot uses demand estimated at ``1 − TRANSMISSION_LOSS_RATIO`` of
   supply (the balance rule does not run on an estimate), so a dataset that never arrives never stops scoring.
 """
 
@@ -14,22 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import BusMapping, UnknownFuelTypeError
+from grid_guardian_assets.grid.physics import TRANSMISSION_LOSS_RATIO
 from grid_guardian_assets.grid.snapshots import period_arrays
 from grid_guardian_assets.stream.messages import Reading
 from grid_guardian_assets.stream.periods import PeriodBook, PeriodState
-from grid_guardian_assets.stream.rules import (
-    NATIONAL_NODE,
-    BranchLimits,
-    Finding,
-    branch_names,
-    frequency_findings,
-    imbalance_score,
-)
+from grid_guardian_assets.stream.rules import NATIONAL_NODE, Finding, frequency_findings, imbalance_score
 from grid_guardian_assets.stream.scorer import LiveScorer, PeriodInput
-
-ESTIMATED_LOSS_RATIO = 0.02
 
 
 class LiveProcessor:
@@ -118,7 +111,7 @@ class LiveProcessor:
         national = {f: np.array([g.get(f, 0.0) for g, _ in generation]) for f in fuels}
         supply = sum((national[f] for f in fuels), np.zeros(len(periods)))
         sources = [p.demand_source for p in periods]
-        demand = np.array([p.demand[s] if s else supply[t] * (1 - ESTIMATED_LOSS_RATIO) for t, (p, s) in enumerate(zip(periods, sources))])
+        demand = np.array([p.demand[s] if s else supply[t] * (1 - TRANSMISSION_LOSS_RATIO) for t, (p, s) in enumerate(zip(periods, sources))])
         node, edge, _ = period_arrays(self.mapping, self.flow, national, demand)
         loading = np.nan_to_num(edge[:, :, 2], nan=0.0)
         imbalance = imbalance_score(supply, demand)

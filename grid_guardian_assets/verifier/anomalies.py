@@ -16,6 +16,7 @@ import numpy as np
 
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import GridNetwork
+from grid_guardian_assets.grid.physics import HZ_PER_MW_FIRST_PERIOD, HZ_PER_MW_SECOND_PERIOD, LARGEST_INFEED_LOSS_MW
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.verifier.sequences import GridSequence
 
@@ -32,8 +33,6 @@ ANOMALY_TYPES = (
 _GEN = [i for i, n in enumerate(NODE_FEATURES) if n.startswith("gen_")]
 _FLEX = [NODE_FEATURES.index("gen_ccgt"), NODE_FEATURES.index("gen_ocgt")]
 _IMPORT, _DEMAND, _NET = (NODE_FEATURES.index(n) for n in ("net_import", "demand", "net_injection"))
-# GB system response: roughly -0.2 Hz on the half-hour mean for the loss of 1.6 GW, decaying over the next period.
-HZ_PER_MW_FIRST, HZ_PER_MW_SECOND = 1 / 8000, 1 / 20000
 
 
 @dataclass(frozen=True)
@@ -94,15 +93,15 @@ class Injector:
         gen = s.node[start][:, _GEN]
         bus = self._pick(np.flatnonzero(gen.max(axis=1) >= 400), "a unit trip (≥ 400 MW at a bus)")
         fuel = _GEN[int(np.argmax(gen[bus]))]
-        lost = float(min(self.rng.uniform(0.5, 1.0) * s.node[start, bus, fuel], 1800.0))
+        lost = float(min(self.rng.uniform(0.5, 1.0) * s.node[start, bus, fuel], LARGEST_INFEED_LOSS_MW))  # a secured loss
         periods = range(start, min(start + duration, len(s)))
         for t in periods:
             take = min(lost, float(s.node[t, bus, fuel]))
             s.node[t, bus, fuel] -= take
             s.node[t, :, _FLEX[0]] += take * flex_share(s.node[t], bus)  # other units pick the loss up (response, reserve)
-        s.frequency[start] -= lost * HZ_PER_MW_FIRST
+        s.frequency[start] -= lost * HZ_PER_MW_FIRST_PERIOD
         if start + 1 < len(s):
-            s.frequency[start + 1] -= lost * HZ_PER_MW_SECOND
+            s.frequency[start + 1] -= lost * HZ_PER_MW_SECOND_PERIOD
         rederive(s, periods, self.network, self.flow)
         return AnomalyLabel("unit_trip", bus, start, len(periods), lost)
 

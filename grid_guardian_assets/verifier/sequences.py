@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN, NODE_FEATURES, SnapshotDay
+from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN, NOMINAL_FREQUENCY_HZ, TRANSMISSION_LOSS_RATIO
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES, SnapshotDay
 
 NODE_FEATURE_COUNT = len(NODE_FEATURES)
 # Model input per bus: the node features plus system frequency (broadcast to every bus).
@@ -55,8 +56,8 @@ def sequence_from_days(days: list[SnapshotDay]) -> GridSequence:
 def balance_ratio(node: np.ndarray) -> np.ndarray:
     """``(T,)``: (generation + net import − demand) / (generation + net import), from bus readings alone.
 
-    With demand as INDO (NESO's National Demand) the residual is transmission losses and station load (~2 %) plus
-    pumping and exports, which no bus reading shows: 1–16 % in normal operation (the snapshots' ``LOSS_MIN`` ..
+    With demand as INDO (NESO's National Demand) the residual is transmission losses and station load plus pumping
+    and exports, which no bus reading shows: −1–16 % in normal operation (``grid.physics``'s ``LOSS_MIN`` ..
     ``LOSS_MAX``). Misread or missing readings move it, and so do the FUELHH glitches of the real data (a period
     whose generation is mostly missing: ratios of −8 to −17 on 2018-01-23, 05-10 and 09-11).
     """
@@ -85,7 +86,7 @@ class Normaliser:
     node_std: np.ndarray  # (N, F)
     frequency_mean: float
     frequency_std: float
-    balance_mean: float = 0.02
+    balance_mean: float = TRANSMISSION_LOSS_RATIO  # before fitting: supply exceeds demand by the losses
     balance_std: float = 0.01
 
     @classmethod
@@ -100,7 +101,7 @@ class Normaliser:
         return cls(
             node_mean=node.mean(axis=0),
             node_std=np.maximum(node.std(axis=0), 10.0),  # MW: a feature that barely moves gets a 10 MW scale
-            frequency_mean=float(freq.mean()) if freq.size else 50.0,
+            frequency_mean=float(freq.mean()) if freq.size else NOMINAL_FREQUENCY_HZ,
             frequency_std=float(max(freq.std(), 1e-3)) if freq.size else 0.05,
             balance_mean=float(ratio.mean()),
             balance_std=float(max(ratio.std(), 1e-3)),

@@ -1,8 +1,9 @@
-"""``grid_topology`` (the static graph) and ``grid_snapshots`` (one graph per settlement period, daily).
+"""``grid_topology`` (the static graph), ``grid_snapshots`` (one graph per settlement period, daily) and
+``branch_limits`` (the line-overload limits measured on the stored snapshots).
 
 ``grid_snapshots`` is a spec computed by the settlement-day multi-asset (``defs/daily``), after the day's BMRS
 stores; this module builds one day's snapshots and its events. torch and PyG are imported by ``grid_topology``'s
-body only: every run process imports this module.
+body only, h5py by the bodies that open the snapshot store: every run process imports this module.
 """
 
 import datetime as dt
@@ -17,7 +18,8 @@ from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.defs.bmrs.assets import store_key
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
-from grid_guardian_assets.grid.snapshots import LOSS_MAX, LOSS_MIN, NET_INJECTION, SnapshotDay, build_snapshot_day
+from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
+from grid_guardian_assets.grid.snapshots import NET_INJECTION, SnapshotDay, build_snapshot_day
 from grid_guardian_assets.reporting import markdown_table, network_map
 
 if TYPE_CHECKING:
@@ -162,3 +164,46 @@ class SnapshotBuilder:
             },
         )
         return [dg.AssetMaterialization(GRID_SNAPSHOTS, partition=day.isoformat(), metadata=metadata), balance]
+
+
+@dg.asset(
+    group_name="grid",
+    deps=[GRID_SNAPSHOTS],
+    kinds={"json"},
+    # Unpartitioned, downstream of daily snapshots: it may be selected with them in a ranged run (as grid_topology).
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Line-overload limits per branch (data/grid/branch_limits_NETWORK.json), measured on every stored day of "
+    "grid_snapshots: a branch's rating, or, where the snapshots load it above its rating in more than 1 % of periods "
+    "(equivalent branches whose ratings understate their corridors), the largest loading seen. The live rules and "
+    "self-play's environment read them.",
+)
+def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    from grid_guardian_assets.grid.branch_limits import LoadingHistory, branch_names, save_branch_limits
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
+
+    network = grid.load()
+    store = SnapshotStore(bmrs_storage.layout.hdf5)
+    days = store.days(network.name)
+    if not days:
+        raise dg.Failure(description=f"no {network.name} grid_snapshots in {store.path(network.name)}: materialise grid_snapshots first")
+    history = LoadingHistory.of(store.iter_range(network.name, days[0], days[-1]), network.n_branches)
+    limits = history.limits()
+    path = save_branch_limits(bmrs_storage.layout.branch_limits(network.name), network, limits, history, days)
+    most = int(np.argmax(history.max_loading))
+    context.log.info(f"{int(limits.from_history.sum())} of {network.n_branches} branches take their limit from {len(days)} stored days")
+    return dg.MaterializeResult(
+        metadata={
+            "network": network.name,
+            "days": len(days),
+            "first_day": days[0].isoformat(),
+            "last_day": days[-1].isoformat(),
+            "periods": history.periods,
+            "branches": network.n_branches,
+            "limits_from_history": int(limits.from_history.sum()),
+            "limits_at_rating": int((~limits.from_history).sum()),
+            "max_loading": float(history.max_loading[most]),
+            "most_loaded_branch": branch_names(network)[most],
+            "from_history": dg.MetadataValue.md("\n".join(f"* {line}" for line in limits.describe(network)) or "none"),
+            "file": dg.MetadataValue.path(str(path)),
+        }
+    )

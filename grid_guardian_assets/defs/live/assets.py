@@ -115,12 +115,13 @@ def _progress_metadata(summary_metadata: dict[str, object]) -> dict[str, object]
 
 @dg.asset(
     group_name=LIVE_GROUP,
-    deps=["gnn_verifier", "self_play_round", *BMRS_TOPICS],
+    deps=["gnn_verifier", "self_play_round", "branch_limits", *BMRS_TOPICS],
     kinds={"kafka", "redis", "pytorch"},
     description="The live path: consumes the bmrs.* topics, scores readings with the physics rules and the promoted "
     "checkpoint (gnn_verifier's, or a self-play round's), writes scores and alerts to Redis and then commits. "
-    "Long-running: progress is recorded as observations (readings, alerts, consumer lag, checkpoint in use, offsets "
-    "covered); terminating the run finishes the batch, commits, and records the final materialisation.",
+    "Line overloads are judged against the limits branch_limits stored (the run fails without them). Long-running: "
+    "progress is recorded as observations (readings, alerts, consumer lag, checkpoint in use, offsets covered); "
+    "terminating the run finishes the batch, commits, and records the final materialisation.",
 )
 def live_anomaly_scores(
     context: dg.AssetExecutionContext,
@@ -134,6 +135,7 @@ def live_anomaly_scores(
     # The stream job loads torch and the verifier: imported here, not by the code location.
     from redis import RedisError
 
+    from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing
     from grid_guardian_assets.stream.job import InferenceJob, StreamConfig, StreamSummary
     from grid_guardian_assets.stream.metrics import StreamMetrics, metrics_endpoint
 
@@ -145,17 +147,22 @@ def live_anomaly_scores(
     else:
         context.log.info(f"starting with promoted checkpoint {promoted}; a newer promotion is picked up between batches")
     stream_config = StreamConfig(
+        branch_limits_file=bmrs_storage.layout.branch_limits(grid.network),
         kafka=kafka.settings(),
         redis_url=redis.url,
         group_id=config.group_id,
         network=grid.network,
         model_root=Path(store.root),
-        cache_dir=bmrs_storage.layout.cache,
         batch_size=config.batch_size,
         fuel_settle_s=config.fuel_settle_s,
         progress_every_s=config.progress_every_s,
     )
     metrics = StreamMetrics()
+    progress: queue.Queue[StreamSummary] = queue.Queue()
+    try:
+        job = InferenceJob(stream_config, metrics, on_progress=progress.put)
+    except BranchLimitsMissing as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     port, addr = metrics_endpoint(config.metrics_port, config.metrics_addr)
     if port:
         metrics.serve(port, addr)
@@ -164,8 +171,6 @@ def live_anomaly_scores(
     # The loop runs in a worker thread so that Dagster's interrupt (the UI's Terminate sends SIGINT to the run
     # worker; SIGTERM is mapped to it) lands here, in the step's thread, between batches of events: the worker is
     # asked to stop, finishes its batch and commits, and the final materialisation is still recorded.
-    progress: queue.Queue[StreamSummary] = queue.Queue()
-    job = InferenceJob(stream_config, metrics, on_progress=progress.put)
     outcome: dict[str, object] = {}
 
     def consume() -> None:

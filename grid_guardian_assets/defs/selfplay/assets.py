@@ -56,7 +56,7 @@ def _windows(days) -> list:
 @dg.asset(
     group_name="self_play",
     partitions_def=ROUNDS,
-    deps=["gnn_verifier", "anomaly_benchmark"],
+    deps=["gnn_verifier", "anomaly_benchmark", "branch_limits"],
     required_resource_keys={"mlflow", "grid", "bmrs_storage", "model_store"},
     kinds={"pytorch", "mlflow"},
     check_specs=[
@@ -74,11 +74,9 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     mlflow = context.resources.mlflow
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
-    from grid_guardian_assets.grid.dcflow import DCPowerFlow
-    from grid_guardian_assets.grid.mapping import bus_mapping
+    from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing, load_branch_limits
     from grid_guardian_assets.selfplay.rounds import run_round
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
-    from grid_guardian_assets.stream.rules import branch_limits
     from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
@@ -99,7 +97,10 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
         if not pointer.exists():
             raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise it first")
         benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
-        limits = branch_limits(bus_mapping(network), DCPowerFlow(network), bmrs_storage.layout.cache)
+        try:
+            limits = load_branch_limits(bmrs_storage.layout.branch_limits(network.name), network)
+        except BranchLimitsMissing as exc:
+            raise dg.Failure(description=str(exc)) from None
         round_config = config.round_config()
         mlflow.set_tag("self_play_round", context.partition_key)
         mlflow.log_params(

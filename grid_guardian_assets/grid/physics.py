@@ -1,0 +1,48 @@
+"""Physical constants and thresholds of the GB grid: the one place each number is stated, with where it comes from.
+
+The live rules (``stream/rules.py``), the snapshots' balance check, the benchmark's injectors, the self-play
+environment, the replay's synthetic frequency and the plots import them from here; none restates a number.
+"""
+
+# --- Frequency ------------------------------------------------------------------------------------------------------
+NOMINAL_FREQUENCY_HZ = 50.0  # GB system frequency (Grid Code CC.6.1.3: "nominally 50 Hz")
+# Half-widths of the bands around nominal. Operational: NESO keeps frequency within 49.8–50.2 Hz in normal operation
+# (its operational limit). Statutory: 49.5–50.5 Hz (Grid Code CC.6.1.3; ESQCR 2002 allows ±1 %), left only in
+# exceptional circumstances.
+FREQUENCY_OPERATIONAL_BAND_HZ = 0.2
+FREQUENCY_STATUTORY_BAND_HZ = 0.5
+
+# --- Rate of change of frequency (RoCoF): two different facts --------------------------------------------------------
+# The live detector's alarm: 0.125 Hz/s, the loss-of-mains RoCoF setting of embedded generation before the Accelerated
+# Loss of Mains Change Programme (ALoMCP, 2019–2022; ENA G59). A RoCoF that high used to trip embedded generation and
+# deepen the event (9 August 2019), so it is the cautious level to alert on.
+ROCOF_ALARM_HZ_PER_S = 0.125
+# Self-play's plausibility bound: 1 Hz/s, the loss-of-mains setting after ALoMCP (ENA G99, Grid Code). The system is
+# operated so that a secured loss never reaches it, so a proposed trip whose initial RoCoF (swing equation) would
+# exceed it is not a physically credible event and is rejected. It is not an alarm level.
+ROCOF_PLAUSIBLE_MAX_HZ_PER_S = 1.0
+
+# --- Inertia and the largest loss -----------------------------------------------------------------------------------
+# GB system kinetic energy (inertia) around 2018, MW·s (GVA·s), the order National Grid ESO reported then (System
+# Operability Framework); lower now. Initial RoCoF of a loss ΔP is ΔP·f0 / (2·E) (the swing equation).
+SYSTEM_INERTIA_MWS = 150_000.0
+# NETS SQSS infrequent infeed loss risk: the largest single loss of generation the system is secured against.
+LARGEST_INFEED_LOSS_MW = 1800.0
+# System response to a sudden loss, on the half-hour means the snapshots hold: roughly −0.2 Hz for the loss of 1.6 GW
+# in the period of the loss, decaying over the next (a modelling estimate, not a measured figure).
+HZ_PER_MW_FIRST_PERIOD = 1 / 8000
+HZ_PER_MW_SECOND_PERIOD = 1 / 20000
+
+# --- Losses and the national balance --------------------------------------------------------------------------------
+# Transmission losses as a share of supply: about 2 % on GB's transmission system (NESO). Used where demand must be
+# estimated from supply before it arrives, and as the prior of the balance ratio.
+TRANSMISSION_LOSS_RATIO = 0.02
+# (supply − INDO) / supply of a normal period. INDO is NESO's National Demand, which leaves out station load, pumping
+# and exports, so the residual is losses (TRANSMISSION_LOSS_RATIO) plus those: small at winter peaks, large on summer
+# nights with pumping and exports (FUELHH counts interconnectors as imports only, never negative). Measured on the
+# training range 2018-01-01..09-30 (273 days, 13,102 periods; bundled FUELHH, whose every day validates, against
+# bundled NESO ND): median 2.9 %, p0.5 1.0 %, p1 1.2 %, p99 11.9 %, p99.5 13.9 %, p99.9 18.4 %, max 22.1 %; the
+# minimum is −1711 %, a FUELHH glitch (2018-09-11 period 22, like 2018-01-23 and 2018-05-10 period 22) that the check
+# must flag. −1 %..16 % holds 99.56 % of those periods and every period on 92.7 % of the days (253 of 273); the other
+# days are the FUELHH glitches and summer nights of heavy pumping and export. Oct–Dec 2018 was not looked at.
+LOSS_MIN, LOSS_MAX = -0.01, 0.16
