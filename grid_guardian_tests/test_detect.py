@@ -3,6 +3,8 @@ the real defects the bundled files hold. Detectors are fitted once, on the train
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -235,3 +237,12 @@ def test_a_dead_lettered_reading_is_an_alert_on_its_dataset() -> None:
     assert (garbage.node, garbage.time) == ("FREQ", now)
     stray = rejected_reading_finding(Rejected(Origin("other.topic", 0, 1), None, b"{}", "not a BMRS topic"), now=now)
     assert (stray.node, stray.dataset) == ("other.topic", "other.topic") and DLQ_TOPIC == "bmrs.dlq"
+
+
+def test_the_detectors_import_neither_dagster_nor_torch() -> None:
+    """Assets and the live job import ``detect``; it must stay usable without either."""
+    probe = "import sys, grid_guardian_assets.detect.calibration; print(sorted(m for m in ('dagster', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

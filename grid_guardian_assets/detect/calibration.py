@@ -151,7 +151,7 @@ def detect(calibration: DetectorCalibration, table: pl.DataFrame) -> Detection:
 def dropouts(table: pl.DataFrame) -> pl.Series:
     """Per period, whether FUELHH's total or AGWS's wind is under ``DROPOUT_SHARE`` of both its neighbours: bad data
     anyone can see without a detector, used to tell clean held-out days from the rest."""
-    supply = pl.sum_horizontal(fuel_columns(table))
+    supply = pl.sum_horizontal(fuel_columns(table.columns))
     wind = pl.sum_horizontal([measurement("AGWS", p) for p in AGWS_WIND])
     frame = table.select(supply=supply, wind=wind)
     flags = [

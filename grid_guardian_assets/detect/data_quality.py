@@ -123,7 +123,7 @@ def step_decades(values: np.ndarray) -> np.ndarray:
 def fit_fuel_limits(table: pl.DataFrame) -> dict[str, FuelLimits]:
     """Per FUELHH fuel type of a training measurement table (consecutive periods in time order), its limits."""
     limits = {}
-    for column in fuel_columns(table):
+    for column in fuel_columns(table.columns):
         values = table[column].cast(pl.Float64).to_numpy()
         known = values[np.isfinite(values)]
         runs = repeat_runs(values)
@@ -148,7 +148,7 @@ def fuel_scores(table: pl.DataFrame, limits: Mapping[str, FuelLimits]) -> pl.Dat
     """
     frames = []
     base = table.select("settlementDate", "settlementPeriod", "start")
-    for column in fuel_columns(table):
+    for column in fuel_columns(table.columns):
         fuel = fuel_of(column)
         if fuel not in limits:
             continue  # a fuel type training never saw: no limits to hold it to

@@ -9,7 +9,7 @@ FUELHH's duplicated days count once (the first copy, as the file holds them): du
 """
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 import polars as pl
 
@@ -36,9 +36,9 @@ def dataset_of(name: str) -> str:
     return name.split(":", 1)[0]
 
 
-def fuel_columns(table: pl.DataFrame) -> list[str]:
-    """The ``FUELHH:*`` columns of a measurement table, in table order."""
-    return [c for c in table.columns if dataset_of(c) == "FUELHH" and c != "FUELHH"]
+def fuel_columns(columns: Iterable[str]) -> list[str]:
+    """The ``FUELHH:*`` columns among a measurement table's ``columns``, in their order."""
+    return [c for c in columns if dataset_of(c) == "FUELHH" and c != "FUELHH"]
 
 
 def fuel_of(column: str) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.detect.measurements import ITSDO, STORED, dataset_of, measurement
+from grid_guardian_assets.detect.measurements import ITSDO, STORED, dataset_of, fuel_columns, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
 from grid_guardian_assets.stream.messages import Origin
 from grid_guardian_assets.stream.rules import Finding
@@ -115,7 +115,7 @@ def _b1610_groups() -> dict[tuple[str, ...], list[str]]:
 
 
 def default_checks(columns: Iterable[str]) -> list[PairCheck]:
-    """The issue's four kinds of check, for whichever of their measurements ``columns`` holds.
+    """The four kinds of redundancy check, for whichever of their measurements ``columns`` holds.
 
     * ``redundancy:balance``: FUELHH supply (every fuel type, imports included) against ITSDO.
     * ``redundancy:wind``: FUELHH wind (transmission-metered only) against AGWS offshore + onshore wind.
@@ -123,7 +123,7 @@ def default_checks(columns: Iterable[str]) -> list[PairCheck]:
     * ``redundancy:b1610:{fuels}``: each FUELHH fuel group against B1610's metered units of it (``PSR_FUELS``).
     """
     columns = list(columns)
-    fuels = [c for c in columns if dataset_of(c) == "FUELHH"]
+    fuels = fuel_columns(columns)
     present = set(columns)
     checks = []
     if fuels and ITSDO in present:
