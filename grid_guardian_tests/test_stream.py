@@ -365,11 +365,19 @@ def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_s
     produce(broker.bootstrap_servers, FUELHH, [drifted])
     job = InferenceJob(config_for(broker, redis_server, tmp_path))
     summary = job.run(max_seconds=15, max_messages=11)
-    assert (summary.readings, summary.rejected, summary.alerts) == (8, 3, 3)
+    assert (summary.readings, summary.rejected, summary.alerts) == (8, 3, 6)  # 3 frequency, 3 rejected readings
     sample = job.metrics.registry.get_sample_value
     assert sample("dlq_total", {"topic": "bmrs.FREQ"}) == 2 and sample("messages_processed_total", {"dataset": "FREQ"}) == 10
     assert sample("dlq_total", {"topic": "bmrs.FUELHH"}) == 1
     assert sample("alerts_total", {"source": "frequency_operational"}) == 3
+    assert sample("alerts_total", {"source": "rejected_reading"}) == 3
+    # Each dead letter is an alert on its dataset, written like the others, at the record's own time when it has one.
+    rejected = [a for a in stream_alerts(redis.Redis.from_url(redis_server.url)) if a["source"] == "rejected_reading"]
+    assert sorted((a["node"], a["dataset"], a["kafka_topic"]) for a in rejected) == [
+        ("FREQ", "FREQ", "bmrs.FREQ"), ("FREQ", "FREQ", "bmrs.FREQ"), ("FUELHH", "FUELHH", "bmrs.FUELHH")]
+    assert len({a["alert_id"] for a in rejected}) == 3 and all(float(a["score"]) >= 1 for a in rejected)
+    assert "2024-01-15T13:00:00Z" in {a["time"] for a in rejected} and drifted["startTime"] in {a["time"] for a in rejected}
+    assert any("INTXYZ" in json.loads(a["detail"])["error"] for a in rejected)
     assert sample("kafka_consumer_lag", {"topic": "bmrs.FREQ", "partition": "0"}) is not None
     dead = dlq_records(broker.bootstrap_servers, 3)
     freq_dead = [d for d in dead if d["topic"] == "bmrs.FREQ"]

@@ -2,8 +2,9 @@
 
 Each loop: consume up to ``batch_size`` messages (whatever has arrived: a batch never waits to fill, so at the live
 rate it holds one reading and while a backlog streams in it holds thousands); parse and validate them (failures go
-to ``bmrs.dlq`` with the error and the original bytes); turn readings into findings, scoring every period they
-complete together; write findings and the job's state to Redis in one transaction (retried while Redis is away);
+to ``bmrs.dlq`` with the error and the original bytes, and each raises a ``rejected_reading`` alert on its dataset);
+turn readings into findings, scoring every period they complete together; write findings (those alerts included)
+and the job's state to Redis in one transaction (retried while Redis is away);
 make sure the DLQ records are delivered; then commit the offsets after the last message of each partition. Between
 batches the job picks up a newly promoted checkpoint.
 """
@@ -23,6 +24,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from grid_guardian_assets.detect.data_quality import rejected_reading_finding
 from grid_guardian_assets.grid.branch_limits import load_branch_limits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
@@ -213,7 +215,8 @@ class InferenceJob:
         return by_topic, rejected
 
     def process(self, messages: list[Message]) -> tuple[list[Finding], list[Rejected], int]:
-        """Findings, rejections and the count of readings of one batch (no I/O)."""
+        """Findings, rejections and the count of readings of one batch (no I/O). Every rejection is also a
+        ``rejected_reading`` alert on its dataset, stored with the batch's other findings."""
         by_topic, rejected = self._split(messages)
         readings = []
         for topic, raws in by_topic.items():
@@ -227,7 +230,8 @@ class InferenceJob:
                     rejected.append(Rejected(reading.origin, raw.key, raw.value, problem))
                 else:
                     readings.append(reading)
-        return self.processor.add(readings), rejected, len(readings)
+        dead = [rejected_reading_finding(r, self.processor.model_version) for r in rejected]
+        return self.processor.add(readings) + dead, rejected, len(readings)
 
     def _with_redis(self, call: Callable[[], T]) -> T:
         """``call()``, retried while Redis is unreachable or loading, for up to ``redis_retry_s``."""

@@ -9,7 +9,8 @@ Layout (the README's "Redis layout"):
 * stream ``alerts`` (XADD, approximate MAXLEN bound): each alert's ``time``, ``dataset``, ``node``, ``source``,
   ``score``, ``model_version``, ``kafka_topic``, ``kafka_partition``, ``kafka_offset``, ``alert_id``, ``detail``.
 * ``alerts:ids`` sorted set: alert ids already written (``{node}|{time}|{source}``, plus ``|{model_version}`` for
-  model alerts), so a replayed batch never duplicates an alert; trimmed to the newest ``2 × maxlen``.
+  model alerts and ``|{topic}/{partition}@{offset}`` for rejected readings), so a replayed batch never duplicates an
+  alert; trimmed to the newest ``2 × maxlen``.
 * ``live:state:{group}``: the job's assembly state, written in the same transaction as the results it led to.
 
 Everything a batch produced is written in one MULTI/EXEC transaction; the job commits Kafka offsets only after it
@@ -22,6 +23,7 @@ from typing import Any
 
 import redis
 
+from grid_guardian_assets.detect.data_quality import REJECTED_READING
 from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.stream.redis_keys import (
     ALERT_CHANNEL,
@@ -79,9 +81,13 @@ def time_text(finding: Finding) -> str:
 
 def alert_id(finding: Finding) -> str:
     """``{node}|{time}|{source}``; a model alert adds ``|{model_version}``: another checkpoint's verdict on the same
-    reading (a backtest with a newer model) is another alert, the same checkpoint's replayed verdict is not."""
+    reading (a backtest with a newer model) is another alert, the same checkpoint's replayed verdict is not. A
+    rejected reading adds its Kafka origin: two bad messages of one dataset and time are two alerts, a replayed one
+    is not."""
     base = f"{finding.node}|{time_text(finding)}|{finding.source}"
-    return f"{base}|{finding.model_version}" if finding.source == "model" else base
+    if finding.source == "model":
+        return f"{base}|{finding.model_version}"
+    return f"{base}|{finding.origin}" if finding.source == REJECTED_READING else base
 
 
 def alert_json(finding: Finding) -> dict[str, Any]:

@@ -1,0 +1,12 @@
+"""Bad-data detectors of the kind a transmission operator runs beside its state estimator.
+
+* ``redundancy``: the same quantity measured twice by different datasets, the residual of a learned relation
+  normalised by its normal spread, the largest normalised residual naming the suspect measurement.
+* ``data_quality``: per-fuel limits learned from training days (exact repeats, signs, ×1000 unit jumps), integrity
+  of settlement periods (missing, duplicated), and an alert for every reading sent to the dead-letter queue.
+* ``measurements``: the bundled 2018 data as one row per settlement period, each column a named measurement.
+* ``calibration``: fitting every detector on training days, and its JSON form for assets and the live job.
+
+Every score is calibrated so that 1.0 is its alarm threshold, as ``stream.rules.Finding`` expects. No Dagster, no
+torch: assets and the live job import this package, not the other way round.
+"""

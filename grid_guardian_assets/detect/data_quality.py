@@ -1,0 +1,268 @@
+"""Data-quality detectors: per-fuel limits learned from training days, period integrity, and rejected readings.
+
+Learned per FUELHH fuel type (``fit_fuel_limits``, from the training days' measurement table), each scored so that
+1.0 is the alarm threshold:
+
+* ``stuck_reading``: the same non-zero reading for longer than the fuel repeats one in training (CCGT never holds
+  one value for three periods; IFA sits at its 2,000 MW limit for days), with a margin: a fuel's longest run grows
+  as more days are seen (January–June's longest runs are exceeded in July–September by up to twice, oil's 1 → 2),
+  so the alarm is at ``STUCK_MARGIN`` times the longest training run. Score: run length over that limit plus
+  one. A run of zeros is a fuel that is off, not a stuck meter, and is not scored.
+* ``unseen_sign``: a reading whose sign (negative, zero, positive) the fuel never shows in training (2018 FUELHH
+  reports interconnector imports only: a negative interconnector reading is a sign flip). Score: the reading's
+  size in ``SIGN_RESOLUTION_MW``, and at least 1.0 (every such reading alarms).
+* ``unit_jump``: a step between consecutive non-zero readings by a factor near 1000 (a kW/MW or MW/GW mix-up).
+  Score: the step in decades over the fuel's limit, the larger of its largest training step and
+  ``UNIT_JUMP_MIN_DECADES`` (half a decade short of ×1000), so a ×1000 step alarms on every fuel while a coal unit
+  starting up from 1 MW, which 2018 shows at ×850, does not.
+
+Integrity (``integrity_findings``), not learned: a settlement period with no row for a group that the day reports
+elsewhere (``missing_period``) or with two rows for one key (``duplicated_period``), against the day's own period
+count (46 and 50 on clock-change days). And every message the live job sends to the dead-letter topic is an alert
+(``rejected_reading_finding``): a dead-letter queue nobody watches hides a broken meter.
+"""
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of
+from grid_guardian_assets.settlement import UTC, settlement_periods
+from grid_guardian_assets.stream.messages import Origin, Rejected
+from grid_guardian_assets.stream.rules import Finding
+from grid_guardian_assets.stream.topics import spec_for_topic
+
+STUCK_READING = "stuck_reading"
+UNSEEN_SIGN = "unseen_sign"
+UNIT_JUMP = "unit_jump"
+MISSING_PERIOD = "missing_period"
+DUPLICATED_PERIOD = "duplicated_period"
+REJECTED_READING = "rejected_reading"
+
+STUCK_MARGIN = 2
+UNIT_JUMP_MIN_DECADES = 2.5
+SIGN_RESOLUTION_MW = 1.0  # FUELHH reports whole MW
+# Integrity problems and rejected readings are facts, not degrees: they alarm exactly at the threshold.
+INTEGRITY_SCORE = 1.0
+REJECTED_SCORE = 1.0
+SIGNS = ("negative", "zero", "positive")
+
+SCORE_SCHEMA = {
+    "settlementDate": pl.Date, "settlementPeriod": pl.Int64, "start": pl.Datetime("us", "UTC"), "node": pl.Utf8,
+    "source": pl.Utf8, "score": pl.Float64, "value_mw": pl.Float64, "evidence": pl.Float64, "limit": pl.Float64,
+}
+# What ``evidence`` and ``limit`` measure, per detector (the names the findings' details use).
+EVIDENCE = {STUCK_READING: ("run_periods", "repeat_limit"), UNSEEN_SIGN: ("value_mw", "sign_resolution_mw"),
+            UNIT_JUMP: ("step_decades", "limit_decades")}
+
+
+def sign_of(value: float) -> str:
+    return SIGNS[int(np.sign(value)) + 1]
+
+
+@dataclass(frozen=True)
+class FuelLimits:
+    """What one fuel type's FUELHH readings did over the training days.
+
+    Attributes:
+        fuel: The FUELHH fuel type.
+        longest_repeat: Most consecutive periods with one non-zero reading.
+        signs: The signs its readings showed (of ``SIGNS``).
+        max_step_decades: Largest ``|log10(reading / previous)|`` between consecutive non-zero readings.
+        periods: Training periods with a reading.
+    """
+
+    fuel: str
+    longest_repeat: int
+    signs: tuple[str, ...]
+    max_step_decades: float
+    periods: int
+
+    @property
+    def repeat_limit(self) -> int:
+        """Longest run of one non-zero reading that does not alarm."""
+        return STUCK_MARGIN * self.longest_repeat
+
+    @property
+    def jump_limit_decades(self) -> float:
+        return max(self.max_step_decades, UNIT_JUMP_MIN_DECADES)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "signs": list(self.signs)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FuelLimits":
+        return cls(**{**data, "signs": tuple(data["signs"])})
+
+
+def repeat_runs(values: np.ndarray) -> np.ndarray:
+    """Per reading, how many consecutive readings up to and including it equal it (a NaN breaks a run, and is 0)."""
+    runs = np.zeros(len(values), dtype=int)
+    for i, v in enumerate(values):
+        if np.isnan(v):
+            continue
+        runs[i] = runs[i - 1] + 1 if i > 0 and values[i - 1] == v else 1
+    return runs
+
+
+def step_decades(values: np.ndarray) -> np.ndarray:
+    """Per reading, ``|log10(|reading| / |previous|)|``; NaN where either is zero or unknown (and for the first)."""
+    previous = np.concatenate([[np.nan], values[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.abs(np.log10(np.abs(values) / np.abs(previous)))
+    return np.where(np.isfinite(steps), steps, np.nan)
+
+
+def fit_fuel_limits(table: pl.DataFrame) -> dict[str, FuelLimits]:
+    """Per FUELHH fuel type of a training measurement table (consecutive periods in time order), its limits."""
+    limits = {}
+    for column in fuel_columns(table.columns):
+        values = table[column].cast(pl.Float64).to_numpy()
+        known = values[np.isfinite(values)]
+        runs = repeat_runs(values)
+        steps = step_decades(values)
+        fuel = fuel_of(column)
+        limits[fuel] = FuelLimits(
+            fuel=fuel,
+            longest_repeat=int(runs[np.isfinite(values) & (values != 0)].max(initial=0)),
+            signs=tuple(s for s in SIGNS if s in {sign_of(v) for v in known}),
+            max_step_decades=float(np.nanmax(steps)) if np.isfinite(steps).any() else 0.0,
+            periods=int(known.size),
+        )
+    return limits
+
+
+def fuel_scores(table: pl.DataFrame, limits: Mapping[str, FuelLimits]) -> pl.DataFrame:
+    """The three learned detectors over a measurement table's FUELHH columns (consecutive periods, time order).
+
+    Returns:
+        One row per (period, fuel, detector) with a positive score: ``node`` (``FUELHH:{fuel}``), ``source``,
+        ``score`` (1.0 = alarm), ``value_mw``, ``evidence`` and ``limit`` (what each is: ``EVIDENCE``).
+    """
+    frames = []
+    base = table.select("settlementDate", "settlementPeriod", "start")
+    for column in fuel_columns(table.columns):
+        fuel = fuel_of(column)
+        if fuel not in limits:
+            continue  # a fuel type training never saw: no limits to hold it to
+        limit = limits[fuel]
+        values = table[column].cast(pl.Float64).to_numpy()
+        runs = repeat_runs(values).astype(float)
+        stuck = np.where(np.isfinite(values) & (values != 0), runs, 0.0)
+        unseen = np.array([np.isfinite(v) and sign_of(v) not in limit.signs for v in values])
+        size = np.nan_to_num(np.abs(values)) / SIGN_RESOLUTION_MW
+        steps = step_decades(values)
+        for source, score, evidence, bound in (
+            (STUCK_READING, stuck / (limit.repeat_limit + 1), stuck, float(limit.repeat_limit)),
+            (UNSEEN_SIGN, np.where(unseen, np.maximum(size, 1.0), 0.0), values, SIGN_RESOLUTION_MW),
+            (UNIT_JUMP, np.nan_to_num(steps / limit.jump_limit_decades), steps, limit.jump_limit_decades),
+        ):
+            frames.append(base.with_columns(node=pl.lit(column), source=pl.lit(source), score=pl.Series(score),
+                                            value_mw=pl.Series(values), evidence=pl.Series(evidence),
+                                            limit=pl.lit(bound)).filter(pl.col("score") > 0))
+    if not frames:
+        return pl.DataFrame(schema=SCORE_SCHEMA)
+    return pl.concat(frames).select(list(SCORE_SCHEMA)).cast(SCORE_SCHEMA).sort("start", "node", "source")
+
+
+def fuel_findings(scores: pl.DataFrame, origin: Origin = STORED, model_version: str = "none") -> list[Finding]:
+    """``fuel_scores`` rows as findings (node ``FUELHH:{fuel}``, dataset FUELHH)."""
+    findings = []
+    for row in scores.iter_rows(named=True):
+        evidence, bound = EVIDENCE[row["source"]]
+        detail: dict[str, float | str] = {"settlement_date": row["settlementDate"].isoformat(),
+                                          "settlement_period": row["settlementPeriod"], "value_mw": row["value_mw"],
+                                          evidence: row["evidence"], bound: row["limit"]}
+        findings.append(Finding(row["node"], row["start"], row["score"], row["source"], dataset_of(row["node"]), origin,
+                                detail, model_version))
+    return findings
+
+
+def _group_label(spec: DatasetSpec, record: Mapping[str, Any]) -> str:
+    return "|".join(str(record.get(g)) for g in spec.per_period_group or ())
+
+
+def integrity_findings(spec: DatasetSpec, day: dt.date, records: Iterable[Mapping[str, Any]],
+                       origin: Origin = STORED, model_version: str = "none") -> list[Finding]:
+    """Missing and duplicated settlement periods of one day of a per-period dataset (FUELHH, INDO, ITSDO, AGWS).
+
+    A period lacks a group (a fuel type, a psrType) when the day reports that group in another period but not in
+    this one; a whole period missing is one finding on the dataset's node, a single group missing one on
+    ``{CODE}:{group}``. Rows without a settlement period are left to validation, which names them.
+
+    Args:
+        spec: The dataset (its ``per_period_group`` says what must cover every period once).
+        day: The settlement day.
+        records: Insights API records (typed or as text); rows of other days are ignored.
+
+    Raises:
+        ValueError: For a dataset that is not one row per group and period (FREQ, B1610, PN).
+    """
+    if spec.per_period_group is None:
+        raise ValueError(f"{spec.code} is not one row per settlement period and group")
+    mine = [r for r in records if str(r.get("settlementDate")) == day.isoformat() and r.get("settlementPeriod") is not None]
+    groups = sorted({_group_label(spec, r) for r in mine})
+    by_period: dict[int, list[Mapping[str, Any]]] = {}
+    for r in mine:
+        by_period.setdefault(int(r["settlementPeriod"]), []).append(r)
+    findings = []
+    for period in settlement_periods(day):
+        rows = by_period.get(period.number, [])
+        counts = Counter(_group_label(spec, r) for r in rows)
+        detail = {"settlement_date": day.isoformat(), "settlement_period": period.number}
+        missing = [g for g in groups if g not in counts]
+        for node, labels in _nodes(spec, missing, groups):
+            findings.append(Finding(node, period.start, INTEGRITY_SCORE, MISSING_PERIOD, spec.code, origin,
+                                    {**detail, "groups": labels}, model_version))
+        doubled = sorted(g for g, n in counts.items() if n > 1)
+        for node, labels in _nodes(spec, doubled, groups):
+            copies = [r for r in rows if _group_label(spec, r) in labels.split(",")]
+            versions = {(_group_label(spec, r), *(str(r.get(f)) for f in spec.value_fields)) for r in copies}
+            conflicting = len(versions) > len(labels.split(","))
+            findings.append(Finding(node, period.start, INTEGRITY_SCORE, DUPLICATED_PERIOD, spec.code, origin,
+                                    {**detail, "groups": labels, "rows": len(copies),
+                                     "conflicting": "yes" if conflicting else "no"}, model_version))
+    return findings
+
+
+def _nodes(spec: DatasetSpec, affected: list[str], groups: list[str]) -> list[tuple[str, str]]:
+    """``(node, groups)`` findings for the affected groups: one on the dataset when all are, else one per group."""
+    if not affected:
+        return []
+    if set(affected) == set(groups) or not spec.per_period_group:
+        return [(spec.code, ",".join(affected))]
+    return [(f"{spec.code}:{g}", g) for g in affected]
+
+
+def _record_time(spec: DatasetSpec | None, value: bytes | None) -> dt.datetime | None:
+    """The record's own time (``spec.time_field``) when the message is a JSON record that has one."""
+    if spec is None or value is None:
+        return None
+    try:
+        text = json.loads(value).get(spec.time_field)
+        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def rejected_reading_finding(rejected: Rejected, model_version: str = "none", now: dt.datetime | None = None) -> Finding:
+    """The alert for a message sent to the dead-letter topic: node and dataset the dataset (or the topic, if the
+    message came from a topic that is not a BMRS dataset's), time the record's own when it has one, else ``now``.
+
+    Redis keys such an alert by its Kafka origin (``stream.redis_sink.alert_id``): two rejected readings never
+    merge, and a replayed batch never repeats one.
+    """
+    spec = spec_for_topic(rejected.origin.topic)
+    dataset = spec.code if spec is not None else rejected.origin.topic
+    when = _record_time(spec, rejected.value) or now or dt.datetime.now(UTC)
+    detail: dict[str, float | str] = {"error": rejected.error[:500], "kafka_origin": str(rejected.origin)}
+    return Finding(dataset, when, REJECTED_SCORE, REJECTED_READING, dataset, rejected.origin, detail, model_version)
+

@@ -1,0 +1,118 @@
+"""The bundled 2018 data as one row per settlement period, each column one named measurement (MW).
+
+A measurement is named ``{DATASET}:{what}``: ``FUELHH:WIND``, ``AGWS:Wind Offshore``, ``NESO:FRENCH_FLOW``,
+``B1610:Fossil Gas``; the transmission system demand is ``ITSDO`` (NESO's TSD, as the replay serves it). Rows follow
+``settlement.settlement_periods``, so clock-change days have 46 and 50 rows and a period a source lacks is a null.
+FUELHH's duplicated days count once (the first copy, as the file holds them): duplicates are an integrity finding
+(``data_quality.integrity_findings``), not a second value. B1610 has no real 2018 recording here: its columns are
+``replay.synthetic``'s, built unit by unit from the same day's FUELHH.
+"""
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+
+import polars as pl
+
+from grid_guardian_assets.datasets import AGWS_PSR_TYPES
+from grid_guardian_assets.replay import agws, neso, recorded, synthetic
+from grid_guardian_assets.settlement import PERIOD, settlement_periods
+from grid_guardian_assets.stream.messages import Origin
+
+KEY = ["settlementDate", "settlementPeriod"]
+ITSDO = "ITSDO"
+# Findings computed from stored days rather than from a Kafka message carry this origin.
+STORED = Origin("stored", -1, -1)
+# B1610 reports MWh per settlement period; the detectors compare MW.
+MW_PER_MWH = 3600 / PERIOD.total_seconds()
+
+
+def measurement(dataset: str, what: str) -> str:
+    """The column name of one measurement, e.g. ``measurement("FUELHH", "WIND") == "FUELHH:WIND"``."""
+    return f"{dataset}:{what}"
+
+
+def dataset_of(name: str) -> str:
+    """The dataset a measurement comes from: ``FUELHH:WIND`` → ``FUELHH``, ``ITSDO`` → ``ITSDO``."""
+    return name.split(":", 1)[0]
+
+
+def fuel_columns(columns: Iterable[str]) -> list[str]:
+    """The ``FUELHH:*`` columns among a measurement table's ``columns``, in their order."""
+    return [c for c in columns if dataset_of(c) == "FUELHH" and c != "FUELHH"]
+
+
+def fuel_of(column: str) -> str:
+    """``FUELHH:WIND`` → ``WIND``."""
+    return column.split(":", 1)[1]
+
+
+def _period_grid(days: Sequence[dt.date]) -> pl.DataFrame:
+    rows = [(p.settlement_date, p.number, p.start) for day in days for p in settlement_periods(day)]
+    return pl.DataFrame(rows, schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64,
+                                      "start": pl.Datetime("us", "UTC")}, orient="row")
+
+
+def _fuelhh(days: Sequence[dt.date]) -> pl.DataFrame:
+    rows = (
+        recorded.fuelhh_long()
+        .filter(pl.col("settlementDate").is_in(list(days)) & pl.col("settlementPeriod").is_not_null())
+        .unique(["settlementDate", "settlementPeriod", "fuelType"], keep="first", maintain_order=True)
+    )
+    wide = rows.pivot(on="fuelType", index=KEY, values="generation")
+    return wide.select(*KEY, *(pl.col(f).cast(pl.Float64).alias(measurement("FUELHH", f)) for f in wide.columns if f not in KEY))
+
+
+def _neso(days: Sequence[dt.date]) -> pl.DataFrame:
+    frame = neso.neso_demand().filter(pl.col("settlementDate").is_in(list(days)))
+    return frame.select(
+        *KEY,
+        pl.col(neso.DEMAND_COLUMNS[ITSDO]).cast(pl.Float64).alias(ITSDO),
+        *(pl.col(c).cast(pl.Float64).alias(measurement("NESO", c)) for c in neso.INTERCONNECTOR_COLUMNS),
+    )
+
+
+def _agws(days: Sequence[dt.date]) -> pl.DataFrame:
+    rows = [
+        (dt.date.fromisoformat(r["settlementDate"]), r["settlementPeriod"], r["psrType"], r["quantity"])
+        for day in days
+        for r in agws.agws_day_records(day)
+    ]
+    frame = pl.DataFrame(rows, schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64, "psrType": pl.Utf8,
+                                       "quantity": pl.Float64}, orient="row")
+    wide = frame.pivot(on="psrType", index=KEY, values="quantity", aggregate_function="first")
+    return wide.select(*KEY, *(pl.col(p).alias(measurement("AGWS", p)) for p in AGWS_PSR_TYPES if p in wide.columns))
+
+
+def _b1610(days: Sequence[dt.date]) -> pl.DataFrame:
+    totals: dict[tuple[dt.date, int, str], float] = {}
+    for day in days:
+        for period in settlement_periods(day):
+            for r in synthetic.b1610_records(day, period.number):
+                key = (day, period.number, r["psrType"])
+                totals[key] = totals.get(key, 0.0) + r["quantity"] * MW_PER_MWH
+    frame = pl.DataFrame([(*k, v) for k, v in totals.items()], orient="row",
+                         schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64, "psrType": pl.Utf8, "mw": pl.Float64})
+    if frame.height == 0:
+        return frame.select(KEY)
+    wide = frame.pivot(on="psrType", index=KEY, values="mw")
+    return wide.select(*KEY, *(pl.col(p).alias(measurement("B1610", p)) for p in wide.columns if p not in KEY))
+
+
+def measurement_table(days: Sequence[dt.date], *, b1610_days: Collection[dt.date] | None = None) -> pl.DataFrame:
+    """Every settlement period of ``days``, in time order, with the bundled measurements of each (MW).
+
+    Args:
+        days: Settlement days, in any order (the table is sorted).
+        b1610_days: Days that get (synthetic) B1610 columns; all of ``days`` when ``None``. B1610 takes about a
+            tenth of a second a day to generate; days without it have nulls there, as live days have before
+            B1610 is published.
+
+    Returns:
+        ``settlementDate``, ``settlementPeriod``, ``start`` (UTC), then one Float64 column per measurement.
+    """
+    ordered = sorted(set(days))
+    with_b1610 = ordered if b1610_days is None else sorted(set(b1610_days) & set(ordered))
+    table = _period_grid(ordered)
+    for part in (_fuelhh(ordered), _neso(ordered), _agws(ordered), _b1610(with_b1610)):
+        table = table.join(part, on=KEY, how="left")
+    return table.sort("start")

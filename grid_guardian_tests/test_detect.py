@@ -1,0 +1,248 @@
+"""The redundancy checks and data-quality detectors on real 2018 days: untouched, with a fault written in, and with
+the real defects the bundled files hold. Detectors are fitted once, on the training days (January–September)."""
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from grid_guardian_assets.datasets import AGWS, FUELHH, ITSDO
+from grid_guardian_assets.detect.calibration import (
+    HELD_OUT_DAYS,
+    VALIDATION_DAYS,
+    DetectorCalibration,
+    detect,
+    fit_detectors,
+)
+from grid_guardian_assets.detect.data_quality import (
+    DUPLICATED_PERIOD,
+    MISSING_PERIOD,
+    REJECTED_READING,
+    STUCK_READING,
+    UNIT_JUMP,
+    UNSEEN_SIGN,
+    integrity_findings,
+    rejected_reading_finding,
+)
+from grid_guardian_assets.detect.measurements import measurement_table
+from grid_guardian_assets.detect.redundancy import period_suspects
+from grid_guardian_assets.replay import agws, neso, recorded
+from grid_guardian_assets.settlement import period_count, settlement_periods
+from grid_guardian_assets.stream.messages import Origin, Rejected
+from grid_guardian_assets.stream.rules import Finding
+from grid_guardian_assets.stream.topics import DLQ_TOPIC
+
+# A validation day and a held-out day on which no detector comes near its threshold untouched (the wind rises
+# through both, by 7 GW and 5 GW; IFA imports all day).
+DAYS = [dt.date(2018, 9, 23), dt.date(2018, 10, 21)]
+BALANCE, WIND = "redundancy:balance", "redundancy:wind"
+
+
+@pytest.fixture(scope="module")
+def calibration() -> DetectorCalibration:
+    return fit_detectors()
+
+
+def day_table(day: dt.date) -> pl.DataFrame:
+    return measurement_table([day])
+
+
+def with_fault(table: pl.DataFrame, column: str, periods: range | list[int], change: Callable[[pl.Expr], pl.Expr]) -> pl.DataFrame:
+    """``table`` with ``column`` rewritten in the given settlement periods."""
+    rewritten = pl.when(pl.col("settlementPeriod").is_in(list(periods))).then(change(pl.col(column))).otherwise(pl.col(column))
+    return table.with_columns(rewritten.alias(column))
+
+
+def alarms(calibration: DetectorCalibration, table: pl.DataFrame) -> list[Finding]:
+    return detect(calibration, table).alarms()
+
+
+def period_of(finding: Finding) -> int:
+    return int(finding.detail["settlement_period"])
+
+
+def by_source(found: list[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for f in found:
+        out.setdefault(f.source, []).append(f)
+    return out
+
+
+# --- calibration ------------------------------------------------------------------------------------------------
+def test_calibration_is_learned_on_training_days_and_round_trips_through_json(calibration: DetectorCalibration, tmp_path: Path) -> None:
+    assert calibration.fit_days == (dt.date(2018, 1, 1), dt.date(2018, 6, 30))
+    assert calibration.validation_days == (dt.date(2018, 7, 1), dt.date(2018, 9, 30))
+    assert {BALANCE, WIND, "redundancy:interconnector:INTFR", "redundancy:interconnector:INTNED",
+            "redundancy:interconnector:INTIRL", "redundancy:interconnector:INTEW", "redundancy:b1610:CCGT+OCGT",
+            "redundancy:b1610:WIND"} <= set(calibration.relations)
+    wind = calibration.relations[WIND]
+    assert 0.9 < wind.slope < 1.1 and wind.intercept < -100  # learned: FUELHH's wind is AGWS's less the non-BM part
+    assert calibration.relations["redundancy:interconnector:INTFR"].reference_floor == 0.0  # FUELHH: imports only
+    assert calibration.relations[BALANCE].reference_floor is None
+    for relation in calibration.relations.values():
+        assert relation.threshold >= 3.0 and relation.false_alarm_rate == 1e-3
+        assert relation.gross_errors < 0.01 * relation.validation_periods
+    assert calibration.fuel_limits["INTFR"].signs == ("zero", "positive")
+    assert calibration.fuel_limits["CCGT"].longest_repeat == 2
+    path = tmp_path / "calibration.json"
+    calibration.save(path)
+    assert DetectorCalibration.load(path) == calibration
+    assert json.loads(path.read_text())["relations"][WIND]["check"]["reference_name"] == "AGWS:wind"
+
+
+def test_fitting_refuses_held_out_days() -> None:
+    with pytest.raises(ValueError, match="held out"):
+        fit_detectors(VALIDATION_DAYS[:10], HELD_OUT_DAYS[:10])
+
+
+# --- untouched days ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("day", DAYS)
+def test_an_untouched_day_raises_no_alarm(calibration: DetectorCalibration, day: dt.date) -> None:
+    table = day_table(day)
+    found = detect(calibration, table)
+    assert found.redundancy["check"].n_unique() == len(calibration.relations)  # every check ran, B1610 included
+    assert found.redundancy.group_by("check").len()["len"].to_list() == [48] * len(calibration.relations)
+    assert found.redundancy["score"].max() < 1 and found.fuel["score"].max() < 1
+    assert found.alarms() == []
+    assert integrity_findings(FUELHH, day, recorded.fuelhh_records(day)) == []
+    assert integrity_findings(AGWS, day, agws.agws_day_records(day)) == []
+
+
+@pytest.mark.parametrize("day", [dt.date(2018, 3, 25), dt.date(2018, 10, 28)])
+def test_clock_change_days_are_whole_with_46_and_50_periods(day: dt.date) -> None:
+    records = recorded.fuelhh_records(day)
+    assert max(r["settlementPeriod"] for r in records) == period_count(day) in (46, 50)
+    assert integrity_findings(FUELHH, day, records) == []
+    assert integrity_findings(ITSDO, day, neso.neso_rows(day)) == []
+
+
+# --- redundancy checks with a fault written in ------------------------------------------------------------------
+@pytest.mark.parametrize("day", DAYS)
+def test_itsdo_off_by_1500_mw_alarms_the_national_balance_and_names_itsdo(calibration: DetectorCalibration, day: dt.date) -> None:
+    table = with_fault(day_table(day), "ITSDO", range(20, 23), lambda v: v + 1500)
+    found = alarms(calibration, table)
+    assert {(f.source, f.node, period_of(f)) for f in found} == {(BALANCE, "ITSDO", p) for p in (20, 21, 22)}
+    assert all(f.dataset == "ITSDO" and f.detail["candidates"] == "ITSDO,FUELHH:INTNEM" for f in found)
+    suspects = period_suspects(detect(calibration, table).redundancy).filter(pl.col("score") >= 1)
+    assert suspects.select("settlementPeriod", "check", "suspect").rows() == [(p, BALANCE, "ITSDO") for p in (20, 21, 22)]
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_frozen_fuelhh_wind_alarms_wind_balance_b1610_and_stuck_and_names_fuelhh_wind(calibration: DetectorCalibration, day: dt.date) -> None:
+    frozen = range(17, 49)  # the meter sticks at period 16's reading for the rest of the day
+    table = day_table(day)
+    stuck_at = table.filter(pl.col("settlementPeriod") == 16)["FUELHH:WIND"].item()
+    found = by_source(alarms(calibration, with_fault(table, "FUELHH:WIND", frozen, lambda v: pl.lit(stuck_at))))
+    assert set(found) == {WIND, BALANCE, "redundancy:b1610:WIND", STUCK_READING}
+    for source, findings in found.items():
+        assert {f.node for f in findings} == {"FUELHH:WIND"}, source
+        assert {period_of(f) for f in findings} <= set(frozen), source
+    assert min(period_of(f) for f in found[STUCK_READING]) == 16 + 2 * calibration.fuel_limits["WIND"].longest_repeat
+    assert len(found[WIND]) >= 5 and len(found["redundancy:b1610:WIND"]) == len(frozen)
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_an_interconnector_sign_flip_alarms_and_names_fuelhh_intfr(calibration: DetectorCalibration, day: dt.date) -> None:
+    table = with_fault(day_table(day), "FUELHH:INTFR", range(30, 33), lambda v: -v)
+    found = by_source(alarms(calibration, table))
+    assert set(found) == {"redundancy:interconnector:INTFR", BALANCE, UNSEEN_SIGN}
+    for findings in found.values():
+        assert {(f.node, period_of(f)) for f in findings} == {("FUELHH:INTFR", p) for p in (30, 31, 32)}
+    assert all(f.score > 10 for f in found["redundancy:interconnector:INTFR"])
+
+
+def test_a_real_b1630_wind_drop_out_is_blamed_on_agws(calibration: DetectorCalibration) -> None:
+    """2018-11-20 (held out): B1630's offshore wind reads 168 MW in period 34, ~4,000 MW either side; FUELHH agrees
+    with ITSDO and B1610, so the wind check names AGWS."""
+    day = dt.date(2018, 11, 20)
+    found = [f for f in alarms(calibration, day_table(day)) if f.source == WIND]
+    assert [(f.node, period_of(f)) for f in found] == [("AGWS:wind", 34)]
+    assert found[0].dataset == "AGWS" and found[0].score > 2
+
+
+# --- data-quality detectors with a fault written in -------------------------------------------------------------
+@pytest.mark.parametrize("day", DAYS)
+@pytest.mark.parametrize("factor", [1000, 1 / 1000])
+def test_a_units_error_alarms_unit_jump_and_the_b1610_and_balance_checks(calibration: DetectorCalibration, day: dt.date, factor: float) -> None:
+    table = with_fault(day_table(day), "FUELHH:CCGT", [30], lambda v: v * factor)
+    found = by_source(alarms(calibration, table))
+    assert set(found) == {UNIT_JUMP, BALANCE, "redundancy:b1610:CCGT+OCGT"}
+    assert {(f.node, period_of(f)) for f in found[UNIT_JUMP]} == {("FUELHH:CCGT", 30), ("FUELHH:CCGT", 31)}  # in, and back
+    assert all(2.9 < f.detail["step_decades"] < 3.1 for f in found[UNIT_JUMP])
+    for source in (BALANCE, "redundancy:b1610:CCGT+OCGT"):
+        assert {(f.node, period_of(f)) for f in found[source]} == {("FUELHH:CCGT", 30)}
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_a_reading_repeated_longer_than_its_fuel_ever_does_alarms_stuck_reading(calibration: DetectorCalibration, day: dt.date) -> None:
+    limit = calibration.fuel_limits["BIOMASS"].repeat_limit
+    table = day_table(day)
+    readings = table["FUELHH:BIOMASS"].to_list()
+    first = next(p for p in range(5, 48) if readings[p - 1] != readings[p - 2])  # a run starts here
+    held = readings[first - 1]
+    found = [f for f in alarms(calibration, with_fault(table, "FUELHH:BIOMASS", range(first, first + limit + 3), lambda v: pl.lit(held)))
+             if f.source == STUCK_READING]
+    assert [(f.node, period_of(f)) for f in found] == [("FUELHH:BIOMASS", p) for p in range(first + limit, first + limit + 3)]
+    assert found[0].score == pytest.approx(1.0) and found[0].detail["run_periods"] == limit + 1
+    # As long as the limit and no longer is still within what biomass does.
+    shorter = with_fault(table, "FUELHH:BIOMASS", range(first, first + limit), lambda v: pl.lit(held))
+    assert [f for f in alarms(calibration, shorter) if f.source == STUCK_READING] == []
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_missing_periods_are_found_whole_and_per_fuel(day: dt.date) -> None:
+    records = [r for r in recorded.fuelhh_records(day)
+               if r["settlementPeriod"] != 17 and not (r["settlementPeriod"] == 18 and r["fuelType"] == "WIND")]
+    found = integrity_findings(FUELHH, day, records)
+    assert [(f.node, f.source, period_of(f)) for f in found] == [("FUELHH", MISSING_PERIOD, 17), ("FUELHH:WIND", MISSING_PERIOD, 18)]
+    assert all(f.alert and f.dataset == "FUELHH" for f in found)
+    assert found[0].time == settlement_periods(day)[16].start
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_duplicated_periods_are_found_and_say_whether_the_copies_agree(day: dt.date) -> None:
+    records = recorded.fuelhh_records(day)
+    again = [dict(r) for r in records if r["settlementPeriod"] == 5]
+    changed = [{**r, "generation": r["generation"] + 100} for r in records if r["settlementPeriod"] == 9 and r["fuelType"] == "WIND"]
+    found = integrity_findings(FUELHH, day, records + again + changed)
+    assert [(f.node, f.source, period_of(f), f.detail["conflicting"]) for f in found] == [
+        ("FUELHH", DUPLICATED_PERIOD, 5, "no"), ("FUELHH:WIND", DUPLICATED_PERIOD, 9, "yes")]
+
+
+def test_the_real_files_duplicated_and_missing_periods_are_found() -> None:
+    twice = dt.date(2018, 4, 1)  # FUELHH_2018.csv repeats periods 1-34 of this day, value for value
+    found = integrity_findings(FUELHH, twice, recorded.fuelhh_records(twice))
+    assert [(f.node, f.source, period_of(f), f.detail["conflicting"]) for f in found] == [
+        ("FUELHH", DUPLICATED_PERIOD, p, "no") for p in range(1, 35)]
+    gap = dt.date(2018, 1, 29)  # B1630 lacks periods 35-38
+    found = integrity_findings(AGWS, gap, agws.agws_day_records(gap))
+    assert [(f.node, f.source, period_of(f)) for f in found] == [("AGWS", MISSING_PERIOD, p) for p in range(35, 39)]
+
+
+# --- dead letters -----------------------------------------------------------------------------------------------
+def test_a_dead_lettered_reading_is_an_alert_on_its_dataset() -> None:
+    record = {**recorded.fuelhh_records(DAYS[0])[0], "generation": "lots"}
+    value = json.dumps(record).encode()
+    finding = rejected_reading_finding(Rejected(Origin("bmrs.FUELHH", 2, 41), b"k", value, "generation='lots' is not a valid int"))
+    assert (finding.node, finding.dataset, finding.source, finding.alert) == ("FUELHH", "FUELHH", REJECTED_READING, True)
+    assert finding.time == dt.datetime.fromisoformat(record["startTime"].replace("Z", "+00:00"))
+    assert finding.detail["kafka_origin"] == "bmrs.FUELHH/2@41" and "lots" in finding.detail["error"]
+    now = dt.datetime(2024, 1, 15, 12, tzinfo=dt.UTC)
+    garbage = rejected_reading_finding(Rejected(Origin("bmrs.FREQ", 0, 7), None, b"{not json", "value is not JSON"), now=now)
+    assert (garbage.node, garbage.time) == ("FREQ", now)
+    stray = rejected_reading_finding(Rejected(Origin("other.topic", 0, 1), None, b"{}", "not a BMRS topic"), now=now)
+    assert (stray.node, stray.dataset) == ("other.topic", "other.topic") and DLQ_TOPIC == "bmrs.dlq"
+
+
+def test_the_detectors_import_neither_dagster_nor_torch() -> None:
+    """Assets and the live job import ``detect``; it must stay usable without either."""
+    probe = "import sys, grid_guardian_assets.detect.calibration; print(sorted(m for m in ('dagster', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
