@@ -4,13 +4,17 @@ import datetime as dt
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from grid_guardian_assets.datasets import DatasetSpec
-from grid_guardian_assets.elexon.client import ElexonClient, ElexonError, RawResponse
+from grid_guardian_assets.elexon.responses import ElexonError, RawResponse
 from grid_guardian_assets.store.raw_archive import RawArchive, RawPartition
 
+if TYPE_CHECKING:
+    from grid_guardian_assets.elexon.client import ElexonClient  # the HTTP stack loads where a client is made
 
-def fetch_partition(client: ElexonClient, archive: RawArchive, spec: DatasetSpec, day: dt.date) -> RawPartition:
+
+def fetch_partition(client: "ElexonClient", archive: RawArchive, spec: DatasetSpec, day: dt.date) -> RawPartition:
     """Fetch ``spec``'s settlement ``day`` and archive it.
 
     Raises:
@@ -45,7 +49,7 @@ class Prefetcher:
 
     def __init__(
         self,
-        client: ElexonClient,
+        client: "ElexonClient",
         archive: RawArchive,
         plan: Iterable[tuple[dt.date, DatasetSpec]],
         *,

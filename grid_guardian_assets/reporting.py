@@ -8,13 +8,13 @@ import base64
 import io
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.grid.physics import FREQUENCY_OPERATIONAL_BAND_HZ, FREQUENCY_STATUTORY_BAND_HZ, NOMINAL_FREQUENCY_HZ
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
     from grid_guardian_assets.grid.network import GridNetwork
@@ -79,7 +79,9 @@ def partition_plot(spec: DatasetSpec, frame: pl.DataFrame, title: str) -> str | 
     return _png_markdown(fig, title)
 
 
-def network_map(network: "GridNetwork", branch_value: np.ndarray, bus_value: np.ndarray, title: str) -> str:
+def network_map(network: "GridNetwork", branch_value: "np.ndarray", bus_value: "np.ndarray", title: str) -> str:
+    import numpy as np  # numpy and matplotlib load where a figure is drawn, not with the code location
+
     """A markdown image of the network: branches coloured by ``branch_value`` (e.g. mean loading), buses by
     ``bus_value`` (e.g. mean net injection, MW). On real geography (WGS84) when the network has it."""
     from matplotlib.collections import LineCollection
@@ -115,6 +117,8 @@ def network_map(network: "GridNetwork", branch_value: np.ndarray, bus_value: np.
 def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> "Figure":
     """Four panels of a self-play run: solve rate by type (this round), proposer reward, benchmark F1 and the
     proposer's type distribution across rounds."""
+    import numpy as np
+
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     rounds = [h["round"] for h in history]

@@ -9,7 +9,11 @@ import pytest
 from grid_guardian_tests.conftest import REPO
 
 # Loaded by the asset bodies and resource methods that use them, never by importing the definitions.
-HEAVY = ("torch", "torch_geometric", "torch_geometric_temporal", "mlflow", "dagster_mlflow", "matplotlib", "pandera", "h5py", "scipy")
+HEAVY = (
+    "torch", "torch_geometric", "torch_geometric_temporal", "mlflow", "dagster_mlflow", "matplotlib", "pandera", "h5py", "scipy",
+    # lighter, but every step process paid for them before a step needed them (numpy ~0.1-0.3 s, the HTTP stack ~0.3 s)
+    "numpy", "httpx", "pyrate_limiter", "tenacity",
+)
 
 
 @pytest.mark.parametrize("module", ["grid_guardian_assets.definitions"])

@@ -18,12 +18,13 @@ from pydantic import Field
 
 from grid_guardian_assets import settings as env
 from grid_guardian_assets.data_layout import DataLayout
-from grid_guardian_assets.elexon.client import DEFAULT_REQUESTS_PER_MINUTE, ElexonClient
+from grid_guardian_assets.elexon.responses import DEFAULT_REQUESTS_PER_MINUTE
 from grid_guardian_assets.store.frames import FrameStore
 from grid_guardian_assets.store.raw_archive import RawArchive
 from grid_guardian_assets.stream.kafka import KafkaSettings
 
 if TYPE_CHECKING:
+    from grid_guardian_assets.elexon.client import ElexonClient
     from grid_guardian_assets.grid.network import GridNetwork
     from grid_guardian_assets.store.hdf5 import HDF5Store
     from grid_guardian_assets.verifier.checkpoints import ModelStore
@@ -44,7 +45,9 @@ class ElexonApiResource(dg.ConfigurableResource):
     def base_url(self) -> str:
         return env.ELEXON_API_BASE_URL.get(self.base_url_override)
 
-    def get_client(self) -> ElexonClient:
+    def get_client(self) -> "ElexonClient":
+        from grid_guardian_assets.elexon.client import ElexonClient  # httpx and the limiter: only where one is made
+
         return ElexonClient(
             self.base_url,
             timeout_s=self.timeout_s,

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from grid_guardian_assets.elexon.client import SYNTHETIC_HEADER
+from grid_guardian_assets.elexon.responses import SYNTHETIC_HEADER
 from grid_guardian_assets.replay import agws, neso, recorded, synthetic
 
 API_PREFIX = "/bmrs/api/v1"

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from grid_guardian_assets.elexon.client import RawResponse
+from grid_guardian_assets.elexon.responses import RawResponse
 
 
 @dataclass

@@ -17,7 +17,7 @@ import polars as pl
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.resources import BmrsStorageResource
-from grid_guardian_assets.elexon.client import ElexonError
+from grid_guardian_assets.elexon.responses import ElexonError
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.settlement import period_count
 

@@ -40,7 +40,6 @@ from grid_guardian_assets.defs.grid.assets import (
     power_balance_check_spec,
 )
 from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource
-from grid_guardian_assets.grid.snapshots import SnapshotInputError
 from grid_guardian_assets.ingest import Prefetcher
 from grid_guardian_assets.reporting import partition_plot
 from grid_guardian_assets.settlement import contiguous_spans
@@ -150,6 +149,8 @@ def _snapshot_month(
     failed_inputs: dict[dt.date, set[str]],
     plot_day: dt.date,
 ) -> Iterator[object]:
+    from grid_guardian_assets.grid.snapshots import SnapshotInputError  # numpy: loaded by runs, not the code location
+
     first, last = month[0], month[-1]
     stored = {spec.code: store.read_range(spec, first, last) for spec in SNAPSHOT_INPUTS}
     built = []

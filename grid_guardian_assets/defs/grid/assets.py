@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
@@ -19,11 +18,11 @@ from grid_guardian_assets.defs.bmrs.assets import store_key
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
-from grid_guardian_assets.grid.snapshots import NET_INJECTION, SnapshotDay, build_snapshot_day
 from grid_guardian_assets.reporting import markdown_table, network_map
 
 if TYPE_CHECKING:
     from grid_guardian_assets.grid.network import GridNetwork
+    from grid_guardian_assets.grid.snapshots import SnapshotDay
 
 GRID_SNAPSHOTS = dg.AssetKey("grid_snapshots")
 POWER_BALANCE_CHECK = "power_balance"
@@ -43,6 +42,7 @@ SNAPSHOT_INPUTS = (FUELHH, INDO, FREQ)
     description="The transmission network as a static PyG graph: bus names, coordinates, branch r/x/b and ratings.",
 )
 def grid_topology(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource):
+    import numpy as np
     import torch
 
     from grid_guardian_assets.grid.network import EXPECTED_SIZE
@@ -111,17 +111,23 @@ class SnapshotBuilder:
         self.flow = DCPowerFlow(network)
         self.store = SnapshotStore(hdf5_root)
 
-    def build(self, day: dt.date, stored: dict[str, pl.DataFrame]) -> SnapshotDay:
+    def build(self, day: dt.date, stored: dict[str, pl.DataFrame]) -> "SnapshotDay":
         """Snapshots of ``day`` from stored rows by dataset code (they may hold other days too: they are filtered)."""
+        from grid_guardian_assets.grid.snapshots import build_snapshot_day
+
         fuelhh, indo, freq = (stored[spec.code].filter(spec.of_day(day)) for spec in SNAPSHOT_INPUTS)
         return build_snapshot_day(day, self.mapping, self.flow, fuelhh, indo, freq)
 
-    def store_and_report(self, days: list[SnapshotDay], *, plot_day: dt.date) -> list[object]:
+    def store_and_report(self, days: "list[SnapshotDay]", *, plot_day: dt.date) -> list[object]:
         """Store ``days`` (one write for all) and return each day's materialisation and ``power_balance`` result."""
         path = self.store.write_days(days)
         return [event for snapshots in days for event in self._events(snapshots, path, plot=snapshots.day == plot_day)]
 
-    def _events(self, snapshots: SnapshotDay, path: Path, *, plot: bool) -> list[object]:
+    def _events(self, snapshots: "SnapshotDay", path: Path, *, plot: bool) -> list[object]:
+        import numpy as np
+
+        from grid_guardian_assets.grid.snapshots import NET_INJECTION
+
         network, day = self.network, snapshots.day
         loading = snapshots.edge_features[:, :, 2]
         mean_loading = np.nanmean(loading, axis=0)
@@ -178,6 +184,8 @@ class SnapshotBuilder:
     "self-play's environment read them.",
 )
 def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    import numpy as np
+
     from grid_guardian_assets.grid.branch_limits import LoadingHistory, branch_names, save_branch_limits
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
 
