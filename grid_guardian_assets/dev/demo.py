@@ -68,6 +68,9 @@ class DemoPlan:
     benchmark: tuple[dt.date, dt.date]
     epochs: int = 3
     calibration_days: int = 7
+    # A small benchmark keeps the demo fast (the asset's defaults, 30 per type and 60 clean days, are for the real table).
+    cases_per_type: int = 6
+    clean_days: int = 7
     verifier: bool = True
     self_play_rounds: int = 1
     live: bool = True
@@ -178,7 +181,8 @@ def run_demo(
                 task = progress.add_task("Anomaly benchmark and GNN verifier training", total=1)
                 config = {
                     "ops": {
-                        "anomaly_benchmark": {"config": {"start": plan.benchmark[0].isoformat(), "end": plan.benchmark[1].isoformat()}},
+                        "anomaly_benchmark": {"config": {"start": plan.benchmark[0].isoformat(), "end": plan.benchmark[1].isoformat(),
+                                                         "cases_per_type": plan.cases_per_type, "clean_days": plan.clean_days}},
                         "gnn_verifier": {"config": {"start": plan.train[0].isoformat(), "end": plan.train[1].isoformat(),
                                                     "epochs": plan.epochs, "calibration_days": plan.calibration_days}},
                     }
