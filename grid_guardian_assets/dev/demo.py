@@ -283,7 +283,8 @@ def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes:
         console.print(
             f"\n[bold]GNN verifier[/] checkpoint {verifier_meta['checkpoint']} (trained {verifier_meta['train_days']}, "
             f"calibrated {verifier_meta['calibration_days']}): event-wise F1 on benchmark {verifier_meta['benchmark_version']}: "
-            f"GNN {verifier_meta['f1_gnn']:.3f}, per-bus GRU {verifier_meta['f1_gru']:.3f}, 3-sigma {verifier_meta['f1_three_sigma']:.3f} → "
+            f"GNN {verifier_meta['f1_gnn']:.3f} (95 % interval {verifier_meta['f1_gnn_lo']:.3f}–{verifier_meta['f1_gnn_hi']:.3f}), "
+            f"per-bus GRU {verifier_meta['f1_gru']:.3f}, 3-sigma {verifier_meta['f1_three_sigma']:.3f}; {verifier_meta['gate']} → "
             + ("[green]promoted[/]" if verifier_meta["promoted"] else "[yellow]not promoted (verifier_quality failed)[/]"),
             soft_wrap=True,
         )
