@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grid_guardian_assets.settings import DATA_DIR
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,11 @@ class DataLayout:
         """Frozen anomaly benchmarks (asset ``anomaly_benchmark``)."""
         return self.root / "benchmarks"
 
-    def benchmark_pointer(self, network: str) -> Path:
-        """Which frozen benchmark of ``network`` the verifier and self-play score against."""
-        return self.benchmarks / f"anomaly_benchmark_{network}.json"
+    def benchmark_pointer(self, network: str, split: str = HELD_OUT) -> Path:
+        """Which frozen benchmark of ``network`` and ``split`` is current: the held-out one is what the verifier's
+        final table and self-play score against; the validation one is for tuning."""
+        suffix = "" if split == HELD_OUT else f"_{split}"
+        return self.benchmarks / f"anomaly_benchmark_{network}{suffix}.json"
 
     @property
     def models(self) -> Path:

@@ -7,11 +7,13 @@ import pytest
 
 from grid_guardian_assets.defs.domain_config import from_domain, to_domain
 from grid_guardian_assets.defs.selfplay.assets import SELF_PLAY_RUN_FIELDS, SelfPlayConfig
-from grid_guardian_assets.defs.verifier.assets import VERIFIER_RUN_FIELDS, VerifierConfig
+from grid_guardian_assets.defs.verifier.assets import BENCHMARK_RUN_FIELDS, VERIFIER_RUN_FIELDS, BenchmarkConfig, VerifierConfig
 from grid_guardian_assets.selfplay.round_config import RoundConfig
+from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
 from grid_guardian_assets.verifier.train_config import TrainConfig
 
-PAIRS = [(VerifierConfig, TrainConfig, VERIFIER_RUN_FIELDS), (SelfPlayConfig, RoundConfig, SELF_PLAY_RUN_FIELDS)]
+PAIRS = [(VerifierConfig, TrainConfig, VERIFIER_RUN_FIELDS), (SelfPlayConfig, RoundConfig, SELF_PLAY_RUN_FIELDS),
+         (BenchmarkConfig, BenchmarkSpec, BENCHMARK_RUN_FIELDS)]
 
 
 @pytest.mark.parametrize(("dagster_config", "domain", "run_fields"), PAIRS, ids=lambda c: getattr(c, "__name__", "run_fields"))

@@ -22,6 +22,7 @@ from grid_guardian_assets.selfplay.rounds import run_round
 from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
+from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.sequences import sequence_from_days
@@ -47,7 +48,7 @@ def world(tmp_path_factory):
         store.write_day(day)
     trained = train_verifier(network, days, TrainConfig(epochs=2, hidden_channels=16, seed=1), calibration_days=4,
                              device=torch.device("cpu"))
-    benchmark = build_benchmark(contiguous_sequences(held), network, cases_per_type=2, clean_cases=2)
+    benchmark = build_benchmark(contiguous_sequences(held), network, BenchmarkSpec(cases_per_type=2, clean_days=2))
     path = benchmark.save(root / "data" / "benchmarks")
     (root / "data" / "benchmarks" / "anomaly_benchmark_gb29.json").write_text(json.dumps({"version": benchmark.version, "path": str(path)}))
     models = ModelStore(root / "data" / "models")

@@ -19,7 +19,8 @@ from grid_guardian_assets.grid.physics import LOSS_MAX
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
-from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark
+from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark, whole_days
+from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
@@ -204,9 +205,9 @@ def test_event_scoring_on_hand_made_cases() -> None:
 
 def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
     network = reduced_network()
-    a = build_benchmark([held_out], network, seed=11, cases_per_type=1, clean_cases=1)
-    b = build_benchmark([held_out], network, seed=11, cases_per_type=1, clean_cases=1)
-    c = build_benchmark([held_out], network, seed=12, cases_per_type=1, clean_cases=1)
+    a = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
+    b = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
+    c = build_benchmark([held_out], network, BenchmarkSpec(seed=12, cases_per_type=1, clean_days=1))
     assert a.version == b.version != c.version
     assert [label.kind if label else None for label in a.labels] == [*ANOMALY_TYPES, None]
     path = a.save(tmp_path)
@@ -215,6 +216,23 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
     path.rename(other)
     with pytest.raises(ValueError, match="does not match its content"):
         Benchmark.load(other)
+
+
+def test_clean_cases_are_different_whole_days(held_out) -> None:
+    network = reduced_network()
+    bench = build_benchmark([held_out], network, BenchmarkSpec(seed=3, cases_per_type=1, clean_days=3))
+    clean = [k for k, label in enumerate(bench.labels) if label is None]
+    first_periods = sorted(int(bench.start_us[k][0]) for k in clean)
+    assert first_periods == [int(held_out.start_us[i]) for i in (0, 48, 96)]  # 1, 2 and 3 October 2018, each once
+    with pytest.raises(ValueError, match="4 clean days asked for, but the held-out data holds 3 whole 48-period days"):
+        build_benchmark([held_out], network, BenchmarkSpec(cases_per_type=0, clean_days=4))
+
+
+def test_whole_days_start_at_local_midnight_and_leave_out_the_clock_change_day() -> None:
+    autumn = sequence_from_days(list(days("2018-10-26", "2018-10-29")))  # 28 October: 50 periods
+    assert whole_days(autumn, 48) == [0, 48, 146] and whole_days(autumn, 50) == [96]
+    assert whole_days(autumn.slice(1, 194), 48) == [47, 145]  # the 26th is cut short
+    assert BenchmarkSpec().cases_per_type >= 30 and BenchmarkSpec().clean_days >= 60  # issue #12's minimum
 
 
 @pytest.mark.integration
@@ -270,7 +288,7 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     resources = replay_resources(replay.base_url, data_dir)
     config = {
         "ops": {
-            "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_cases": 2}},
+            "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_days": 2}},
             "gnn_verifier": {"config": {"start": "2018-03-01", "end": "2018-03-08", "calibration_days": 2, "epochs": 1,
                                         "warmup": 4, "hidden_channels": 8, "batch_chunks": 4}},
         }
@@ -289,7 +307,11 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     version = meta["checkpoint"].value
     store = ModelStore(data_dir / "models")
     assert store.versions() == [version]
-    assert check.passed == (meta["f1_gnn"].value > meta["f1_three_sigma"].value)
+    assert meta["f1_gnn_lo"].value <= meta["f1_gnn"].value <= meta["f1_gnn_hi"].value
+    assert "false_alerts_per_clean_day_three_sigma" in meta and "3-sigma" in meta["benchmark_summary"].value
+    # The gate: the lower end of the verifier's interval against the 3-sigma rule's F1 plus the default margin, 0.25.
+    assert check.passed == (meta["f1_gnn_lo"].value >= meta["f1_three_sigma"].value + 0.25)
+    assert check.metadata["margin"].value == 0.25
     assert (store.promoted() == version) is check.passed
     client = mlflow.MlflowClient(tracking_uri=uri)
     (experiment,) = [e for e in client.search_experiments() if e.name == "grid_guardian_verifier"]

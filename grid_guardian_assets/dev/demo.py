@@ -68,6 +68,9 @@ class DemoPlan:
     benchmark: tuple[dt.date, dt.date]
     epochs: int = 3
     calibration_days: int = 7
+    # A small benchmark keeps the demo fast (the asset's defaults, 30 per type and 60 clean days, are for the real table).
+    cases_per_type: int = 6
+    clean_days: int = 7
     verifier: bool = True
     self_play_rounds: int = 1
     live: bool = True
@@ -178,7 +181,8 @@ def run_demo(
                 task = progress.add_task("Anomaly benchmark and GNN verifier training", total=1)
                 config = {
                     "ops": {
-                        "anomaly_benchmark": {"config": {"start": plan.benchmark[0].isoformat(), "end": plan.benchmark[1].isoformat()}},
+                        "anomaly_benchmark": {"config": {"start": plan.benchmark[0].isoformat(), "end": plan.benchmark[1].isoformat(),
+                                                         "cases_per_type": plan.cases_per_type, "clean_days": plan.clean_days}},
                         "gnn_verifier": {"config": {"start": plan.train[0].isoformat(), "end": plan.train[1].isoformat(),
                                                     "epochs": plan.epochs, "calibration_days": plan.calibration_days}},
                     }
@@ -279,7 +283,8 @@ def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes:
         console.print(
             f"\n[bold]GNN verifier[/] checkpoint {verifier_meta['checkpoint']} (trained {verifier_meta['train_days']}, "
             f"calibrated {verifier_meta['calibration_days']}): event-wise F1 on benchmark {verifier_meta['benchmark_version']}: "
-            f"GNN {verifier_meta['f1_gnn']:.3f}, per-bus GRU {verifier_meta['f1_gru']:.3f}, 3-sigma {verifier_meta['f1_three_sigma']:.3f} → "
+            f"GNN {verifier_meta['f1_gnn']:.3f} (95 % interval {verifier_meta['f1_gnn_lo']:.3f}–{verifier_meta['f1_gnn_hi']:.3f}), "
+            f"per-bus GRU {verifier_meta['f1_gru']:.3f}, 3-sigma {verifier_meta['f1_three_sigma']:.3f}; {verifier_meta['gate']} → "
             + ("[green]promoted[/]" if verifier_meta["promoted"] else "[yellow]not promoted (verifier_quality failed)[/]"),
             soft_wrap=True,
         )

@@ -6,6 +6,7 @@ see. Real physical events (a unit trip, a redispatch) move other units too and k
 faults (stuck, scaled, sign-flipped readings) and data faults (missing, duplicated periods) do not.
 """
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -18,6 +19,8 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.physics import HZ_PER_MW_FIRST_PERIOD, HZ_PER_MW_SECOND_PERIOD, LARGEST_INFEED_LOSS_MW
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
+from grid_guardian_assets.settlement import LONDON, PERIOD
+from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
 from grid_guardian_assets.verifier.sequences import GridSequence
 
 ANOMALY_TYPES = (
@@ -230,34 +233,61 @@ class Benchmark:
         return bench
 
 
-def build_benchmark(
-    held_out: list[GridSequence],
-    network: GridNetwork,
-    *,
-    seed: int = 2018,
-    cases_per_type: int = 6,
-    clean_cases: int = 8,
-    length: int = 48,
-    lead_in: int = 8,
-) -> Benchmark:
-    """Cut ``length``-period windows from held-out sequences and inject one labelled anomaly into each (plus clean
-    windows), all from one seed. ``lead_in`` periods before the anomaly give detectors their context window."""
-    rng = np.random.default_rng(seed)
+def whole_days(sequence: GridSequence, length: int) -> list[int]:
+    """Offsets in ``sequence`` where a whole settlement day of exactly ``length`` periods starts: its first period
+    starts at local midnight (Europe/London), the next local midnight comes ``length`` periods later, and no period is
+    missing in between. With ``length`` 48 the clock-change days (46, 50 periods) are not whole days."""
+    step_us = int(PERIOD / dt.timedelta(microseconds=1))
+    starts = np.asarray(sequence.start_us, dtype=np.int64)
+    ends = np.append(starts[1:], starts[-1] + step_us) if starts.size else starts
+    local = [dt.datetime.fromtimestamp(int(us) / 1e6, LONDON) for us in starts]
+    midnight = np.array([t.hour == 0 and t.minute == 0 for t in local], dtype=bool)
+    # Whether period t's successor starts where t ends (a stored run may lack periods).
+    consecutive = np.append(np.diff(starts) == step_us, True) if starts.size else np.zeros(0, dtype=bool)
+    offsets = []
+    for first in np.flatnonzero(midnight):
+        last = first + length - 1
+        if last >= starts.size or midnight[first + 1 : last + 1].any() or not consecutive[first:last].all():
+            continue
+        next_start = dt.datetime.fromtimestamp(int(ends[last]) / 1e6, LONDON)
+        if next_start.hour == 0 and next_start.minute == 0:
+            offsets.append(int(first))
+    return offsets
+
+
+def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: BenchmarkSpec | None = None) -> Benchmark:
+    """Cut ``spec.length``-period windows from held-out sequences and inject one labelled anomaly into each, plus
+    ``spec.clean_days`` clean whole days, all from ``spec.seed``. ``spec.lead_in`` periods before an anomaly give
+    detectors their context window.
+
+    The clean cases are distinct whole days (``whole_days``); the anomaly windows start anywhere and may overlap them
+    and each other: 30 cases of each of 8 types plus 60 clean days need more than the 92 days of October to December
+    if nothing may overlap (91 whole days in all). Each case is scored on its own, so a clean day and an injected
+    window over the same real hours are still two different inputs; the shared real data makes the cases somewhat
+    dependent, which the bootstrap's intervals do not model (see ``verifier.bootstrap``).
+
+    Raises:
+        ValueError: no sequence is long enough, or fewer whole days than ``spec.clean_days`` are stored.
+        InjectionError: an anomaly found no place after 50 tries.
+    """
+    spec = spec or BenchmarkSpec()
+    length, lead_in = spec.length, spec.lead_in
+    rng = np.random.default_rng(spec.seed)
     flow = DCPowerFlow(network)
     injector = Injector(network, flow, rng)
     usable = [s for s in held_out if len(s) >= length]
     if not usable:
         raise ValueError(f"no held-out sequence is {length} periods long; materialise more grid_snapshots")
+    day_starts = [(source, offset) for source in usable for offset in whole_days(source, length)]
+    if len(day_starts) < spec.clean_days:
+        raise ValueError(f"{spec.clean_days} clean days asked for, but the held-out data holds {len(day_starts)} whole "
+                         f"{length}-period days; materialise more grid_snapshots or ask for fewer")
     cases: list[tuple[GridSequence, AnomalyLabel | None]] = []
-    plan = [kind for kind in ANOMALY_TYPES for _ in range(cases_per_type)] + [None] * clean_cases
-    for kind in plan:
+    for kind in [kind for kind in ANOMALY_TYPES for _ in range(spec.cases_per_type)]:
         for _attempt in range(50):
             source = usable[int(rng.integers(len(usable)))]
             offset = int(rng.integers(0, len(source) - length + 1))
             window = source.slice(offset, offset + length)
-            if kind is None:
-                cases.append((window.copy(), None))
-                break
             start = int(rng.integers(lead_in, length - 12))
             try:
                 cases.append(injector.inject(kind, window, start))
@@ -266,12 +296,15 @@ def build_benchmark(
                 continue
         else:
             raise InjectionError(f"could not place a {kind} anomaly in the held-out data after 50 tries")
+    for pick in rng.choice(len(day_starts), size=spec.clean_days, replace=False):
+        source, offset = day_starts[int(pick)]
+        cases.append((source.slice(offset, offset + length).copy(), None))
     return Benchmark(
         node=np.stack([c.node for c, _ in cases]).astype(np.float32),
         frequency=np.stack([c.frequency for c, _ in cases]).astype(np.float32),
         loading=np.stack([c.loading for c, _ in cases]).astype(np.float32),
         start_us=np.stack([c.start_us for c, _ in cases]),
         labels=[label for _, label in cases],
-        seed=seed,
+        seed=spec.seed,
         network=network.name,
     )

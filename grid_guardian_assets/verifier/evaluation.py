@@ -14,14 +14,26 @@ import polars as pl
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark
 
 GRACE = 2  # periods after an event's last period in which a detection still counts
+CLEAN = "clean"  # the kind of a case without an anomaly
 
 
 @dataclass
 class CaseOutcome:
-    kind: str  # "clean" for a case without an anomaly
+    """How a detector did on one benchmark case.
+
+    Attributes:
+        kind: The anomaly type, or ``CLEAN``.
+        detected: Whether the labelled event was detected (False on a clean case).
+        delay: Periods from the event's start to its first detection; NaN if missed or clean.
+        false_positives: Runs of alarming periods outside the event (and its grace periods).
+        periods: The case's length in periods (what false alerts per clean day divide by).
+    """
+
+    kind: str
     detected: bool
-    delay: float  # periods; NaN if missed or clean
+    delay: float
     false_positives: int
+    periods: int
 
 
 def _runs(mask: np.ndarray) -> int:
@@ -31,11 +43,11 @@ def _runs(mask: np.ndarray) -> int:
 def evaluate_case(period_score: np.ndarray, label) -> CaseOutcome:
     alarms = np.nan_to_num(period_score, nan=0.0) >= 1.0
     if label is None:
-        return CaseOutcome("clean", False, float("nan"), _runs(alarms))
+        return CaseOutcome(CLEAN, False, float("nan"), _runs(alarms), alarms.size)
     span = np.zeros_like(alarms)
     span[label.start : label.start + label.duration + GRACE] = True
     hits = np.flatnonzero(alarms & span)
-    return CaseOutcome(label.kind, hits.size > 0, float(hits[0] - label.start) if hits.size else float("nan"), _runs(alarms & ~span))
+    return CaseOutcome(label.kind, hits.size > 0, float(hits[0] - label.start) if hits.size else float("nan"), _runs(alarms & ~span), alarms.size)
 
 
 def evaluate(detector, calibration, benchmark: Benchmark) -> list[CaseOutcome]:
@@ -51,7 +63,7 @@ def summarise(outcomes: list[CaseOutcome]) -> pl.DataFrame:
     rows = []
 
     def row(name: str, selected: list[CaseOutcome]) -> dict:
-        events = [o for o in selected if o.kind != "clean"]
+        events = [o for o in selected if o.kind != CLEAN]
         tp = sum(o.detected for o in events)
         fp = sum(o.false_positives for o in selected)
         precision = tp / (tp + fp) if tp + fp else 0.0
@@ -63,6 +75,6 @@ def summarise(outcomes: list[CaseOutcome]) -> pl.DataFrame:
 
     for kind in ANOMALY_TYPES:
         rows.append(row(kind, [o for o in outcomes if o.kind == kind]))
-    rows.append(row("clean", [o for o in outcomes if o.kind == "clean"]))
+    rows.append(row(CLEAN, [o for o in outcomes if o.kind == CLEAN]))
     rows.append(row("overall", outcomes))
     return pl.DataFrame(rows)

@@ -12,7 +12,7 @@ from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import SnapshotDay
 from grid_guardian_assets.verifier.anomalies import Benchmark
 from grid_guardian_assets.verifier.checkpoints import Checkpoint, ModelStore
-from grid_guardian_assets.verifier.evaluation import evaluate, summarise
+from grid_guardian_assets.verifier.evaluation import CaseOutcome, evaluate, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector, ThreeSigma
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, sequence_from_days
@@ -89,8 +89,16 @@ def train_verifier(
     )
 
 
-def benchmark_table(trained: TrainedVerifier, network: GridNetwork, benchmark: Benchmark) -> pl.DataFrame:
-    """Event-wise metrics per anomaly type for the GNN verifier, the per-bus GRU and the 3-sigma rule, one run."""
+@dataclass
+class DetectorOutcomes:
+    """One detector's outcome on every benchmark case, and the seconds scoring them took."""
+
+    outcomes: list[CaseOutcome]
+    seconds: float
+
+
+def benchmark_outcomes(trained: TrainedVerifier, network: GridNetwork, benchmark: Benchmark) -> dict[str, DetectorOutcomes]:
+    """The GNN verifier, the per-bus GRU and the 3-sigma rule scored on every case of ``benchmark``, by name."""
     device = next(trained.model.parameters()).device
     graph = GraphTensors.of(network, device)
     detectors = [
@@ -98,16 +106,20 @@ def benchmark_table(trained: TrainedVerifier, network: GridNetwork, benchmark: B
         (LearnedDetector("gru", trained.baseline, trained.normaliser, trained.config.warmup, graph), trained.baseline_calibration),
         (trained.three_sigma, trained.three_sigma.calibration()),
     ]
-    tables = []
+    scored = {}
     for detector, calibration in detectors:
         started = time.perf_counter()
-        table = summarise(evaluate(detector, calibration, benchmark))
-        tables.append(table.with_columns(pl.lit(detector.name).alias("detector"), pl.lit(time.perf_counter() - started).alias("seconds")))
+        outcomes = evaluate(detector, calibration, benchmark)
+        scored[detector.name] = DetectorOutcomes(outcomes, time.perf_counter() - started)
+    return scored
+
+
+def benchmark_table(scored: dict[str, DetectorOutcomes]) -> pl.DataFrame:
+    """Event-wise metrics per anomaly type for each detector of ``benchmark_outcomes`` (point estimates; the
+    intervals are ``verifier.bootstrap``'s)."""
+    tables = [summarise(run.outcomes).with_columns(pl.lit(name).alias("detector"), pl.lit(run.seconds).alias("seconds"))
+              for name, run in scored.items()]
     return pl.concat(tables).select("detector", pl.exclude("detector"))
-
-
-def overall_f1(table: pl.DataFrame, detector: str) -> float:
-    return float(table.filter((pl.col("detector") == detector) & (pl.col("type") == "overall"))["f1"][0])
 
 
 def save_checkpoint(store: ModelStore, trained: TrainedVerifier, network: GridNetwork, metrics: dict, benchmark_version: str) -> Checkpoint:

@@ -1,0 +1,226 @@
+"""Case-level bootstrap intervals for the benchmark's event-wise numbers, one summary row per detector, and the gate.
+
+The benchmark's cases are the unit of resampling: each stratum (an anomaly type, and the clean days) is resampled
+with replacement on its own, so every resample keeps the benchmark's design (so many cases per type, so many clean
+days) and only which cases were drawn varies. A 95 % interval is the 2.5th .. 97.5th percentile of the statistic
+over the resamples (the percentile bootstrap), from a fixed seed so that a table is reproducible.
+
+Cases of one benchmark may share real days (see ``build_benchmark``), which makes them somewhat dependent: the
+intervals are then a little narrower than they should be. They still tell detectors apart far better than a point
+estimate does.
+"""
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from grid_guardian_assets.settlement import PERIOD
+from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES
+from grid_guardian_assets.verifier.benchmark_config import DEFAULT_GATE_MARGIN
+from grid_guardian_assets.verifier.evaluation import CLEAN, CaseOutcome
+
+DEFAULT_RESAMPLES = 1_000
+DEFAULT_BOOTSTRAP_SEED = 0
+INTERVAL_LEVEL = 0.95
+PERIOD_MINUTES = PERIOD / dt.timedelta(minutes=1)
+# A clean day is a whole 48-period settlement day (``build_benchmark`` leaves the clock-change days out).
+PERIODS_PER_DAY = 48
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its bootstrap percentile interval (NaN everywhere when there is nothing to estimate)."""
+
+    point: float
+    lo: float
+    hi: float
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, events: int) -> np.ndarray:
+    """Event-wise F1 = 2PR / (P + R) written as 2 TP / (2 TP + FP + FN), which is 0 (not undefined) without hits."""
+    denominator = tp + fp + events  # 2 TP + FP + (events − TP)
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+def _percentiles(samples: np.ndarray) -> tuple[float, float]:
+    tail = 100 * (1 - INTERVAL_LEVEL) / 2
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(finite, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+class CaseBootstrap:
+    """Resamples of one detector's case outcomes, stratum by stratum, drawn once and shared by every statistic.
+
+    Args:
+        outcomes: One ``CaseOutcome`` per benchmark case (any order).
+        resamples: How many bootstrap resamples.
+        seed: Seed of the resampling (the same seed gives the same intervals).
+    """
+
+    def __init__(self, outcomes: list[CaseOutcome], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED):
+        self.outcomes = outcomes
+        self.kind = np.array([o.kind for o in outcomes])
+        self.detected = np.array([o.detected for o in outcomes], dtype=float)
+        self.false_positives = np.array([o.false_positives for o in outcomes], dtype=float)
+        self.delay = np.array([o.delay for o in outcomes], dtype=float)
+        self.periods = np.array([o.periods for o in outcomes], dtype=float)
+        rng = np.random.default_rng(seed)
+        # Per stratum, a (resamples, n) matrix of case indices into ``outcomes``, drawn from that stratum only.
+        self.draws: dict[str, np.ndarray] = {}
+        for kind in (*ANOMALY_TYPES, CLEAN):
+            members = np.flatnonzero(self.kind == kind)
+            if members.size:
+                self.draws[kind] = members[rng.integers(0, members.size, size=(resamples, members.size))]
+
+    def _strata(self, kinds: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Point-estimate case indices and the ``(resamples, n)`` resampled ones over the strata ``kinds``."""
+        present = [k for k in kinds if k in self.draws]
+        point = np.flatnonzero(np.isin(self.kind, present))
+        draws = np.concatenate([self.draws[k] for k in present], axis=1) if present else np.zeros((0, 0), dtype=int)
+        return point, draws
+
+    def f1(self, kind: str | None = None) -> Interval:
+        """Event-wise F1 of one anomaly type (its events and its cases' false positives, as ``summarise``), or over
+        every case, clean days included, when ``kind`` is None."""
+        point, draws = self._strata(ANOMALY_TYPES + (CLEAN,) if kind is None else (kind,))
+        if point.size == 0:
+            return Interval(float("nan"), float("nan"), float("nan"))
+        events = int(np.sum(self.kind[point] != CLEAN))  # the same in every resample: strata keep their sizes
+        estimate = float(_f1(self.detected[point].sum(), self.false_positives[point].sum(), events))
+        samples = _f1(self.detected[draws].sum(axis=1), self.false_positives[draws].sum(axis=1), events)
+        return Interval(estimate, *_percentiles(samples))
+
+    def false_alerts_per_clean_day(self) -> Interval:
+        """False-positive runs on the clean cases per day of clean data (a day is ``PERIODS_PER_DAY`` periods)."""
+        point, draws = self._strata((CLEAN,))
+        if point.size == 0:
+            return Interval(float("nan"), float("nan"), float("nan"))
+        days = self.periods[point].sum() / PERIODS_PER_DAY
+        samples = self.false_positives[draws].sum(axis=1) / (self.periods[draws].sum(axis=1) / PERIODS_PER_DAY)
+        return Interval(float(self.false_positives[point].sum() / days), *_percentiles(samples))
+
+    def median_delay_minutes(self, kind: str | None = None) -> Interval:
+        """Median detection delay of the detected events of ``kind`` (of every type when None), in minutes; NaN when
+        none was detected."""
+        point, draws = self._strata(ANOMALY_TYPES if kind is None else (kind,))
+        minutes = self.delay * PERIOD_MINUTES  # NaN for missed events
+        if point.size == 0 or not np.isfinite(minutes[point]).any():
+            return Interval(float("nan"), float("nan"), float("nan"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanmedian of a resample whose events were all missed
+            samples = np.nanmedian(minutes[draws], axis=1)  # NaN for a resample without a detection: left out
+        return Interval(float(np.nanmedian(minutes[point])), *_percentiles(samples))
+
+    def delay_quantile_minutes(self, q: float, kind: str | None = None) -> float:
+        """The ``q`` quantile (0..1) of the detection delay of the detected events of ``kind``, in minutes."""
+        point, _ = self._strata(ANOMALY_TYPES if kind is None else (kind,))
+        minutes = self.delay[point] * PERIOD_MINUTES
+        minutes = minutes[np.isfinite(minutes)]
+        return float(np.quantile(minutes, q)) if minutes.size else float("nan")
+
+
+def _round(value: float, digits: int) -> float | None:
+    return round(value, digits) if np.isfinite(value) else None
+
+
+def detector_row(
+    detector: str, outcomes: list[CaseOutcome], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED
+) -> dict[str, object]:
+    """One detector's summary: overall F1 with its interval, false alerts per clean day with its interval, the
+    median (with interval) and 90th-percentile detection delay in minutes, and the F1 of each anomaly type.
+
+    Args:
+        detector: The detector's name (the row's ``detector``).
+        outcomes: Its outcome on every benchmark case.
+        resamples: Bootstrap resamples.
+        seed: Bootstrap seed.
+
+    Returns:
+        A flat dict (``None`` where a statistic is undefined, e.g. a delay when nothing was detected).
+    """
+    boot = CaseBootstrap(outcomes, resamples=resamples, seed=seed)
+    f1, alerts, delay = boot.f1(), boot.false_alerts_per_clean_day(), boot.median_delay_minutes()
+    row: dict[str, object] = {
+        "detector": detector,
+        "f1": _round(f1.point, 3), "f1_lo": _round(f1.lo, 3), "f1_hi": _round(f1.hi, 3),
+        "false_alerts_per_clean_day": _round(alerts.point, 3), "false_alerts_lo": _round(alerts.lo, 3),
+        "false_alerts_hi": _round(alerts.hi, 3),
+        "median_delay_min": _round(delay.point, 1), "median_delay_lo": _round(delay.lo, 1), "median_delay_hi": _round(delay.hi, 1),
+        "p90_delay_min": _round(boot.delay_quantile_minutes(0.9), 1),
+    }
+    row.update({f"f1_{kind}": _round(boot.f1(kind).point, 3) for kind in ANOMALY_TYPES})
+    return row
+
+
+def by_type_table(outcomes: list[CaseOutcome], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED) -> pl.DataFrame:
+    """One detector, one row per anomaly type and one ``overall``: events, F1 with its interval, median and p90
+    detection delay in minutes."""
+    boot = CaseBootstrap(outcomes, resamples=resamples, seed=seed)
+    rows = []
+    for kind in (*ANOMALY_TYPES, None):
+        f1, delay = boot.f1(kind), boot.median_delay_minutes(kind)
+        rows.append({
+            "type": kind or "overall",
+            "events": int(np.sum(boot.kind == kind)) if kind else int(np.sum(boot.kind != CLEAN)),
+            "f1": _round(f1.point, 3), "f1_lo": _round(f1.lo, 3), "f1_hi": _round(f1.hi, 3),
+            "median_delay_min": _round(delay.point, 1), "p90_delay_min": _round(boot.delay_quantile_minutes(0.9, kind), 1),
+        })
+    return pl.DataFrame(rows, schema_overrides={"f1": pl.Float64, "f1_lo": pl.Float64, "f1_hi": pl.Float64,
+                                                "median_delay_min": pl.Float64, "p90_delay_min": pl.Float64})
+
+
+def summary_table(
+    outcomes_by_detector: dict[str, list[CaseOutcome]], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED
+) -> pl.DataFrame:
+    """One ``detector_row`` per detector, in the given order: the table for asset metadata and the README.
+
+    Every detector is resampled with the same seed, and so on the same cases (the strata have the same members
+    whatever the detector), which makes their intervals comparable.
+    """
+    rows = [detector_row(name, outcomes, resamples=resamples, seed=seed) for name, outcomes in outcomes_by_detector.items()]
+    float_columns = [c for c in rows[0] if c != "detector"] if rows else []
+    return pl.DataFrame(rows, schema_overrides={c: pl.Float64 for c in float_columns})
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The verifier's promotion gate: ``candidate_f1_lo`` (the lower end of the candidate's 95 % F1 interval) must be
+    at least ``baseline_f1`` (the baseline's point F1) plus ``margin``."""
+
+    candidate: str
+    baseline: str
+    candidate_f1_lo: float
+    baseline_f1: float
+    margin: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.isfinite(self.candidate_f1_lo)) and self.candidate_f1_lo >= self.baseline_f1 + self.margin
+
+    def describe(self) -> str:
+        verdict = "passes" if self.passed else "fails"
+        return (f"{self.candidate} F1 95 % interval starts at {self.candidate_f1_lo:.3f}; {self.baseline} F1 "
+                f"{self.baseline_f1:.3f} + margin {self.margin:.2f} = {self.baseline_f1 + self.margin:.3f}: {verdict}")
+
+
+def gate(summary: pl.DataFrame, candidate: str, baseline: str, margin: float = DEFAULT_GATE_MARGIN) -> GateDecision:
+    """Compare ``candidate`` against ``baseline`` in a ``summary_table``: the interval's lower end of one against the
+    point estimate of the other (the issue's target), so a candidate passes only when chance in which cases were
+    drawn cannot explain its lead.
+
+    Raises:
+        KeyError: ``summary`` has no row for one of the two detectors.
+    """
+    def value(detector: str, column: str) -> float:
+        picked = summary.filter(pl.col("detector") == detector)[column]
+        if picked.len() == 0:
+            raise KeyError(f"no {detector!r} row in the benchmark summary (detectors: {summary['detector'].to_list()})")
+        return float("nan") if picked[0] is None else float(picked[0])
+
+    return GateDecision(candidate, baseline, value(candidate, "f1_lo"), value(baseline, "f1"), margin)
