@@ -117,7 +117,7 @@ def _decode_json(message: RawMessage, spec: DatasetSpec) -> dict[str, Any] | str
     dataset = record.get("dataset", spec.code)
     if dataset != spec.code:
         return f"record says dataset {dataset!r} but arrived on topic {message.origin.topic}"
-    unknown = sorted(set(record) - set(spec.fields))
+    unknown = sorted(record.keys() - spec.fields.keys())
     if unknown:
         return f"fields not in the {spec.code} schema: {', '.join(unknown)} (schema drift?)"
     missing = [f for f in spec.required if record.get(f) is None]

@@ -17,6 +17,7 @@ Everything a batch produced is written in one MULTI/EXEC transaction; the job co
 succeeds. A crash before EXEC leaves nothing half-written; a crash after it replays a batch that changes nothing.
 """
 
+import datetime as dt
 import json
 import math
 from typing import Any
@@ -127,8 +128,10 @@ class RedisSink:
     def write(self, findings: list[Finding], state: dict[str, Any] | None) -> list[Finding]:
         """Write every finding (and ``state``) atomically; returns the alerts that were new (not replays)."""
         best: dict[tuple[str, str], Finding] = {}
+        texts: dict[dt.datetime, str] = {}  # a period's findings share one time: format it once
         for finding in findings:
-            key = (finding.node, time_text(finding))
+            when = texts.get(finding.time) or texts.setdefault(finding.time, time_text(finding))
+            key = (finding.node, when)
             if key not in best or _finite(finding.score) > _finite(best[key].score):
                 best[key] = finding
         # Scores travel as text: Lua would print a float with 17 digits (1.8300000000000001).

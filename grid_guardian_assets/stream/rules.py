@@ -13,6 +13,7 @@ the numbers and their sources).
 """
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,7 @@ class Finding:
 
     @property
     def alert(self) -> bool:
-        return bool(np.isfinite(self.score) and self.score >= 1.0)
+        return math.isfinite(self.score) and self.score >= 1.0  # math, not numpy: asked of every finding
 
 
 def frequency_findings(
