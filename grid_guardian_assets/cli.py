@@ -124,6 +124,7 @@ def stream_run(
     grid = env.NETWORK.get(network)
     config = StreamConfig(
         branch_limits_file=layout.branch_limits(grid),
+        detector_calibration_file=layout.detector_calibration,
         group_id=group,
         network=grid,
         model_root=models or layout.models,

@@ -45,6 +45,12 @@ class DataLayout:
         return self.root / "grid" / f"branch_limits_{network}.json"
 
     @property
+    def detector_calibration(self) -> Path:
+        """The redundancy checks' relations and thresholds and the per-fuel data-quality limits, fitted on the
+        training days (asset ``detector_calibration``; JSON)."""
+        return self.root / "detect" / "detector_calibration.json"
+
+    @property
     def benchmarks(self) -> Path:
         """Frozen anomaly benchmarks (asset ``anomaly_benchmark``)."""
         return self.root / "benchmarks"

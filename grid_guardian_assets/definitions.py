@@ -9,6 +9,7 @@ import dagster as dg
 
 from grid_guardian_assets.defs.bmrs import definitions as bmrs
 from grid_guardian_assets.defs.daily import definitions as daily
+from grid_guardian_assets.defs.detect import definitions as detect
 from grid_guardian_assets.defs.grid import definitions as grid
 from grid_guardian_assets.defs.live import definitions as live
 from grid_guardian_assets.defs.resources import default_resources
@@ -19,6 +20,7 @@ defs = dg.Definitions.merge(
     daily.defs,
     bmrs.defs,
     grid.defs,
+    detect.defs,
     verifier.defs,
     selfplay.defs,
     live.defs,

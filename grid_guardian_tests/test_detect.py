@@ -8,14 +8,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
-from grid_guardian_assets.datasets import AGWS, FUELHH, ITSDO
+from grid_guardian_assets.datasets import AGWS, B1610, DEMAND_PUBLISH_MARGIN, FUELHH, ITSDO, DatasetSpec
 from grid_guardian_assets.detect.calibration import (
     HELD_OUT_DAYS,
     VALIDATION_DAYS,
     DetectorCalibration,
+    PeriodDetector,
     detect,
     fit_detectors,
 )
@@ -29,13 +31,19 @@ from grid_guardian_assets.detect.data_quality import (
     integrity_findings,
     rejected_reading_finding,
 )
+from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
 from grid_guardian_assets.detect.redundancy import period_suspects
-from grid_guardian_assets.replay import agws, neso, recorded
-from grid_guardian_assets.settlement import period_count, settlement_periods
-from grid_guardian_assets.stream.messages import Origin, Rejected
+from grid_guardian_assets.grid.branch_limits import BranchLimits
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.network import reduced_network
+from grid_guardian_assets.replay import agws, neso, recorded, synthetic
+from grid_guardian_assets.settlement import day_bounds_utc, period_count, settlement_periods
+from grid_guardian_assets.stream.messages import Origin, RawMessage, Reading, Rejected, encode_record, parse_messages
+from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.rules import Finding
-from grid_guardian_assets.stream.topics import DLQ_TOPIC
+from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 
 # A validation day and a held-out day on which no detector comes near its threshold untouched (the wind rises
 # through both, by 7 GW and 5 GW; IFA imports all day).
@@ -246,3 +254,96 @@ def test_the_detectors_import_neither_dagster_nor_torch() -> None:
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- one detector: the live job's period-by-period path equals the batch detector --------------------------------
+def _readings(spec: DatasetSpec, records: list[dict], offset: int) -> list[Reading]:
+    raws = [RawMessage(Origin(topic_for(spec), 0, offset + i), *encode_record(spec, r)) for i, r in enumerate(records)]
+    good, bad = parse_messages(spec, raws)
+    assert bad == []
+    return good
+
+
+def _live_processor(calibration: DetectorCalibration | None) -> LiveProcessor:
+    network = reduced_network()
+    loose = BranchLimits(np.full(network.n_branches, 10.0), np.zeros(network.n_branches, bool))  # no overloads
+    detectors = PeriodDetector(calibration, keep_periods=97) if calibration else None
+    return LiveProcessor(bus_mapping(network), DCPowerFlow(network), loose, None, detectors, fuel_settle_s=0.0)
+
+
+def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(calibration: DetectorCalibration) -> None:
+    """The day's real FUELHH, ITSDO (1,500 MW too high in periods 20–22), AGWS and B1610 readings, sent through the
+    live job's processor period by period (its state carried through a restart at period 24), end with the same
+    detector findings as the batch detector over the same readings' measurement table. NESO's interconnector flows
+    have no topic: the batch table leaves them out as the live job lacks them, and their checks do not run."""
+    day, faulty = DAYS[0], (20, 21, 22)
+    table = with_fault(day_table(day), ITSDO_COLUMN, faulty, lambda v: v + 1500)
+    batch = detect(calibration, table.select(pl.exclude("^NESO:.*$"))).findings()
+    start, end = day_bounds_utc(day)
+    itsdo = [r for r in neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()]
+    itsdo = [{**r, "demand": r["demand"] + 1500} if r["settlementPeriod"] in faulty else r for r in itsdo]
+    records = [(FUELHH, recorded.fuelhh_records(day)), (ITSDO, itsdo), (AGWS, agws.agws_day_records(day))]
+
+    processor, live = _live_processor(calibration), []
+    for period in settlement_periods(day):
+        if period.number == 24:  # a restart: the next process loads the state the last batch stored
+            state = json.loads(json.dumps(processor.state()))
+            processor = _live_processor(calibration)
+            processor.load_state(state)
+        readings = [r for spec, rows in records
+                    for r in _readings(spec, [x for x in rows if x["settlementPeriod"] == period.number], 1000 * period.number)]
+        readings += _readings(B1610, synthetic.b1610_records(day, period.number), 1000 * period.number + 500)
+        now = float(period.number)
+        live += processor.add(readings, now=now) + processor.tick(now=now)  # the tick settles B1610: a rescore
+
+    # A period is rescored as its references arrive (ITSDO and AGWS at once here, B1610 on the tick); its last score
+    # stands: one finding per redundancy check, and one per fuel type and detector.
+    def key(f: Finding) -> tuple:
+        return f.source, f.time, f.node if f.source in (STUCK_READING, UNSEEN_SIGN, UNIT_JUMP) else ""
+
+    final = {key(f): f for f in live if f.source in {*calibration.relations, STUCK_READING, UNSEEN_SIGN, UNIT_JUMP}}
+    assert {key(f) for f in batch} == set(final)
+    for f in batch:
+        mine = final[key(f)]
+        assert (mine.node, mine.dataset, mine.detail["settlement_period"]) == (f.node, f.dataset, f.detail["settlement_period"])
+        assert mine.score == pytest.approx(f.score, abs=1e-9, rel=0)
+    alarms = sorted((f.source, f.node, period_of(f), f.origin.topic) for f in final.values() if f.alert)
+    assert alarms == [(BALANCE, "ITSDO", p, "bmrs.ITSDO") for p in faulty]
+    assert {f.source for f in final.values()} >= {BALANCE, WIND, "redundancy:b1610:WIND", STUCK_READING}
+
+
+def test_without_a_calibration_the_live_processor_scores_no_detector() -> None:
+    processor, day = _live_processor(None), DAYS[0]
+    start, end = day_bounds_utc(day)
+    itsdo = neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN)
+    found = []
+    for number in (1, 2, 3):
+        fuel = [r for r in recorded.fuelhh_records(day) if r["settlementPeriod"] == number]
+        demand = [r for r in itsdo if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == number]
+        readings = _readings(FUELHH, fuel, 100 * number) + _readings(ITSDO, demand, 100 * number + 50)
+        found += processor.add(readings, now=float(number)) + processor.tick(now=float(number))
+    assert {f.source for f in found} == {"power_imbalance"}
+    assert processor.state()["detector_tracks"] == {}
+
+
+@pytest.mark.integration
+def test_the_detector_calibration_asset_stores_the_fitted_detectors(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from grid_guardian_assets.data_layout import DataLayout
+    from grid_guardian_assets.defs.detect.assets import detector_calibration
+    from grid_guardian_assets.defs.resources import BmrsStorageResource
+
+    result = dg.materialize([detector_calibration], resources={"bmrs_storage": BmrsStorageResource(data_dir=str(tmp_path))},
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    path = DataLayout(tmp_path).detector_calibration
+    stored = DetectorCalibration.load(path)
+    assert stored.fit_days == (dt.date(2018, 1, 1), dt.date(2018, 6, 30))
+    assert stored.validation_days == (dt.date(2018, 7, 1), dt.date(2018, 9, 30))
+    metadata = result.asset_materializations_for_node("detector_calibration")[0].metadata
+    assert metadata["file"].value == str(path)
+    assert metadata["false_alarm_rate"].value == stored.false_alarm_rate == 1e-3
+    assert metadata["thresholds"].value == {name: round(r.threshold, 3) for name, r in stored.relations.items()}
+    assert set(metadata["spreads_mw"].value) == set(stored.relations) and metadata["checks"].value == len(stored.relations)
+    assert metadata["fit_days"].value == "2018-01-01..2018-06-30 (181 days)"

@@ -8,7 +8,7 @@ Training is January–September 2018: ``FIT_DAYS`` (January–June) teach the re
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,27 +17,30 @@ import polars as pl
 
 from grid_guardian_assets.datasets import AGWS, FUELHH
 from grid_guardian_assets.detect.data_quality import (
+    SCORE_SCHEMA,
     STUCK_READING,
     UNIT_JUMP,
     UNSEEN_SIGN,
     FuelLimits,
+    FuelTrack,
     fit_fuel_limits,
     fuel_findings,
-    fuel_scores,
+    fuel_period_scores,
     integrity_findings,
 )
 from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, measurement, measurement_table
 from grid_guardian_assets.detect.redundancy import (
     AGWS_WIND,
     FALSE_ALARM_RATE,
+    RESULT_SCHEMA,
     PairRelation,
     default_checks,
-    evaluate,
+    evaluate_period,
     fit_relation,
     redundancy_findings,
 )
 from grid_guardian_assets.replay import agws, recorded
-from grid_guardian_assets.settlement import days_between
+from grid_guardian_assets.settlement import PERIOD, days_between
 from grid_guardian_assets.stream.messages import Origin
 from grid_guardian_assets.stream.rules import Finding
 
@@ -130,8 +133,8 @@ def fit_detectors(fit_days: Sequence[dt.date] = FIT_DAYS, validation_days: Seque
 
 @dataclass(frozen=True)
 class Detection:
-    """What the learned detectors found in a measurement table: ``redundancy.evaluate``'s rows and
-    ``data_quality.fuel_scores``'s rows."""
+    """What the learned detectors found in a measurement table: ``redundancy.evaluate_period``'s rows
+    (``RESULT_SCHEMA``) and ``data_quality.fuel_period_scores``' rows (``SCORE_SCHEMA``) of every period."""
 
     redundancy: pl.DataFrame
     fuel: pl.DataFrame
@@ -143,9 +146,68 @@ class Detection:
         return [f for f in self.findings() if f.alert]
 
 
+@dataclass(frozen=True)
+class PeriodDetection:
+    """What the learned detectors found in one settlement period: rows of ``RESULT_SCHEMA`` and ``SCORE_SCHEMA``."""
+
+    redundancy: list[dict[str, Any]]
+    fuel: list[dict[str, Any]]
+
+    def findings(self, origin: Origin = STORED, model_version: str = "none") -> list[Finding]:
+        return redundancy_findings(self.redundancy, origin, model_version) + fuel_findings(self.fuel, origin, model_version)
+
+
+class PeriodDetector:
+    """Every learned detector stepped through settlement periods as they are scored: the one code path of the batch
+    ``detect`` and the live job.
+
+    The redundancy checks need only the period; the per-fuel detectors also need the period before it (a run of one
+    reading, a step between readings), so each scored period's ``FuelTrack``s are kept by its start. A period
+    rescored (late demand, AGWS or B1610 refining it) is scored against the same preceding period again, and a
+    period whose predecessor was never scored (a gap) starts its runs afresh, as a null row does in a table.
+
+    Args:
+        calibration: The fitted detectors.
+        keep_periods: Periods whose tracks are kept (the live job keeps one more than it keeps periods for
+            refinement, so the oldest refinable period still has its predecessor's).
+    """
+
+    def __init__(self, calibration: DetectorCalibration, keep_periods: int = 2):
+        self.calibration, self.keep_periods = calibration, keep_periods
+        self.tracks: dict[dt.datetime, dict[str, FuelTrack]] = {}
+
+    def score(self, settlement_date: dt.date, number: int, start: dt.datetime,
+              values: Mapping[str, float | None]) -> PeriodDetection:
+        """Score one period's measurements (name → MW, ``None`` when unknown; see ``measurements``' names)."""
+        key = {"settlementDate": settlement_date, "settlementPeriod": number, "start": start}
+        previous = self.tracks.get(start - PERIOD, {})
+        fuel, self.tracks[start] = fuel_period_scores(values, self.calibration.fuel_limits, previous)
+        for old in sorted(self.tracks)[: max(0, len(self.tracks) - self.keep_periods)]:
+            del self.tracks[old]
+        return PeriodDetection([{**key, **row} for row in evaluate_period(values, self.calibration.relations)],
+                               [{**key, **row} for row in fuel])
+
+    def to_json(self) -> dict[str, Any]:
+        return {start.isoformat(): {name: [t.value, t.run] for name, t in tracks.items()}
+                for start, tracks in self.tracks.items()}
+
+    def load_json(self, data: Mapping[str, Any]) -> None:
+        self.tracks = {dt.datetime.fromisoformat(start): {name: FuelTrack(float(v), int(r)) for name, (v, r) in tracks.items()}
+                       for start, tracks in data.items()}
+
+
 def detect(calibration: DetectorCalibration, table: pl.DataFrame) -> Detection:
-    """Run the redundancy checks and the per-fuel detectors over a measurement table (consecutive periods)."""
-    return Detection(evaluate(table, calibration.relations), fuel_scores(table, calibration.fuel_limits))
+    """Run the redundancy checks and the per-fuel detectors over a measurement table (consecutive periods), period
+    by period as the live job does (``PeriodDetector``)."""
+    detector = PeriodDetector(calibration)
+    redundancy: list[dict[str, Any]] = []
+    fuel: list[dict[str, Any]] = []
+    for row in table.iter_rows(named=True):
+        found = detector.score(row["settlementDate"], row["settlementPeriod"], row["start"], row)
+        redundancy.extend(found.redundancy)
+        fuel.extend(found.fuel)
+    return Detection(pl.DataFrame(redundancy, schema=RESULT_SCHEMA).sort("start", "check"),
+                     pl.DataFrame(fuel, schema=SCORE_SCHEMA))
 
 
 def dropouts(table: pl.DataFrame) -> pl.Series:

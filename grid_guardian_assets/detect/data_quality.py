@@ -139,43 +139,62 @@ def fit_fuel_limits(table: pl.DataFrame) -> dict[str, FuelLimits]:
     return limits
 
 
-def fuel_scores(table: pl.DataFrame, limits: Mapping[str, FuelLimits]) -> pl.DataFrame:
-    """The three learned detectors over a measurement table's FUELHH columns (consecutive periods, time order).
+@dataclass(frozen=True)
+class FuelTrack:
+    """One fuel type's reading in a period and how many consecutive periods up to it held that reading."""
+
+    value: float
+    run: int
+
+
+def fuel_period_scores(values: Mapping[str, float | None], limits: Mapping[str, FuelLimits],
+                       previous: Mapping[str, FuelTrack]) -> tuple[list[dict[str, Any]], dict[str, FuelTrack]]:
+    """The three learned detectors on one settlement period's FUELHH readings.
+
+    Args:
+        values: Measurement name → MW (``None`` when unknown); its ``FUELHH:*`` names are scored.
+        limits: Per fuel type; a fuel type training never saw has none to hold it to, and is not scored.
+        previous: The preceding period's tracks by measurement name (empty when that period is unknown); a fuel type
+            absent there had no reading.
 
     Returns:
-        One row per (period, fuel, detector) with a positive score: ``node`` (``FUELHH:{fuel}``), ``source``,
-        ``score`` (1.0 = alarm), ``value_mw``, ``evidence`` and ``limit`` (what each is: ``EVIDENCE``).
+        The rows with a positive score (``node`` ``FUELHH:{fuel}``, ``source``, ``score`` (1.0 = alarm),
+        ``value_mw``, ``evidence`` and ``limit``: what each is, ``EVIDENCE``), and this period's tracks.
     """
-    frames = []
-    base = table.select("settlementDate", "settlementPeriod", "start")
-    for column in fuel_columns(table.columns):
+    rows, tracks = [], {}
+    for column in fuel_columns(values):
+        value = values[column]
+        value = float("nan") if value is None else float(value)
+        if not np.isfinite(value):
+            continue  # no reading: no score, and the next period's run starts afresh (as ``repeat_runs``)
+        before = previous.get(column)
+        run = before.run + 1 if before is not None and before.value == value else 1
+        tracks[column] = FuelTrack(value, run)
         fuel = fuel_of(column)
         if fuel not in limits:
-            continue  # a fuel type training never saw: no limits to hold it to
+            continue
         limit = limits[fuel]
-        values = table[column].cast(pl.Float64).to_numpy()
-        runs = repeat_runs(values).astype(float)
-        stuck = np.where(np.isfinite(values) & (values != 0), runs, 0.0)
-        unseen = np.array([np.isfinite(v) and sign_of(v) not in limit.signs for v in values])
-        size = np.nan_to_num(np.abs(values)) / SIGN_RESOLUTION_MW
-        steps = step_decades(values)
+        stuck = float(run) if value != 0 else 0.0
+        unseen = max(abs(value) / SIGN_RESOLUTION_MW, 1.0) if sign_of(value) not in limit.signs else 0.0
+        step = float(step_decades(np.array([before.value if before else np.nan, value]))[1])
         for source, score, evidence, bound in (
             (STUCK_READING, stuck / (limit.repeat_limit + 1), stuck, float(limit.repeat_limit)),
-            (UNSEEN_SIGN, np.where(unseen, np.maximum(size, 1.0), 0.0), values, SIGN_RESOLUTION_MW),
-            (UNIT_JUMP, np.nan_to_num(steps / limit.jump_limit_decades), steps, limit.jump_limit_decades),
+            (UNSEEN_SIGN, unseen, value, SIGN_RESOLUTION_MW),
+            (UNIT_JUMP, float(np.nan_to_num(step / limit.jump_limit_decades)), step, limit.jump_limit_decades),
         ):
-            frames.append(base.with_columns(node=pl.lit(column), source=pl.lit(source), score=pl.Series(score),
-                                            value_mw=pl.Series(values), evidence=pl.Series(evidence),
-                                            limit=pl.lit(bound)).filter(pl.col("score") > 0))
-    if not frames:
-        return pl.DataFrame(schema=SCORE_SCHEMA)
-    return pl.concat(frames).select(list(SCORE_SCHEMA)).cast(SCORE_SCHEMA).sort("start", "node", "source")
+            if score > 0:
+                rows.append({"node": column, "source": source, "score": score, "value_mw": value, "evidence": evidence,
+                             "limit": bound})
+    rows.sort(key=lambda r: (r["node"], r["source"]))
+    return rows, tracks
 
 
-def fuel_findings(scores: pl.DataFrame, origin: Origin = STORED, model_version: str = "none") -> list[Finding]:
-    """``fuel_scores`` rows as findings (node ``FUELHH:{fuel}``, dataset FUELHH)."""
+def fuel_findings(scores: pl.DataFrame | Iterable[Mapping[str, Any]], origin: Origin = STORED,
+                  model_version: str = "none") -> list[Finding]:
+    """``fuel_period_scores``' rows with their period's key (``SCORE_SCHEMA``; a frame or dicts) as findings (node
+    ``FUELHH:{fuel}``, dataset FUELHH)."""
     findings = []
-    for row in scores.iter_rows(named=True):
+    for row in scores.iter_rows(named=True) if isinstance(scores, pl.DataFrame) else scores:
         evidence, bound = EVIDENCE[row["source"]]
         detail: dict[str, float | str] = {"settlement_date": row["settlementDate"].isoformat(),
                                           "settlement_period": row["settlementPeriod"], "value_mw": row["value_mw"],

@@ -90,6 +90,17 @@ class PairCheck:
         """
         return _sum(table, self.measured), _sum(table, self.reference)
 
+    def period_sides(self, values: Mapping[str, float | None]) -> tuple[float, float]:
+        """``(measured, reference)`` MW of one period's measurements (name → MW, ``None`` when unknown).
+
+        NaN where a measured column is absent or unknown (a FUELHH side short of a fuel type is not that
+        quantity), or where a reference column present is unknown, or none is present. An absent reference column
+        counts as no units of that kind, as ``sides`` counts one a table lacks.
+        """
+        measured = _period_sum([_known(values.get(c)) for c in self.measured])
+        reference = _period_sum([_known(values[c]) for c in self.reference if c in values])
+        return measured, reference
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "measured": list(self.measured), "reference": list(self.reference),
                 "reference_name": self.reference_name}
@@ -105,6 +116,14 @@ def _sum(table: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
         return np.full(table.height, np.nan)
     values = table.select(pl.col(present).cast(pl.Float64)).to_numpy()
     return values.sum(axis=1)  # NaN (a null) anywhere makes the side unknown
+
+
+def _known(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _period_sum(values: list[float]) -> float:
+    return float(sum(values)) if values else float("nan")  # a NaN anywhere makes the side unknown
 
 
 def _b1610_groups() -> dict[tuple[str, ...], list[str]]:
@@ -239,6 +258,7 @@ def fit_relation(check: PairCheck, fit: pl.DataFrame, validation: pl.DataFrame,
                         int(v_known.sum()), int((~normal).sum()))
 
 
+PERIOD_KEY = ("settlementDate", "settlementPeriod", "start")
 RESULT_SCHEMA = {
     "settlementDate": pl.Date, "settlementPeriod": pl.Int64, "start": pl.Datetime("us", "UTC"), "check": pl.Utf8,
     "measured_mw": pl.Float64, "reference_mw": pl.Float64, "expected_mw": pl.Float64, "normalised_residual": pl.Float64,
@@ -246,46 +266,49 @@ RESULT_SCHEMA = {
 }
 
 
-def evaluate(table: pl.DataFrame, relations: Mapping[str, PairRelation]) -> pl.DataFrame:
-    """Every check on every period of a measurement table where both its sides are known.
+def evaluate_period(values: Mapping[str, float | None], relations: Mapping[str, PairRelation]) -> list[dict[str, Any]]:
+    """Every check on one settlement period's measurements where both its sides are known.
+
+    Args:
+        values: Measurement name → MW (``None`` when unknown); see ``PairCheck.period_sides`` for absent names.
+        relations: The calibrated checks.
 
     Returns:
-        One row per (period, check): ``measured_mw``, ``reference_mw``, ``expected_mw``, ``normalised_residual``
-        (signed, in spreads), ``score`` (1.0 = alarm), ``suspect`` (the measurement the period's residuals point
-        to, of this check's), ``suspect_statistic`` (its largest-normalised-residual statistic) and ``candidates``
-        (every measurement tied with it).
+        One row per check that ran, with ``RESULT_SCHEMA``'s fields but the period's: ``check``, ``measured_mw``,
+        ``reference_mw``, ``expected_mw``, ``normalised_residual`` (signed, in spreads), ``score`` (1.0 = alarm),
+        ``suspect`` (the measurement the period's residuals point to, of this check's), ``suspect_statistic`` (its
+        largest-normalised-residual statistic) and ``candidates`` (every measurement tied with it).
     """
     rels = list(relations.values())
-    if not rels or table.height == 0:
-        return pl.DataFrame(schema=RESULT_SCHEMA)
-    sides = [r.check.sides(table) for r in rels]
-    z = np.column_stack([r.normalised(m, ref) for r, (m, ref) in zip(rels, sides)])  # (T, K)
+    if not rels:
+        return []
+    sides = np.array([r.check.period_sides(values) for r in rels]).reshape(len(rels), 2)
+    z = np.array([r.normalised(np.array(m), np.array(ref)) for r, (m, ref) in zip(rels, sides)], dtype=float)  # (K,)
     known = np.isfinite(z)
     names = list(dict.fromkeys(m for r in rels for m in r.check.measurements))
     index = {n: i for i, n in enumerate(names)}
-    # sensitivity[t, k, m]: how a 1 MW error in measurement m moves check k's normalised residual in period t.
-    sensitivity = np.zeros((table.height, len(rels), len(names)))
+    # sensitivity[k, m]: how a 1 MW error in measurement m moves check k's normalised residual.
+    sensitivity = np.zeros((len(rels), len(names)))
     for k, (rel, (_, reference)) in enumerate(zip(rels, sides)):
         for column in rel.check.measured:
-            sensitivity[:, k, index[column]] = 1.0 / rel.spread_mw
-        moves = np.ones(table.height) if rel.reference_floor is None else (reference > rel.reference_floor)
-        sensitivity[:, k, index[rel.check.reference_name]] = -rel.slope * moves / rel.spread_mw
-    sensitivity *= known[:, :, None]
-    explained = np.einsum("tk,tkm->tm", np.where(known, z, 0.0), sensitivity)
+            sensitivity[k, index[column]] = 1.0 / rel.spread_mw
+        moves = 1.0 if rel.reference_floor is None else float(reference > rel.reference_floor)
+        sensitivity[k, index[rel.check.reference_name]] = -rel.slope * moves / rel.spread_mw
+    sensitivity *= known[:, None]
+    explained = np.where(known, z, 0.0) @ sensitivity
     with np.errstate(invalid="ignore", divide="ignore"):
-        statistic = np.abs(explained) / np.sqrt((sensitivity**2).sum(axis=1))
+        statistic = np.abs(explained) / np.sqrt((sensitivity**2).sum(axis=0))
     rows = []
-    dates, periods, starts = (table[c].to_list() for c in ("settlementDate", "settlementPeriod", "start"))
-    for k, (rel, (measured, reference)) in enumerate(zip(rels, sides)):
-        own = [index[m] for m in rel.check.measurements]
-        expected = rel.expected(reference)
-        for t in np.flatnonzero(known[:, k]):
-            stats = statistic[t, own]
-            best = float(np.nanmax(stats))
-            tied = [rel.check.measurements[i] for i, s in enumerate(stats) if s >= best * (1 - TIE_TOLERANCE)]
-            rows.append((dates[t], periods[t], starts[t], rel.check.name, float(measured[t]), float(reference[t]),
-                         float(expected[t]), float(z[t, k]), float(abs(z[t, k]) / rel.threshold), tied[0], best, tied))
-    return pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row").sort("start", "check")
+    for k in np.flatnonzero(known):
+        rel, (measured, reference) = rels[k], sides[k]
+        stats = statistic[[index[m] for m in rel.check.measurements]]
+        best = float(np.nanmax(stats))
+        tied = [rel.check.measurements[i] for i, s in enumerate(stats) if s >= best * (1 - TIE_TOLERANCE)]
+        rows.append({"check": rel.check.name, "measured_mw": float(measured), "reference_mw": float(reference),
+                     "expected_mw": float(rel.expected(np.array(reference))), "normalised_residual": float(z[k]),
+                     "score": float(abs(z[k]) / rel.threshold), "suspect": tied[0], "suspect_statistic": best,
+                     "candidates": tied})
+    return rows
 
 
 def period_suspects(result: pl.DataFrame) -> pl.DataFrame:
@@ -299,10 +322,12 @@ def period_suspects(result: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def redundancy_findings(result: pl.DataFrame, origin: Origin = STORED, model_version: str = "none") -> list[Finding]:
-    """``evaluate``'s rows as findings: node the suspect measurement, source the check, dataset the suspect's."""
+def redundancy_findings(result: pl.DataFrame | Iterable[Mapping[str, Any]], origin: Origin = STORED,
+                        model_version: str = "none") -> list[Finding]:
+    """``evaluate_period``'s rows with their period's key (``RESULT_SCHEMA``; a frame or dicts) as findings: node the
+    suspect measurement, source the check, dataset the suspect's."""
     findings = []
-    for row in result.iter_rows(named=True):
+    for row in result.iter_rows(named=True) if isinstance(result, pl.DataFrame) else result:
         detail: dict[str, float | str] = {
             "settlement_date": row["settlementDate"].isoformat(), "settlement_period": row["settlementPeriod"],
             "measured_mw": row["measured_mw"], "reference_mw": row["reference_mw"], "expected_mw": row["expected_mw"],

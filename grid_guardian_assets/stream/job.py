@@ -24,6 +24,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector
 from grid_guardian_assets.detect.data_quality import rejected_reading_finding
 from grid_guardian_assets.grid.branch_limits import load_branch_limits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
@@ -55,6 +56,9 @@ class StreamConfig:
     Attributes:
         branch_limits_file: The line-overload limits the ``branch_limits`` asset stored for ``network``
             (``DataLayout.branch_limits(network)``); the job refuses to start without them.
+        detector_calibration_file: The redundancy checks and per-fuel data-quality limits the
+            ``detector_calibration`` asset stored (``DataLayout.detector_calibration``); ``None`` or a missing file
+            turns those checks off (logged once at start).
         kafka: Broker settings (``KAFKA_*``).
         redis_url: ``$REDIS_URL`` (``redis://:password@host:port/db``).
         group_id: The consumer group; its committed offsets are the job's progress.
@@ -74,6 +78,7 @@ class StreamConfig:
     """
 
     branch_limits_file: Path
+    detector_calibration_file: Path | None = None
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
     redis_url: str = field(default_factory=REDIS_URL.get)
     group_id: str = "grid-guardian-live"
@@ -163,8 +168,8 @@ class InferenceJob:
         self.models = ModelStore(config.model_root) if config.model_root else None
         if self.models is not None:
             single_threaded_torch()
-        self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, fuel_settle_s=config.fuel_settle_s,
-                                       keep_periods=config.keep_periods)
+        self.processor = LiveProcessor(self.mapping, self.flow, self.limits, None, self._detectors(),
+                                       fuel_settle_s=config.fuel_settle_s, keep_periods=config.keep_periods)
         self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5)
         self.sink = RedisSink(self.redis, state_key(config.group_id), config.stream_maxlen)
         self._last_model_check = 0.0
@@ -172,6 +177,18 @@ class InferenceJob:
         self._committed_next: dict[tuple[str, int], int] = {}
         self._last_progress = 0.0
         self._reported: tuple[int, int, str] | None = None  # (messages, batches, model) at the last on_progress
+
+    def _detectors(self) -> PeriodDetector | None:
+        path = self.config.detector_calibration_file
+        if path is None or not path.exists():
+            log.warning("no detector calibration%s: redundancy and data-quality checks are off (materialise "
+                        "detector_calibration)", f" at {path}" if path else "")
+            return None
+        calibration = DetectorCalibration.load(path)
+        log.info("redundancy checks %s and %d fuel types' data-quality limits from %s", ", ".join(calibration.relations),
+                 len(calibration.fuel_limits), path)
+        # One period more than the book keeps for refinement: the oldest refinable period keeps its predecessor.
+        return PeriodDetector(calibration, keep_periods=self.config.keep_periods + 1)
 
     # --- model ------------------------------------------------------------------------------------------------
     def _promoted_scorer(self) -> LiveScorer | None:

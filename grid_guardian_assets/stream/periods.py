@@ -9,6 +9,8 @@ state that carries the assembly across restarts.
 * B1610 (metered volumes per BM unit, published days later) refines a period still in the refinement window once
   its rows have been quiet for ``settle_s``: its units' MWh × 2, summed by ENTSO-E ``psrType``, replace the FUELHH
   outturn of the matching fuel types (gas split between CCGT and OCGT as FUELHH split it).
+* AGWS (wind and solar outturn, published within the hour) refines a period when it arrives: only the
+  redundancy checks use it (``detect``), against FUELHH's wind.
 * PN (physical notifications) are plans, not outturn: nothing in a period is theirs to refine.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from grid_guardian_assets.detect.measurements import ITSDO, MW_PER_MWH, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
 from grid_guardian_assets.settlement import UTC, period_of, period_start
 from grid_guardian_assets.stream.messages import Origin, Reading
@@ -43,6 +46,8 @@ class PeriodState:
     freq: dict[str, float] = field(default_factory=dict)  # samples by time, until the period is scored
     frequency_mean: float | None = None
     metered: dict[str, list] = field(default_factory=dict)  # B1610: bmUnit -> [psrType, MW]
+    agws: dict[str, float] = field(default_factory=dict)  # psrType -> MW
+    agws_origin: Origin | None = None
     last_metered_at: float = 0.0
     metered_settled: bool = False  # B1610 rows quiet for settle_s: a partial set never replaces FUELHH
     last_fuel_at: float = 0.0  # monotonic seconds
@@ -59,7 +64,25 @@ class PeriodState:
     def signature(self) -> str:
         source = self.demand_source or "estimated"
         metered = f"+B1610:{len(self.metered)}:{sum(v[1] for v in self.metered.values()):.0f}" if self.metered_settled else ""
-        return f"FUELHH:{len(self.fuel)}:{sum(self.fuel.values()):.0f}+{source}:{self.demand.get(source, 0):.0f}{metered}"
+        agws = f"+AGWS:{len(self.agws)}:{sum(self.agws.values()):.0f}" if self.agws else ""
+        return f"FUELHH:{len(self.fuel)}:{sum(self.fuel.values()):.0f}+{source}:{self.demand.get(source, 0):.0f}{metered}{agws}"
+
+    def measurements(self) -> dict[str, float]:
+        """What the period holds as ``detect.measurements`` names it (MW): FUELHH per fuel type, ITSDO, AGWS per
+        psrType, and B1610's metered units summed per psrType once they have settled."""
+        values = {measurement("FUELHH", fuel): mw for fuel, mw in self.fuel.items()}
+        if ITSDO in self.demand:
+            values[ITSDO] = self.demand[ITSDO]
+        values.update({measurement("AGWS", psr): mw for psr, mw in self.agws.items()})
+        for psr, mw in self.metered.values() if self.metered_settled else ():
+            name = measurement("B1610", psr)
+            values[name] = values.get(name, 0.0) + mw
+        return values
+
+    def origin_of(self, dataset: str) -> Origin | None:
+        """The Kafka origin of the period's latest reading of ``dataset`` (FUELHH's when it has none of its own)."""
+        own = {"ITSDO": self.demand_origin.get("ITSDO"), "INDO": self.demand_origin.get("INDO"), "AGWS": self.agws_origin}
+        return own.get(dataset) or self.fuel_origin
 
     def generation(self) -> tuple[dict[str, float], str]:
         """Generation by fuel type: FUELHH, with B1610's metered totals once they have settled."""
@@ -81,7 +104,8 @@ class PeriodState:
             "fuel": self.fuel, "fuel_origin": list(vars(self.fuel_origin).values()) if self.fuel_origin else None,
             "demand": self.demand, "demand_origin": {k: list(vars(v).values()) for k, v in self.demand_origin.items()},
             "freq": self.freq, "frequency_mean": self.frequency_mean, "metered": self.metered,
-            "metered_settled": self.metered_settled, "scored": self.scored,
+            "metered_settled": self.metered_settled, "scored": self.scored, "agws": self.agws,
+            "agws_origin": list(vars(self.agws_origin).values()) if self.agws_origin else None,
         }
 
     @classmethod
@@ -91,7 +115,8 @@ class PeriodState:
             start=dt.datetime.fromisoformat(data["start"]), fuel=data["fuel"], fuel_origin=_origin(data["fuel_origin"]),
             demand=data["demand"], demand_origin={k: Origin(*v) for k, v in data["demand_origin"].items()},
             freq=data["freq"], frequency_mean=data["frequency_mean"], metered=data.get("metered", {}),
-            metered_settled=data.get("metered_settled", False), scored=data["scored"],
+            metered_settled=data.get("metered_settled", False), scored=data["scored"], agws=data.get("agws", {}),
+            agws_origin=_origin(data.get("agws_origin")),
         )
 
 
@@ -117,7 +142,7 @@ class PeriodBook:
         return self.periods[key]
 
     def apply(self, reading: Reading, now: float) -> PeriodState | None:
-        """Record a FUELHH, demand, B1610 or FREQ reading (idempotently); the period it refines, if any.
+        """Record a FUELHH, demand, AGWS, B1610 or FREQ reading (idempotently); the period it refines, if any.
 
         FREQ samples are kept for the period's mean frequency until it is scored; B1610 and PN refine nothing now.
         """
@@ -130,7 +155,7 @@ class PeriodBook:
             if self.last_freq is None or when > self.last_freq[0]:
                 self.last_freq = (when, hz)
             return None
-        if code not in ("FUELHH", "B1610", *DEMAND_SOURCES):
+        if code not in ("FUELHH", "B1610", "AGWS", *DEMAND_SOURCES):
             return None  # PN: validated on the way in and counted in messages_processed_total
         period = self.period(values["settlementDate"], values["settlementPeriod"])
         if code == "FUELHH":
@@ -138,9 +163,13 @@ class PeriodBook:
             period.fuel_origin, period.last_fuel_at = reading.origin, now
             return period
         if code == "B1610":
-            period.metered[values["bmUnit"]] = [values.get("psrType") or "Other", 2.0 * float(values["quantity"])]
+            period.metered[values["bmUnit"]] = [values.get("psrType") or "Other", MW_PER_MWH * float(values["quantity"])]
             period.last_metered_at, period.metered_settled = now, False
             return None
+        if code == "AGWS":
+            period.agws[values["psrType"]] = float(values["quantity"])
+            period.agws_origin = reading.origin
+            return period
         period.demand[code] = float(values["demand"])
         period.demand_origin[code] = reading.origin
         return period

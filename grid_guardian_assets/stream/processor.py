@@ -1,19 +1,25 @@
-"""Readings in, findings out: periods assembled (``stream.periods``) and scored by the physics rules and the model.
+"""Readings in, findings out: periods assembled (``stream.periods``) and scored by the physics rules, the model and
+the learned bad-data detectors (``detect``: redundancy checks and per-fuel data quality).
 
 * FREQ samples are scored as they arrive (band and RoCoF rules on the ``system`` node).
 * Settlement periods are scored when ``PeriodBook`` says they are complete or refined. However many are due at
   once (one at the live rate, hundreds while a backlog streams in), they are scored together: one multi-column DC
   flow, the balance and overload rules over arrays, and the model over the stack in one pass; the findings equal
   those of scoring the same periods one by one.
+* The bad-data detectors score each period's measurements through ``detect.calibration.PeriodDetector``, the code
+  path the batch ``detect`` steps through a table: live and batch findings of the same readings are the same.
 * Until demand (INDO, else ITSDO) arrives the snapshot uses demand estimated at ``1 − TRANSMISSION_LOSS_RATIO`` of
   supply (the balance rule does not run on an estimate), so a dataset that never arrives never stops scoring.
 """
 
+import dataclasses
 import time
 from typing import Any
 
 import numpy as np
 
+from grid_guardian_assets.detect.calibration import PeriodDetector
+from grid_guardian_assets.detect.measurements import dataset_of
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import BusMapping, UnknownFuelTypeError
@@ -33,6 +39,7 @@ class LiveProcessor:
         flow: The network's DC power flow.
         limits: Line-overload limits per branch.
         scorer: The promoted checkpoint stepped live, or ``None`` (physics rules only).
+        detectors: The stored detector calibration stepped live, or ``None`` (no redundancy or data-quality checks).
         fuel_settle_s: Seconds without new FUELHH rows after which a period counts as complete.
         keep_periods: Scored periods kept for refinement by late data.
     """
@@ -43,11 +50,12 @@ class LiveProcessor:
         flow: DCPowerFlow,
         limits: BranchLimits,
         scorer: LiveScorer | None = None,
+        detectors: PeriodDetector | None = None,
         *,
         fuel_settle_s: float = 5.0,
         keep_periods: int = 96,
     ):
-        self.mapping, self.flow, self.limits, self.scorer = mapping, flow, limits, scorer
+        self.mapping, self.flow, self.limits, self.scorer, self.detectors = mapping, flow, limits, scorer, detectors
         self.book = PeriodBook(fuel_settle_s, keep_periods)
         self.branches = branch_names(mapping.network)
         self.periods_per_batch: list[int] = []  # periods scored per call since the last drain (for the histogram)
@@ -137,7 +145,17 @@ class LiveProcessor:
                                 for i, s in enumerate(scores.node))
                 findings.append(Finding(NATIONAL_NODE, period.start, float(scores.national), "model", "FUELHH", origin,
                                         detail, version))
+            findings.extend(self._detector_findings(period))
         return findings
+
+    def _detector_findings(self, period: PeriodState) -> list[Finding]:
+        """The redundancy checks and per-fuel detectors on the period's measurements, each finding stamped with the
+        Kafka origin of its suspect's dataset."""
+        if self.detectors is None:
+            return []
+        found = self.detectors.score(period.settlement_date, period.number, period.start, period.measurements())
+        return [dataclasses.replace(f, origin=period.origin_of(dataset_of(f.node)) or f.origin)
+                for f in found.findings(period.fuel_origin, self.model_version)]
 
     def _model_scores(self, periods: list[PeriodState], node: np.ndarray, loading: np.ndarray) -> list:
         if self.scorer is None:
@@ -156,10 +174,13 @@ class LiveProcessor:
 
     # --- state ------------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {**self.book.to_json(), "model_history": [p.to_json() for p in self.scorer.history] if self.scorer else []}
+        return {**self.book.to_json(), "model_history": [p.to_json() for p in self.scorer.history] if self.scorer else [],
+                "detector_tracks": self.detectors.to_json() if self.detectors else {}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.book.load_json(state)
+        if self.detectors is not None:
+            self.detectors.load_json(state.get("detector_tracks", {}))
         if self.scorer is not None:
             self.scorer.replay([PeriodInput.from_json(p) for p in state.get("model_history", [])])
 

@@ -115,11 +115,12 @@ def _progress_metadata(summary_metadata: dict[str, object]) -> dict[str, object]
 
 @dg.asset(
     group_name=LIVE_GROUP,
-    deps=["gnn_verifier", "self_play_round", "branch_limits", *BMRS_TOPICS],
+    deps=["gnn_verifier", "self_play_round", "branch_limits", "detector_calibration", *BMRS_TOPICS],
     kinds={"kafka", "redis", "pytorch"},
     description="The live path: consumes the bmrs.* topics, scores readings with the physics rules and the promoted "
     "checkpoint (gnn_verifier's, or a self-play round's), writes scores and alerts to Redis and then commits. "
-    "Line overloads are judged against the limits branch_limits stored (the run fails without them). Long-running: "
+    "Line overloads are judged against the limits branch_limits stored (the run fails without them); the redundancy "
+    "checks and per-fuel data-quality detectors run with detector_calibration's file when it is stored. Long-running: "
     "progress is recorded as observations (readings, alerts, consumer lag, checkpoint in use, offsets covered); "
     "terminating the run finishes the batch, commits, and records the final materialisation.",
 )
@@ -148,6 +149,7 @@ def live_anomaly_scores(
         context.log.info(f"starting with promoted checkpoint {promoted}; a newer promotion is picked up between batches")
     stream_config = StreamConfig(
         branch_limits_file=bmrs_storage.layout.branch_limits(grid.network),
+        detector_calibration_file=bmrs_storage.layout.detector_calibration,
         kafka=kafka.settings(),
         redis_url=redis.url,
         group_id=config.group_id,
