@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -25,7 +26,14 @@ from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStor
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
-from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
+from grid_guardian_assets.verifier.pipeline import (
+    benchmark_outcomes,
+    benchmark_table,
+    contiguous_sequences,
+    load_detector,
+    save_checkpoint,
+    train_verifier,
+)
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
 from grid_guardian_assets.verifier.sequences import Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, masked_mse, train_model
@@ -233,6 +241,50 @@ def test_whole_days_start_at_local_midnight_and_leave_out_the_clock_change_day()
     assert whole_days(autumn, 48) == [0, 48, 146] and whole_days(autumn, 50) == [96]
     assert whole_days(autumn.slice(1, 194), 48) == [47, 145]  # the 26th is cut short
     assert BenchmarkSpec().cases_per_type >= 30 and BenchmarkSpec().clean_days >= 60  # issue #12's minimum
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for the test, as the live job runs (``stream.scorer.single_threaded_torch``), then
+    the count before: on 2 busy shared cores a second thread made training and scoring this small graph 3× slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.integration
+def test_verifier_beats_the_three_sigma_rule_on_a_fixed_real_data_case(one_torch_thread: None) -> None:
+    """The gate's comparison on a fixed regression case: the verifier's overall event-wise F1 beats the 3-sigma rule's,
+    and beats a detector that alarms in every period, which on this benchmark beats the 3-sigma rule on its own.
+
+    Bundled real 2018 data: trained on 09-01..09-23 and calibrated on 09-24..09-30 (``train_verifier`` holds out the
+    last 7 days), 10 epochs at the default width and seed 0 (``train_model`` seeds torch, NumPy and the chunk order
+    and turns on torch's deterministic algorithms, so the figures repeat exactly); measured, as ``gnn_verifier``
+    measures it, on a frozen benchmark of 110 cases (12 of each anomaly type and the 14 whole days as clean cases,
+    seed 2018) cut from 10-01..10-14, days neither model saw. This is one fixed case, chosen on these held-out days,
+    not an estimate of how the verifier generalises. Measured on 2 shared CPU cores: F1 GNN verifier 0.581, 3-sigma
+    0.461, always alarming 0.482 (per-bus GRU 0.628), the same with one torch thread or two; with 16 clean windows
+    instead of whole days, seeds 1-4 of the same case gave the verifier 0.54-0.66, and it failed with the verifier
+    untrained (0 epochs: 0.466), or with its scores replaced by constant ones (0.480) or random ones (0.168). 30-60 s.
+    """
+    network = reduced_network()
+    trained = train_verifier(
+        network, list(days("2018-09-01", "2018-09-30")), TrainConfig(epochs=10, seed=0), calibration_days=7, device=torch.device("cpu")
+    )
+    assert trained.train_days == (dt.date(2018, 9, 1), dt.date(2018, 9, 23))
+    assert trained.calibration_days == (dt.date(2018, 9, 24), dt.date(2018, 9, 30))
+    held_out_days = list(days("2018-10-01", "2018-10-14"))
+    benchmark = build_benchmark(contiguous_sequences(held_out_days), network, BenchmarkSpec(seed=2018, cases_per_type=12, clean_days=14))
+    table = benchmark_table(benchmark_outcomes(trained, network, benchmark))
+    overall = table.filter(pl.col("type") == "overall").select("detector", "precision", "recall", "f1")
+    f1 = dict(overall.select("detector", "f1").iter_rows())
+    f1_verifier, f1_three_sigma = f1["GNN verifier"], f1["3-sigma"]
+    assert f1_verifier > f1_three_sigma, overall
+    # Every event found, one or two false positives per case: the 3-sigma rule's precision (0.29) is low enough for it to win.
+    always_alarming = summarise([evaluate_case(np.ones(benchmark.node.shape[1]), label) for label in benchmark.labels])
+    f1_always_alarming = float(always_alarming.filter(pl.col("type") == "overall")["f1"][0])
+    assert f1_verifier > f1_always_alarming, (f1_always_alarming, overall)
 
 
 @pytest.mark.integration
