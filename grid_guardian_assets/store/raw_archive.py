@@ -56,8 +56,8 @@ class RawArchive:
             "responses": [r.to_json() for r in partition.responses],
         }
         tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as fh:
-            json.dump(document, fh)
+        # One encode and one compress: json.dump into a gzip text stream writes thousands of small pieces.
+        tmp.write_bytes(gzip.compress(json.dumps(document).encode("utf-8"), compresslevel=6))
         tmp.replace(path)  # a reader never sees half a file
         partition.path = path
         return path

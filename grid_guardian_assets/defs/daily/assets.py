@@ -117,7 +117,10 @@ def settlement_days(
                         to_store.setdefault(spec.code, {})[day] = outcome.frame
             for code, frames in to_store.items():
                 spec = DATASETS[code.lower()]
-                for stored in store.write_partitions(spec, frames, writer=context.run_id):
+                # Frames validated above in this run are not schema-checked again; ones read back from the frame
+                # files (``X_frames`` not selected) are.
+                validated_here = frames_key(spec) in selected
+                for stored in store.write_partitions(spec, frames, writer=context.run_id, schema_validated=validated_here):
                     frame = frames[stored.day]
                     plot = partition_plot(spec, frame, f"{spec.code} {stored.day}") if stored.day == plot_day else None
                     yield store_materialization(spec, stored, frame, plot)
