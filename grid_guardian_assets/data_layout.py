@@ -56,8 +56,8 @@ class DataLayout:
         return self.root / "benchmarks"
 
     def benchmark_pointer(self, network: str, split: str = HELD_OUT) -> Path:
-        """Which frozen benchmark of ``network`` and ``split`` is current: the held-out one is what the verifier's
-        final table and self-play score against; the validation one is for tuning."""
+        """Which frozen benchmark of ``network`` and ``split`` is current: the held-out one is the final table (the
+        verifier's gate, self-play's reported F1); the validation one is for tuning (self-play's promotion)."""
         suffix = "" if split == HELD_OUT else f"_{split}"
         return self.benchmarks / f"anomaly_benchmark_{network}{suffix}.json"
 

@@ -115,8 +115,9 @@ def network_map(network: "GridNetwork", branch_value: "np.ndarray", bus_value: "
 
 
 def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> "Figure":
-    """Four panels of a self-play run: solve rate by type (this round), proposer reward, benchmark F1 and the
-    proposer's type distribution across rounds."""
+    """Four panels of a self-play run: solve rate by type (this round), proposer reward, F1 on the validation
+    benchmark (what promotion decides on) and the carried solver's held-out F1, and the proposer's type distribution
+    across rounds."""
     import numpy as np
 
     plt = _pyplot()
@@ -127,10 +128,15 @@ def self_play_figure(history: list[dict], by_type: pl.DataFrame) -> "Figure":
     axes[0, 0].set(title=f"Solve rate by type, round {rounds[-1]}", xlim=(0, 1))
     axes[0, 1].plot(rounds, [h["mean_proposer_reward"] for h in history], marker="o")
     axes[0, 1].set(title="Mean proposer reward (learnability)", xlabel="round")
-    axes[1, 0].plot(rounds, [h["f1_candidate"] for h in history], marker="o", label="candidate solver")
-    axes[1, 0].plot(rounds, [h["f1_carried"] for h in history], marker="s", label="carried (promoted or kept)")
-    axes[1, 0].plot(rounds, [h["f1_three_sigma"] for h in history], linestyle="--", label="3-sigma rule")
-    axes[1, 0].set(title="Event-wise F1 on the frozen benchmark", xlabel="round")
+    # Rounds from before the validation split have no such figures: they are gaps, not zeros.
+    def f1(key: str) -> list[float]:
+        return [h.get(key, float("nan")) for h in history]
+
+    axes[1, 0].plot(rounds, f1("f1_validation_candidate"), marker="o", label="candidate solver (validation)")
+    axes[1, 0].plot(rounds, f1("f1_validation_carried"), marker="s", label="carried, promoted or kept (validation)")
+    axes[1, 0].plot(rounds, f1("f1_validation_three_sigma"), linestyle="--", label="3-sigma rule (validation)")
+    axes[1, 0].plot(rounds, f1("f1_held_out_carried"), marker="^", linestyle=":", label="carried (held-out: reported only)")
+    axes[1, 0].set(title="Event-wise F1 on the frozen benchmarks", xlabel="round")
     axes[1, 0].legend(fontsize=8)
     probabilities = np.array([[h["type_probabilities"][k] for k in kinds] for h in history])
     axes[1, 1].stackplot(rounds, probabilities.T, labels=kinds)

@@ -25,7 +25,9 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     paths = DemoPaths.under(tmp_path / "demo")
     console = Console(record=True, width=200)
     day = dt.date(2018, 10, 28)
-    plan = DemoPlan([day], (dt.date(2018, 10, 20), day), (dt.date(2018, 10, 1), dt.date(2018, 10, 2)), epochs=1, calibration_days=3)
+    # Validation cases cut from training days: the test stores no more days. Two days per range: two clean days each.
+    plan = DemoPlan([day], (dt.date(2018, 10, 20), day), (dt.date(2018, 10, 1), dt.date(2018, 10, 2)),
+                    (dt.date(2018, 10, 20), dt.date(2018, 10, 21)), epochs=1, calibration_days=3, cases_per_type=2, clean_days=2)
     try:
         assert run_demo(plan, paths, dagster_yaml=REPO / "dagster.yaml", redis_url=redis_server.url, console=console)
         alerts = [{k.decode(): v.decode() for k, v in f.items()} for _, f in redis.Redis.from_url(redis_server.url).xrange("alerts")]

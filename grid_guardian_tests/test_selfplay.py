@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import torch
 
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.defs.resources import resources_for
 from grid_guardian_assets.grid.branch_limits import LoadingHistory, load_branch_limits
@@ -22,7 +23,7 @@ from grid_guardian_assets.selfplay.rounds import run_round
 from grid_guardian_assets.selfplay.scenarios import GEN, Scenario
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
-from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, VALIDATION, BenchmarkSpec
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences, save_checkpoint, train_verifier
 from grid_guardian_assets.verifier.sequences import sequence_from_days
@@ -38,25 +39,33 @@ def test_learnability_reward(p: float, reward: float) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Stored snapshots (March 2018), a promoted checkpoint trained on them, a small frozen benchmark (October)."""
+    """Stored snapshots (March 2018), a promoted checkpoint trained on them, small frozen benchmarks of both splits
+    (validation: September, held-out: October), each with its pointer as ``anomaly_benchmark`` writes it."""
     network = reduced_network()
     root = tmp_path_factory.mktemp("selfplay")
+    layout = DataLayout(root / "data")
     days = bundled_snapshot_days(network, dt.date(2018, 3, 1), dt.date(2018, 3, 14))
     held = bundled_snapshot_days(network, dt.date(2018, 10, 1), dt.date(2018, 10, 6))
+    tuning = bundled_snapshot_days(network, dt.date(2018, 9, 1), dt.date(2018, 9, 4))
     store = SnapshotStore(root / "data" / "hdf5")
     for day in days:
         store.write_day(day)
     trained = train_verifier(network, days, TrainConfig(epochs=2, hidden_channels=16, seed=1), calibration_days=4,
                              device=torch.device("cpu"))
-    benchmark = build_benchmark(contiguous_sequences(held), network, BenchmarkSpec(cases_per_type=2, clean_days=2))
-    path = benchmark.save(root / "data" / "benchmarks")
-    (root / "data" / "benchmarks" / "anomaly_benchmark_gb29.json").write_text(json.dumps({"version": benchmark.version, "path": str(path)}))
+    benchmarks = {}
+    for split, split_days in ((HELD_OUT, held), (VALIDATION, tuning)):
+        benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(cases_per_type=2, clean_days=2))
+        path = benchmark.save(layout.benchmarks)
+        layout.benchmark_pointer(network.name, split).write_text(json.dumps({"version": benchmark.version, "path": str(path)}))
+        benchmarks[split] = benchmark
+    benchmark = benchmarks[HELD_OUT]
     models = ModelStore(root / "data" / "models")
     first = save_checkpoint(models, trained, network, {}, benchmark.version).version
     models.promote(first)
     limits = LoadingHistory.of(days, network.n_branches).limits()  # as the branch_limits asset measures them
     windows = [s.slice(i, i + 48) for s in contiguous_sequences(days[:-4]) for i in range(0, len(s) - 47, 48)]
-    return {"network": network, "root": root, "days": days, "benchmark": benchmark, "models": models, "first": first,
+    return {"network": network, "root": root, "layout": layout, "days": days, "validation": benchmarks[VALIDATION],
+            "held_out": benchmarks[HELD_OUT], "models": models, "first": first,
             "limits": limits, "windows": windows, "calibration": contiguous_sequences(days[-4:])}
 
 
@@ -104,7 +113,8 @@ def test_reinforce_moves_mass_toward_rewarded_types() -> None:
 
 def _round(world, root: Path, config: RoundConfig, number: int = 1, models: ModelStore | None = None):
     return run_round(number, config, root=root, windows=world["windows"], calibration_sequences=world["calibration"],
-                     benchmark=world["benchmark"], network=world["network"], limits=world["limits"], models=models or world["models"])
+                     validation=world["validation"], held_out=world["held_out"], network=world["network"], limits=world["limits"],
+                     models=models or world["models"])
 
 
 @pytest.mark.integration
@@ -138,10 +148,61 @@ def test_a_regressing_solver_is_not_promoted(world, tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(Solver, "fine_tuned", deafened)
     result = _round(world, tmp_path / "r", SMALL, models=models)
-    assert result.metrics["f1_candidate"] == 0.0 < result.metrics["f1_before"]
+    assert result.metrics["f1_validation_candidate"] == 0.0 < result.metrics["f1_validation_before"]
     assert not result.promoted and models.promoted() == version and result.solver_version == version
-    assert result.metrics["f1_carried"] == result.metrics["f1_before"]
+    assert result.metrics["f1_validation_carried"] == result.metrics["f1_validation_before"]
     assert models.versions() == [version]  # no checkpoint saved for a regressed solver
+
+
+def _store_with_the_promoted_checkpoint(world, root: Path) -> ModelStore:
+    """A model store of its own holding a copy of the world's checkpoint, promoted: a round may promote over it."""
+    models = ModelStore(root)
+    checkpoint = world["models"].load(world["first"])
+    models.promote(models.save(checkpoint.tensors, {k: v for k, v in checkpoint.meta.items() if k not in ("version", "sha256")}).version)
+    return models
+
+
+@pytest.mark.integration
+def test_promotion_is_decided_on_validation_and_held_out_is_only_reported(world, tmp_path: Path, monkeypatch) -> None:
+    from grid_guardian_assets.selfplay import rounds
+
+    scored_on = []
+    evaluate = rounds.evaluate
+
+    def recording(detector, calibration, benchmark):
+        scored_on.append(benchmark.version)
+        return evaluate(detector, calibration, benchmark)
+
+    monkeypatch.setattr(rounds, "evaluate", recording)
+    models = _store_with_the_promoted_checkpoint(world, tmp_path / "models")
+    result = _round(world, tmp_path / "r", SMALL, models=models)
+    validation, held_out = world["validation"].version, world["held_out"].version
+    assert validation != held_out
+    # Current solver, 3-sigma rule, candidate on validation (the decision); then carried solver and 3-sigma on held-out.
+    assert scored_on == [validation] * 3 + [held_out] * 2
+    assert {"f1_held_out_carried", "f1_held_out_three_sigma"} <= set(result.metrics)
+    if result.promoted:  # the new checkpoint reports held-out F1, as gnn_verifier's do, and names both benchmarks
+        meta = models.meta(result.solver_version)
+        assert meta["metrics"]["f1_gnn"] == result.metrics["f1_held_out_carried"]
+        assert meta["metrics"]["f1_gnn_validation"] == result.metrics["f1_validation_candidate"]
+        assert (meta["benchmark_version"], meta["validation_benchmark_version"]) == (held_out, validation)
+
+
+@pytest.mark.integration
+def test_a_round_without_the_validation_benchmark_fails_naming_it(world) -> None:
+    resources = resources_for("http://127.0.0.1:1", world["root"] / "data")
+    pointer = world["layout"].benchmark_pointer(world["network"].name, VALIDATION)
+    assert world["layout"].benchmark_pointer(world["network"].name, HELD_OUT).exists()
+    aside = pointer.rename(pointer.with_suffix(".aside"))
+    try:
+        with dg.instance_for_test() as instance:
+            result = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("self_play_round"), partition_key="round-0001",
+                                    instance=instance, resources=resources, raise_on_error=False)
+    finally:
+        aside.rename(pointer)
+    assert not result.success
+    error = " ".join(str(e.step_failure_data.error) for e in result.all_events if e.is_step_failure)
+    assert str(pointer) in error and "anomaly_benchmark with run config split: validation" in error
 
 
 @pytest.mark.integration
@@ -166,7 +227,8 @@ def test_three_rounds_materialise_with_tables_plots_and_a_growing_buffer(world) 
             assert result.success
             metadata = result.asset_materializations_for_node("self_play_round")[0].metadata
             assert "| type |" in metadata["by_type"].value and "data:image/png;base64," in metadata["plots"].value
-            assert metadata["proposed"].value == 8 and "f1_benchmark_candidate" in metadata
+            assert metadata["proposed"].value == 8 and "f1_validation_candidate" in metadata and "f1_held_out_carried" in metadata
+            assert metadata["validation_benchmark_version"].value == world["validation"].version
             sizes.append(metadata["buffer_size"].value)
             checks = result.get_asset_check_evaluations()
             assert checks and checks[0].metadata["partition"].value == key

@@ -1,10 +1,12 @@
 """The end-to-end demo on bundled real data, into a persistent Dagster instance.
 
 1. Every BMRS chain (fetch → validate → store) and the grid snapshots for a week.
-2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range and a held-out range, then
-   the branch limits measured on all of them.
-3. The frozen anomaly benchmark and a short training of the GNN verifier, gated against the 3-sigma rule.
-4. Self-play rounds from the promoted checkpoint, and the scenario buffer.
+2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range, a validation range and a
+   held-out range, then the branch limits measured on all of them.
+3. The frozen anomaly benchmarks (validation, then held-out) and a short training of the GNN verifier, gated against
+   the 3-sigma rule on the held-out one.
+4. Self-play rounds from the promoted checkpoint (promotion decided on the validation benchmark), and the scenario
+   buffer.
 5. The live path: the checkpoint sensor's run consumes the week's last day, replayed through Kafka with an incident
    in it (``demo_live``), and writes scores and alerts to Redis.
 
@@ -34,6 +36,7 @@ from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import contiguous_spans, days_between
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, VALIDATION
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -61,11 +64,16 @@ class DemoPaths:
 
 @dataclass
 class DemoPlan:
-    """What the demo materialises. ``verifier`` False stops after the data plane and snapshots."""
+    """What the demo materialises. ``verifier`` False stops after the data plane and snapshots.
+
+    ``held_out`` and ``validation``: the days each split of ``anomaly_benchmark`` is cut from (``cases_per_type`` and
+    ``clean_days`` each; the validation range must hold ``clean_days`` whole days, as the held-out one must).
+    """
 
     week: list[dt.date]
     train: tuple[dt.date, dt.date]
-    benchmark: tuple[dt.date, dt.date]
+    held_out: tuple[dt.date, dt.date]
+    validation: tuple[dt.date, dt.date]
     epochs: int = 3
     calibration_days: int = 7
     # A small benchmark keeps the demo fast (the asset's defaults, 30 per type and 60 clean days, are for the real table).
@@ -78,11 +86,14 @@ class DemoPlan:
     @classmethod
     def default(cls, start: dt.date, days: int) -> "DemoPlan":
         week = [start + dt.timedelta(days=i) for i in range(days)]
-        # Three weeks of training before the week (the week itself included), one held-out autumn week to test on.
-        return cls(week, (week[0] - dt.timedelta(days=21), week[-1]), (dt.date(2018, 10, 1), dt.date(2018, 10, 7)))
+        # Three weeks of training before the week (the week itself included), one held-out autumn week to test on, one
+        # week of the validation split (July to September) for self-play's promotion decision.
+        return cls(week, (week[0] - dt.timedelta(days=21), week[-1]), (dt.date(2018, 10, 1), dt.date(2018, 10, 7)),
+                   (dt.date(2018, 9, 1), dt.date(2018, 9, 7)))
 
     def grid_days(self) -> list[dt.date]:
-        wanted = set(days_between(*self.train)) | set(days_between(*self.benchmark)) if self.verifier else set()
+        ranges = (self.train, self.held_out, self.validation) if self.verifier else ()
+        wanted = {day for first_last in ranges for day in days_between(*first_last)}
         return sorted(wanted - set(self.week))
 
 
@@ -171,18 +182,24 @@ def run_demo(
             task = progress.add_task("BMRS partitions (all datasets) and grid snapshots", total=len(plan.week))
             materialize_days(all_partitioned, plan.week, task)
             grid_days = plan.grid_days()
-            task = progress.add_task("FUELHH, INDO, FREQ and snapshots for training and held-out days", total=len(grid_days))
+            task = progress.add_task("FUELHH, INDO, FREQ and snapshots for training, validation and held-out days", total=len(grid_days))
             materialize_days(grid_inputs, grid_days, task)
             # The line-overload limits self-play and the live path read, measured on every day stored above.
             limits_ok = materialize(["branch_limits"]).success
             if not limits_ok:
                 console.print("[red]branch_limits failed[/]: self-play and the live path cannot run without it (see the run in the UI)")
             if plan.verifier:
-                task = progress.add_task("Anomaly benchmark and GNN verifier training", total=1)
+                task = progress.add_task("Anomaly benchmarks (validation, held-out) and GNN verifier training", total=1)
+
+                def benchmark_config(split: str, days: tuple[dt.date, dt.date]) -> dict:
+                    return {"config": {"split": split, "start": days[0].isoformat(), "end": days[1].isoformat(),
+                                       "cases_per_type": plan.cases_per_type, "clean_days": plan.clean_days}}
+
+                # The validation split first: its own run, as one run materialises an asset once. Self-play decides on it.
+                materialize(["anomaly_benchmark"], run_config={"ops": {"anomaly_benchmark": benchmark_config(VALIDATION, plan.validation)}})
                 config = {
                     "ops": {
-                        "anomaly_benchmark": {"config": {"start": plan.benchmark[0].isoformat(), "end": plan.benchmark[1].isoformat(),
-                                                         "cases_per_type": plan.cases_per_type, "clean_days": plan.clean_days}},
+                        "anomaly_benchmark": benchmark_config(HELD_OUT, plan.held_out),
                         "gnn_verifier": {"config": {"start": plan.train[0].isoformat(), "end": plan.train[1].isoformat(),
                                                     "epochs": plan.epochs, "calibration_days": plan.calibration_days}},
                     }
@@ -227,9 +244,11 @@ def _print_self_play(console: Console, rounds: list[dict]) -> None:
     for meta in rounds:
         console.print(
             f"\n[bold]Self-play[/] proposed {meta['proposed']}, accepted {meta['accepted']} (rejected: {meta['rejected_by_reason']}), "
-            f"solve rate {meta['solve_rate']:.2f}, mean proposer reward {meta['mean_proposer_reward']:.3f}; benchmark F1 "
-            f"{meta['f1_benchmark_before']:.3f} → candidate {meta['f1_benchmark_candidate']:.3f} → "
-            + ("[green]promoted[/]" if meta["promoted"] else "kept the previous solver") + f"; buffer {meta['buffer_size']} scenarios",
+            f"solve rate {meta['solve_rate']:.2f}, mean proposer reward {meta['mean_proposer_reward']:.3f}; validation F1 "
+            f"{meta['f1_validation_before']:.3f} → candidate {meta['f1_validation_candidate']:.3f} → "
+            + ("[green]promoted[/]" if meta["promoted"] else "kept the previous solver")
+            + f"; held-out F1 {meta['f1_held_out_carried']:.3f} (3-sigma {meta['f1_held_out_three_sigma']:.3f}); "
+            f"buffer {meta['buffer_size']} scenarios",
             soft_wrap=True,
         )
 

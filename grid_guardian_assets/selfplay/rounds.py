@@ -1,5 +1,10 @@
 """One self-play round: propose → verify → solve (n attempts) → update proposer and solver → gate → promote.
 
+The gate tunes the model (it picks which solver is carried on), so it reads only the ``validation`` benchmark (issue
+#12): the candidate, the current solver and the 3-sigma rule are scored there. The ``held_out`` benchmark is scored
+after the decision, once for the carried solver and once for the 3-sigma rule: the round's final table
+(``f1_held_out_*``), never an input to a choice. That second scoring costs two passes over the held-out cases a round.
+
 Deterministic given the round's seed and the previous round's saved state. State lives under ``{root}``::
 
     round-0001/state.pt        proposer weights and optimiser, solver type centroids (plain tensors)
@@ -78,6 +83,7 @@ class ScenarioBuffer:
 
 
 def _f1(detector, calibration, benchmark: Benchmark) -> tuple[float, pl.DataFrame]:
+    """Overall event-wise F1 of ``detector`` on ``benchmark``, and the table per anomaly type."""
     table = summarise(evaluate(detector, calibration, benchmark))
     return float(table.filter(pl.col("type") == "overall")["f1"][0]), table
 
@@ -99,12 +105,19 @@ def run_round(
     root: Path,
     windows: list[GridSequence],
     calibration_sequences: list[GridSequence],
-    benchmark: Benchmark,
+    validation: Benchmark,
+    held_out: Benchmark,
     network: GridNetwork,
     limits: BranchLimits,
     models: ModelStore,
 ) -> RoundResult:
-    """Run round ``number`` (1-based) and save its state; see the module docstring."""
+    """Run round ``number`` (1-based) and save its state; see the module docstring.
+
+    Args:
+        validation: The benchmark the promotion decision is made on.
+        held_out: The benchmark of the final table only: scored after the decision, for the carried solver and the
+            3-sigma rule.
+    """
     if not windows:
         raise SelfPlayError("no snapshot windows to inject scenarios into: materialise grid_snapshots first")
     seed = config.seed + number
@@ -166,21 +179,27 @@ def run_round(
     accepted = proposals.filter(pl.col("accepted"))
     buffer.replace_round(number, accepted.select(list(BUFFER_SCHEMA)[1:]).with_columns(pl.lit(number).alias("round")).select(list(BUFFER_SCHEMA)))
 
-    # The solver: fine-tune on accepted scenarios, recalibrate, measure both on the frozen benchmark in this run.
-    f1_before, _ = _f1(solver.detector, solver.calibration, benchmark)
+    # The solver: fine-tune on accepted scenarios, recalibrate, then decide on the validation benchmark in this run.
+    f1_before, _ = _f1(solver.detector, solver.calibration, validation)
     three_sigma = ThreeSigma(checkpoint.tensors["three_sigma"]["mean"].numpy(), checkpoint.tensors["three_sigma"]["std"].numpy())
-    f1_three_sigma, _ = _f1(three_sigma, three_sigma.calibration(), benchmark)
+    f1_three_sigma, _ = _f1(three_sigma, three_sigma.calibration(), validation)
     candidate = solver.fine_tuned(pairs, config.solver_steps, config.solver_lr, calibration_sequences, config.false_alarm_rate,
                                   seed, labels) if pairs else solver
-    f1_after, table = _f1(candidate.detector, candidate.calibration, benchmark)
+    f1_after, _ = _f1(candidate.detector, candidate.calibration, validation)
     promoted = bool(pairs) and f1_after >= f1_before and f1_after > f1_three_sigma
     carried = candidate if promoted else solver
     carried.learn_types(examples)
+    # The final table: held-out cases, scored only now that nothing is left to choose.
+    f1_held_out, held_out_table = _f1(carried.detector, carried.calibration, held_out)
+    f1_held_out_three_sigma, _ = _f1(three_sigma, three_sigma.calibration(), held_out)
     carried_version = version
     if promoted:
         tensors = {**checkpoint.tensors, "model": candidate.detector.model.state_dict()}
-        meta = {**checkpoint.meta, "calibration": candidate.calibration.to_dict(), "self_play_round": number,
-                "parent": version, "metrics": {**checkpoint.meta.get("metrics", {}), "f1_gnn": f1_after, "table": table.to_dicts()}}
+        # f1_gnn and table stay the held-out figures, as gnn_verifier writes them; the validation F1 beside them.
+        metrics_meta = {**checkpoint.meta.get("metrics", {}), "f1_gnn": f1_held_out, "f1_gnn_validation": f1_after,
+                        "table": held_out_table.to_dicts()}
+        meta = {**checkpoint.meta, "calibration": candidate.calibration.to_dict(), "self_play_round": number, "parent": version,
+                "benchmark_version": held_out.version, "validation_benchmark_version": validation.version, "metrics": metrics_meta}
         for drop in ("version", "sha256", "created_at"):
             meta.pop(drop, None)
         carried_version = models.save(tensors, meta).version
@@ -193,10 +212,12 @@ def run_round(
         "rejected": float(proposals.height - accepted.height),
         "mean_proposer_reward": float(proposals["reward"].mean()),
         "solve_rate": float(accepted["solve_rate"].mean()) if accepted.height else 0.0,
-        "f1_before": f1_before,
-        "f1_candidate": f1_after,
-        "f1_three_sigma": f1_three_sigma,
-        "f1_carried": f1_after if promoted else f1_before,
+        "f1_validation_before": f1_before,
+        "f1_validation_candidate": f1_after,
+        "f1_validation_three_sigma": f1_three_sigma,
+        "f1_validation_carried": f1_after if promoted else f1_before,
+        "f1_held_out_carried": f1_held_out,
+        "f1_held_out_three_sigma": f1_held_out_three_sigma,
         "buffer_size": float(buffer.read().height),
     }
     history = [*info.get("history", []), {"round": number, **metrics, "promoted": promoted,

@@ -1,7 +1,6 @@
 """``self_play_round`` (one partition per round) and ``scenario_buffer`` (accepted scenarios of every round)."""
 
 import datetime as dt
-import json
 import tempfile
 from pathlib import Path
 
@@ -12,9 +11,11 @@ from pydantic import Field
 from grid_guardian_assets.defs.domain_config import from_domain, to_domain
 from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
+from grid_guardian_assets.defs.verifier.assets import current_benchmark
 from grid_guardian_assets.reporting import figure_markdown, markdown_table, self_play_figure
 from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, VALIDATION
 
 # The self-play domain (torch, the verifier; h5py and scipy too) is imported inside the asset bodies: see
 # definitions.py. Its config (round_config) is a plain dataclass, imported here.
@@ -64,11 +65,13 @@ def _windows(days) -> list:
             "solver_gate",
             asset="self_play_round",
             blocking=False,
-            description="the round's solver beats the 3-sigma rule and does not regress on the frozen benchmark; only then is it promoted",
+            description="the round's solver beats the 3-sigma rule and does not regress on the frozen validation benchmark; "
+            "only then is it promoted (held-out F1 is reported, never decided on)",
         )
     ],
     description="One Absolute-Zero-style round: the proposer invents scenarios in real windows, the physics environment "
-    "and the GNN verifier reject the impossible, the solver tries each n times, both learn; promoted when it does not regress.",
+    "and the GNN verifier reject the impossible, the solver tries each n times, both learn; promoted when it does not regress "
+    "on the validation benchmark. Needs both anomaly_benchmark splits: validation decides, held-out is the final table.",
 )
 def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     mlflow = context.resources.mlflow
@@ -77,7 +80,6 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing, load_branch_limits
     from grid_guardian_assets.selfplay.rounds import run_round
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
-    from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
     models = context.resources.model_store.store()
@@ -93,10 +95,9 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
         windows = _windows(snapshots.read_range(network.name, dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
         cal_first, cal_last = (dt.date.fromisoformat(d) for d in meta["calibration_days"])
         calibration = contiguous_sequences(snapshots.read_range(network.name, cal_first, cal_last))
-        pointer = bmrs_storage.layout.benchmark_pointer(network.name)
-        if not pointer.exists():
-            raise dg.Failure(description=f"no anomaly_benchmark for {network.name}: materialise it first")
-        benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
+        # Issue #12: the promotion decision tunes the model, so it reads the validation split only.
+        validation = current_benchmark(bmrs_storage.layout, network.name, VALIDATION)
+        held_out = current_benchmark(bmrs_storage.layout, network.name, HELD_OUT)
         try:
             limits = load_branch_limits(bmrs_storage.layout.branch_limits(network.name), network)
         except BranchLimitsMissing as exc:
@@ -109,7 +110,8 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
                 "round": number,
                 "windows": len(windows),
                 "window_days": f"{first}..{last}",
-                "benchmark_version": benchmark.version,
+                "validation_benchmark_version": validation.version,
+                "held_out_benchmark_version": held_out.version,
             }
         )
         try:
@@ -119,7 +121,8 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
                 root=bmrs_storage.layout.selfplay,
                 windows=windows,
                 calibration_sequences=calibration,
-                benchmark=benchmark,
+                validation=validation,
+                held_out=held_out,
                 network=network,
                 limits=limits,
                 models=models,
@@ -145,10 +148,14 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
             "rejected_by_reason": dg.MetadataValue.json({r: n for r, n in rejected.iter_rows()}),
             "mean_proposer_reward": round(m["mean_proposer_reward"], 4),
             "solve_rate": round(m["solve_rate"], 4),
-            "f1_benchmark_before": m["f1_before"],
-            "f1_benchmark_candidate": m["f1_candidate"],
-            "f1_benchmark_carried": m["f1_carried"],
-            "f1_three_sigma": m["f1_three_sigma"],
+            "f1_validation_before": m["f1_validation_before"],
+            "f1_validation_candidate": m["f1_validation_candidate"],
+            "f1_validation_carried": m["f1_validation_carried"],
+            "f1_validation_three_sigma": m["f1_validation_three_sigma"],
+            "f1_held_out_carried": m["f1_held_out_carried"],
+            "f1_held_out_three_sigma": m["f1_held_out_three_sigma"],
+            "validation_benchmark_version": validation.version,
+            "held_out_benchmark_version": held_out.version,
             "promoted": result.promoted,
             "solver_checkpoint": result.solver_version,
             "buffer_size": int(m["buffer_size"]),
@@ -171,9 +178,9 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
                     "partition": context.partition_key,
-                    "f1_before": m["f1_before"],
-                    "f1_candidate": m["f1_candidate"],
-                    "f1_three_sigma": m["f1_three_sigma"],
+                    "f1_validation_before": m["f1_validation_before"],
+                    "f1_validation_candidate": m["f1_validation_candidate"],
+                    "f1_validation_three_sigma": m["f1_validation_three_sigma"],
                     "promoted": result.promoted,
                 },
             )

@@ -4,17 +4,22 @@ import datetime as dt
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.defs.domain_config import from_domain, to_domain
 from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.verifier.benchmark_config import DEFAULT_GATE_MARGIN, HELD_OUT, SPLIT_DAYS, BenchmarkSpec
 from grid_guardian_assets.verifier.train_config import DEFAULT_CALIBRATION_DAYS, DEFAULT_FALSE_ALARM_RATE, TrainConfig
+
+if TYPE_CHECKING:
+    from grid_guardian_assets.verifier.anomalies import Benchmark
 
 # The verifier domain (torch, PyG; h5py too) is imported inside the asset bodies: see definitions.py. Its config
 # (train_config, benchmark_config) is plain dataclasses, imported here.
@@ -93,6 +98,22 @@ class VerifierConfig(dg.Config):
         return to_domain(TrainConfig, self, run_fields=VERIFIER_RUN_FIELDS)
 
 
+def current_benchmark(layout: DataLayout, network: str, split: str) -> "Benchmark":
+    """The benchmark ``anomaly_benchmark`` last cut for ``network`` and ``split`` (its pointer file names it).
+
+    Raises:
+        dagster.Failure: no benchmark of that split is current; the message names the missing pointer file and the
+            run config of ``anomaly_benchmark`` that writes it.
+    """
+    from grid_guardian_assets.verifier.anomalies import Benchmark
+
+    pointer = layout.benchmark_pointer(network, split)
+    if not pointer.exists():
+        raise dg.Failure(description=f"no {split} anomaly_benchmark for {network}: {pointer} is missing; materialise "
+                         f"anomaly_benchmark with run config split: {split}")
+    return Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
+
+
 @dg.asset(
     group_name="verifier",
     deps=["grid_snapshots"],
@@ -157,7 +178,6 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
 )
 def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
-    from grid_guardian_assets.verifier.anomalies import Benchmark
     from grid_guardian_assets.verifier.bootstrap import gate, summary_table
     from grid_guardian_assets.verifier.pipeline import benchmark_outcomes, benchmark_table, save_checkpoint, train_verifier
     from grid_guardian_assets.verifier.train import pick_device
@@ -170,10 +190,9 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         network = grid.load()
         snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
         days = snapshots.read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
-        pointer = bmrs_storage.layout.benchmark_pointer(network.name)
-        if not pointer.exists():
-            raise dg.Failure(description=f"no held-out anomaly_benchmark for {network.name}: materialise anomaly_benchmark first")
-        benchmark = Benchmark.load(Path(json.loads(pointer.read_text())["path"]))
+        # Nothing here chooses from the benchmark: epochs are fixed, thresholds come from the calibration days. The
+        # held-out benchmark is the reported table and the gate's comparison.
+        benchmark = current_benchmark(bmrs_storage.layout, network.name, HELD_OUT)
         train_config = config.train_config()
         device = pick_device(config.device)
         mlflow.log_params(
