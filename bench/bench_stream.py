@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, Producer
 
 from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import FREQ, FUELHH
+from grid_guardian_assets.detect.calibration import fit_detectors
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
 from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
@@ -139,6 +140,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     models, limits = promoted_model(work)
+    calibration = work / "detector_calibration.json"
+    fit_detectors().save(calibration)  # what the detector_calibration asset stores: the live job's data-quality checks
     with LocalBroker() as broker, LocalRedis(directory=work / "redis") as redis_server:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ensure_topics(settings)
@@ -147,10 +150,13 @@ def main() -> None:
         print(f"produced {count:,} FUELHH readings ({args.days} days) in {time.perf_counter() - started:.1f} s")
         raw = raw_consume_rate(settings, count)
         config = StreamConfig(branch_limits_file=limits, kafka=settings, redis_url=redis_server.url, model_root=models,
-                              fuel_settle_s=1.0)
+                              fuel_settle_s=1.0, detector_calibration_file=calibration)
         job, meta = job_rate(config, count)
         print(f"raw consume:      {raw:>10,.0f} readings/s (baseline, same broker, same run)")
         print(f"inference job:    {job:>10,.0f} readings/s  ({job / raw:.2f}x of raw consume)  {meta}")
+        per_day = {source: round(n / args.days, 2) for source, n in sorted(meta["alerts_by_source"].items())}
+        print(f"alerts per day over {args.days} days of normal FUELHH (only FUELHH is produced: the redundancy checks, "
+              f"which need ITSDO/AGWS beside it, stay quiet): {per_day}")
         config = StreamConfig(branch_limits_file=limits, kafka=settings, redis_url=redis_server.url, model_root=models,
                               group_id="bench-latency", topics=(topic_for(FREQ),))
         ms = latency(config, settings, redis_server.url, args.latency_readings, args.rate)

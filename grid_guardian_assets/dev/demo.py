@@ -188,6 +188,9 @@ def run_demo(
             limits_ok = materialize(["branch_limits"]).success
             if not limits_ok:
                 console.print("[red]branch_limits failed[/]: self-play and the live path cannot run without it (see the run in the UI)")
+            # The redundancy checks and per-fuel data-quality detectors the live path runs beside the model and rules.
+            if not materialize(["detector_calibration"]).success:
+                console.print("[yellow]detector_calibration failed[/]: the live path runs without the redundancy and data-quality checks")
             if plan.verifier:
                 task = progress.add_task("Anomaly benchmarks (validation, held-out) and GNN verifier training", total=1)
 

@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 from torch.nn import GRU, Linear, Module, ReLU, Sequential
 from torch_geometric.nn import GATConv, global_mean_pool
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 # Through the compat module, which registers the torch_sparse stand-in before PyG Temporal's first import.
 from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal
@@ -82,10 +83,16 @@ class GridVerifier(Module):
         size = self.hidden_channels
         encoder = self.encoder
         # TGCN's gates: sigmoid/tanh of Linear([GCN(x), h]); the GCN(x) half (and the bias) for every period first.
-        gates = []
-        for conv, linear in ((encoder.conv_z, encoder.linear_z), (encoder.conv_r, encoder.linear_r), (encoder.conv_h, encoder.linear_h)):
-            gates.append(conv(x, edge_index, edge_weight) @ linear.weight[:, :size].T + linear.bias)
-        from_x_zr, from_x_h = torch.cat(gates[:2], dim=-1), gates[2]
+        # GCN(x) = Â·x·Wᵀ + b is linear in x and the three gates' convolutions share Â: propagate x once, then one
+        # matmul with the three gates' weights folded together (the same function as the three GCNConv calls).
+        gate_layers = ((encoder.conv_z, encoder.linear_z), (encoder.conv_r, encoder.linear_r), (encoder.conv_h, encoder.linear_h))
+        conv = encoder.conv_z
+        norm_index, norm_weight = gcn_norm(edge_index, edge_weight, m, conv.improved, conv.add_self_loops, conv.flow, x.dtype)
+        propagated = x.new_zeros(x.shape).index_add_(1, norm_index[1], x[:, norm_index[0], :] * norm_weight[None, :, None])
+        weight = torch.cat([c.lin.weight.T @ lin.weight[:, :size].T for c, lin in gate_layers], dim=-1)
+        bias = torch.cat([c.bias @ lin.weight[:, :size].T + lin.bias for c, lin in gate_layers])
+        gates = propagated @ weight + bias
+        from_x_zr, from_x_h = gates[..., : 2 * size], gates[..., 2 * size :]
         recurrent_zr = torch.cat([encoder.linear_z.weight[:, size:], encoder.linear_r.weight[:, size:]]).T
         recurrent_h = encoder.linear_h.weight[:, size:].T
         h = x.new_zeros(m, size) if hidden is None else hidden
