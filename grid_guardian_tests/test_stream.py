@@ -805,3 +805,32 @@ def test_live_poller_publishes_each_record_once_across_restarts(broker, tmp_path
         idle = idle + 1 if keys_seen and not batch else 0
     consumer.close()
     assert len(keys_seen) == len(set(keys_seen)) and sum(t == "bmrs.FREQ" for t, _ in keys_seen) == 44
+
+
+@pytest.mark.integration
+def test_an_incident_over_adjacent_periods_is_one_alert_and_frequency_samples_stay_apart(redis_server) -> None:
+    """A line overload lasting three settlement periods (written over two batches) is one alert in ``alerts`` and on
+    the channel; the same branch overloaded again two hours later is a second; a replayed batch adds nothing; every
+    out-of-band FREQ sample stays its own alert."""
+    from grid_guardian_assets.stream.redis_sink import RedisSink
+    from grid_guardian_assets.stream.rules import Finding
+
+    client = redis.Redis.from_url(redis_server.url)
+    sink = RedisSink(client, "live:state:test")
+    origin = Origin("bmrs.FUELHH", 0, 1)
+
+    def overload(period: int) -> Finding:
+        return Finding("branch-7", T0 + dt.timedelta(minutes=30 * period), 1.2, "line_overload", "FUELHH", origin)
+
+    first = [overload(0), overload(1)]
+    assert sink.write(first, None) == [first[0]]
+    assert sink.write([overload(2)], None) == []  # the same incident, one period on
+    assert sink.write(first, None) == []  # a replay
+    assert sink.write([overload(6)], None) == [overload(6)]  # two hours after the last alarming period: a new incident
+    samples = [f for i in range(3) for f in frequency_findings(T0 + dt.timedelta(seconds=15 * i), 49.7, Origin("bmrs.FREQ", 0, i), None)]
+    assert sink.write(samples, None) == samples
+    alerts = stream_alerts(client)
+    assert [(a["source"], a["time"]) for a in alerts if a["source"] == "line_overload"] == [
+        ("line_overload", overload(0).time.strftime("%Y-%m-%dT%H:%M:%SZ")), ("line_overload", overload(6).time.strftime("%Y-%m-%dT%H:%M:%SZ"))]
+    assert sum(a["source"].startswith("frequency") for a in alerts) == 3
+    assert client.zcard("alerts:ids") == 4 + 3  # every alarming period is recorded, merged or not

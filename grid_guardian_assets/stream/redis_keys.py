@@ -4,6 +4,7 @@ TIMELINE_KEY = "anomaly:timeline"
 ALERT_STREAM = "alerts"
 ALERT_CHANNEL = "alerts:anomalies"
 ALERT_IDS_KEY = "alerts:ids"
+INCIDENTS_KEY = "alerts:incidents"
 NODE_KEY_PREFIX = "anomaly:"
 STATE_KEY_PREFIX = "live:state:"
 
@@ -18,4 +19,4 @@ def state_key(group_id: str) -> str:
     return f"{STATE_KEY_PREFIX}{group_id}"
 
 
-ALL_KEYS = (ALERT_STREAM, ALERT_CHANNEL, ALERT_IDS_KEY, node_key("{node}"), TIMELINE_KEY, state_key("{group}"))
+ALL_KEYS = (ALERT_STREAM, ALERT_CHANNEL, ALERT_IDS_KEY, INCIDENTS_KEY, node_key("{node}"), TIMELINE_KEY, state_key("{group}"))

@@ -11,6 +11,10 @@ Layout (the README's "Redis layout"):
 * ``alerts:ids`` sorted set: alert ids already written (``{node}|{time}|{source}``, plus ``|{model_version}`` for
   model alerts and ``|{topic}/{partition}@{offset}`` for rejected readings), so a replayed batch never duplicates an
   alert; trimmed to the newest ``2 × maxlen``.
+* ``alerts:incidents`` hash: per incident key (``{source}|{node}``, plus ``|{model_version}`` for model alerts) the
+  time of its latest alarming period. A settlement-period alarm within one period of that time continues the incident:
+  its id is recorded and its score kept, but it is not added to ``alerts`` or published, so a fault that lasts five
+  periods is one alert, not five. Frequency samples and rejected readings are each their own alert.
 * ``live:state:{group}``: the job's assembly state, written in the same transaction as the results it led to.
 
 Everything a batch produced is written in one MULTI/EXEC transaction; the job commits Kafka offsets only after it
@@ -25,11 +29,12 @@ from typing import Any
 import redis
 
 from grid_guardian_assets.detect.data_quality import REJECTED_READING
-from grid_guardian_assets.settlement import to_api_time
+from grid_guardian_assets.settlement import PERIOD, to_api_time
 from grid_guardian_assets.stream.redis_keys import (
     ALERT_CHANNEL,
     ALERT_IDS_KEY,
     ALERT_STREAM,
+    INCIDENTS_KEY,
     NODE_KEY_PREFIX,
     TIMELINE_KEY,
 )
@@ -57,16 +62,27 @@ end
 for i = 1, #timeline, 2000 do  -- score, member pairs; 2,000 arguments per call stays well inside Lua's stack
   redis.call('ZADD', KEYS[1], unpack(timeline, i, math.min(i + 1999, #timeline)))
 end
+local incident_gap_ms = tonumber(ARGV[6])
 local written = {}
 for i, a in ipairs(alerts) do
   written[i] = 0
   if redis.call('ZADD', KEYS[2], 'NX', a.time_ms, a.alert_id) == 1 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'time', a.time, 'dataset', a.dataset, 'node', a.node,
-               'source', a.source, 'score', a.score, 'model_version', a.model_version, 'kafka_topic', a.kafka_topic,
-               'kafka_partition', a.kafka_partition, 'kafka_offset', a.kafka_offset, 'alert_id', a.alert_id,
-               'detail', a.detail)
-    redis.call('PUBLISH', KEYS[4], a.json)
-    written[i] = 1
+    local continues = false
+    if a.incident ~= '' then
+      local last = tonumber(redis.call('HGET', KEYS[5], a.incident) or '')
+      continues = last ~= nil and math.abs(a.time_ms - last) <= incident_gap_ms
+      if (not last) or a.time_ms > last then redis.call('HSET', KEYS[5], a.incident, a.time_ms) end
+    end
+    if continues then
+      written[i] = 2
+    else
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'time', a.time, 'dataset', a.dataset, 'node', a.node,
+                 'source', a.source, 'score', a.score, 'model_version', a.model_version, 'kafka_topic', a.kafka_topic,
+                 'kafka_partition', a.kafka_partition, 'kafka_offset', a.kafka_offset, 'alert_id', a.alert_id,
+                 'detail', a.detail)
+      redis.call('PUBLISH', KEYS[4], a.json)
+      written[i] = 1
+    end
   end
 end
 local excess = redis.call('ZCARD', KEYS[2]) - 2 * maxlen
@@ -108,6 +124,21 @@ def alert_json(finding: Finding) -> dict[str, Any]:
     }
 
 
+PERIOD_MS = int(PERIOD.total_seconds() * 1000)  # alarms this close to an incident's latest one continue it
+
+# Sources scored per reading rather than per settlement period: each alarm is its own alert.
+_PER_READING_SOURCES = ("frequency_", "rocof", "rejected_reading")
+
+
+def incident_key(finding: Finding) -> str:
+    """Which incident a settlement-period alert belongs to (``{source}|{node}``, plus the checkpoint for model
+    alerts: a new checkpoint's verdicts open new incidents); ``""`` for per-reading alerts, which are never merged."""
+    if finding.source.startswith(_PER_READING_SOURCES):
+        return ""
+    base = f"{finding.source}|{finding.node}"
+    return f"{base}|{finding.model_version}" if finding.source == "model" else base
+
+
 def _finite(score: float) -> float:
     return score if math.isfinite(score) else 1e9
 
@@ -126,7 +157,8 @@ class RedisSink:
         self._write = client.register_script(_WRITE_BATCH)
 
     def write(self, findings: list[Finding], state: dict[str, Any] | None) -> list[Finding]:
-        """Write every finding (and ``state``) atomically; returns the alerts that were new (not replays)."""
+        """Write every finding (and ``state``) atomically; returns the alerts that were new: not replays, and not the
+        continuation of an incident already alerted (see ``alerts:incidents`` above)."""
         best: dict[tuple[str, str], Finding] = {}
         texts: dict[dt.datetime, str] = {}  # a period's findings share one time: format it once
         for finding in findings:
@@ -148,11 +180,11 @@ class RedisSink:
         for finding in alerts:
             body = alert_json(finding)
             payload.append({**body, "time_ms": int(finding.time.timestamp() * 1000), "score": f"{body['score']:.6g}",
-                            "detail": json.dumps(body["detail"]), "json": json.dumps(body)})
+                            "detail": json.dumps(body["detail"]), "json": json.dumps(body), "incident": incident_key(finding)})
         pipe = self.client.pipeline(transaction=True)
-        self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
+        self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL, INCIDENTS_KEY],
                     args=[json.dumps(list(latest.values())), json.dumps(timeline), json.dumps(payload), self.stream_maxlen,
-                          NODE_KEY_PREFIX], client=pipe)
+                          NODE_KEY_PREFIX, PERIOD_MS], client=pipe)
         if state is not None:
             pipe.set(self.state_key, json.dumps(state))
         written = pipe.execute()[0] or []
