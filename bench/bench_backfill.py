@@ -12,12 +12,14 @@ and the run's failure if any; then ``import grid_guardian_assets.definitions`` a
 Targets (issue #11, 2 CPU cores): the year in at most 5 minutes, at most 5 single-day runs, flat memory, and the
 code location's import at most 2.5 s in all.
 
+``--storage sqlite-dagster`` runs both on Dagster's own SQLite event log (the project's ``dagster.yaml`` without
+its ``event_log_storage`` block: a new engine and connection per event) instead of the project's pooled one.
 ``--storage postgres`` runs both on the production instance settings (``deploy/dagster.production.yaml``: run and
 event storage in PostgreSQL, a fresh database per run on ``$DAGSTER_POSTGRES_HOST``, default 127.0.0.1, user
 postgres) instead of the local SQLite default: Dagster writes about 25 events per settlement day, and SQLite's
 per-event cost (a new connection, a commit and a WAL checkpoint per event) is most of a year's time.
 
-Run: .venv/bin/python bench/bench_backfill.py [--start 2018-01-01 --end 2018-12-31 --day 2018-03-02] [--storage postgres]
+Run: .venv/bin/python bench/bench_backfill.py [--start 2018-01-01 --end 2018-12-31 --day 2018-03-02] [--storage sqlite-dagster|postgres]
 """
 
 import argparse
@@ -31,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -85,8 +89,10 @@ def main() -> None:
     parser.add_argument("--end", default="2018-12-31")
     parser.add_argument("--day", default="2018-03-02", help="the single-day baseline's settlement day")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
-    parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite",
-                        help="Dagster instance storage: the local default (SQLite) or production's (PostgreSQL)")
+    parser.add_argument("--storage", choices=("sqlite", "sqlite-dagster", "postgres"), default="sqlite",
+                        help="Dagster instance storage: the local default (SQLite, the project's pooled event log), "
+                             "Dagster's own SQLite event log (the baseline the pooled one replaced), or production's "
+                             "(PostgreSQL)")
     args = parser.parse_args()
     days = (dt.date.fromisoformat(args.end) - dt.date.fromisoformat(args.start)).days + 1
 
@@ -116,6 +122,10 @@ def main() -> None:
             if args.storage == "postgres":
                 shutil.copy(REPO / "deploy" / "dagster.production.yaml", home / "dagster.yaml")
                 env.update(fresh_postgres_database(f"bench_backfill_{label.replace(' ', '_')}"))
+            elif args.storage == "sqlite-dagster":
+                settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
+                settings.pop("event_log_storage")
+                (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
             else:
                 shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
             cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "grid_guardian_assets.definitions",

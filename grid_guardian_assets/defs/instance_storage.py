@@ -1,0 +1,135 @@
+"""Dagster's SQLite event log with its connections kept open: the local instance's event storage.
+
+Dagster's own ``SqliteEventLogStorage`` builds a new SQLAlchemy engine and opens a new SQLite connection for every
+event it records, and the close of that connection checkpoints the write-ahead log. A ranged backfill records about
+25 events per settlement day (a planned event and a materialisation per asset and day, a check result per check and
+day), and in ``bench/bench_backfill.py`` those writes were most of the CPU of a year's run. This subclass keeps one
+engine per shard (a run's database, the cross-run index) with a small connection pool, and checkpoints the log
+passively after each write instead of on close, so the ``.db`` file changes after every event as before: the
+webserver's watchers (which watch the run's ``.db`` file) still see each event as it lands. Everything else (schema,
+files, queries, migrations) is Dagster's own; an instance written by one reads with the other.
+
+``dagster.yaml`` selects it::
+
+    event_log_storage:
+      module: grid_guardian_assets.defs.instance_storage
+      class: PooledSqliteEventLogStorage
+
+Without ``config`` the databases live where Dagster's default puts them (``$DAGSTER_HOME/history/runs``).
+Production uses PostgreSQL (``deploy/dagster.production.yaml``) and never loads this module.
+"""
+
+import os
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from dagster import Field, StringSource
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
+
+# Dagster writes events from one thread per run (its store_event holds the storage's lock while a connection is
+# out); the overflow serves reads from the webserver's watcher threads.
+_POOL_SIZE = 1
+_POOL_MAX_OVERFLOW = 4
+
+_LIVE_STORAGES: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
+
+
+def default_event_log_dir() -> str:
+    """Where Dagster's default SQLite storage keeps event logs: ``$DAGSTER_HOME/history/runs``."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError(
+            "PooledSqliteEventLogStorage without config.base_dir needs DAGSTER_HOME set: the event logs live in "
+            "$DAGSTER_HOME/history/runs"
+        )
+    return os.path.join(home, "history", "runs")
+
+
+class PooledSqliteEventLogStorage(SqliteEventLogStorage):
+    """``SqliteEventLogStorage`` with one pooled engine per shard and a passive WAL checkpoint after each use.
+
+    Args:
+        base_dir: Folder of the per-run and index databases; ``$DAGSTER_HOME/history/runs`` when not given.
+        inst_data: Dagster's record of the configuration this storage was built from.
+    """
+
+    def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
+        self._engines: dict[str, Engine] = {}
+        super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
+        _LIVE_STORAGES.add(self)
+
+    @classmethod
+    def config_type(cls) -> Mapping[str, Any]:
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> "PooledSqliteEventLogStorage":
+        return cls(inst_data=inst_data, **config_value)
+
+    def _engine_for(self, shard: str) -> Engine:
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = create_engine(
+                self.conn_string_for_shard(shard),
+                poolclass=QueuePool,
+                pool_size=_POOL_SIZE,
+                max_overflow=_POOL_MAX_OVERFLOW,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+            )
+            self._engines[shard] = engine
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine_for(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+            # What closing the connection did in Dagster's storage: move the log into the .db file, so that file
+            # watchers fire and the WAL stays small. PASSIVE never waits on readers.
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                raw.close()
+
+    def wipe(self) -> None:
+        """Dagster's wipe deletes the run databases' files: close their connections first."""
+        with self._db_lock:
+            for shard in [s for s in self._engines if s != INDEX_SHARD_NAME]:
+                self._engines.pop(shard).dispose()
+        super().wipe()
+
+    def dispose(self) -> None:
+        """Close every pooled connection, then what Dagster's storage closes."""
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()
+        super().dispose()
+
+    def _forget_inherited_connections(self) -> None:
+        # A forked child must not use (or close) the parent's SQLite handles: SQLAlchemy's advice after fork.
+        for engine in self._engines.values():
+            engine.dispose(close=False)
+        self._engines.clear()
+
+
+def _after_fork_in_child() -> None:
+    for storage in list(_LIVE_STORAGES):
+        storage._forget_inherited_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

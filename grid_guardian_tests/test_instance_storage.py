@@ -1,0 +1,82 @@
+"""The local instance's event log (``defs/instance_storage.py``): Dagster's SQLite files, connections kept open."""
+
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.storage.event_log import SqliteEventLogStorage
+
+from grid_guardian_assets.defs.instance_storage import PooledSqliteEventLogStorage
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance from the project's own ``dagster.yaml``, in a temporary DAGSTER_HOME."""
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+def _materialise(instance: dg.DagsterInstance, partitions: range) -> None:
+    for i in partitions:
+        instance.report_runless_asset_event(dg.AssetMaterialization("fuelhh_store", partition=f"2018-01-{i:02d}"))
+
+
+def test_the_project_instance_records_events_through_the_pooled_storage(project_instance: dg.DagsterInstance) -> None:
+    assert isinstance(project_instance.event_log_storage, PooledSqliteEventLogStorage)
+    _materialise(project_instance, range(1, 6))
+    assert project_instance.get_materialized_partitions(dg.AssetKey("fuelhh_store")) == {f"2018-01-0{i}" for i in range(1, 6)}
+
+
+def test_dagsters_own_storage_reads_what_the_pooled_one_wrote(project_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    _materialise(project_instance, range(1, 4))
+    plain = SqliteEventLogStorage(str(tmp_path / "history" / "runs"))
+    records = plain.fetch_materializations(dg.AssetKey("fuelhh_store"), limit=10).records
+    assert sorted(r.partition_key for r in records) == ["2018-01-01", "2018-01-02", "2018-01-03"]
+
+
+def test_each_write_reaches_the_database_file_not_only_the_write_ahead_log(project_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    """Dagster's file watchers (the webserver's live run logs) watch the ``.db`` file: every write must land there,
+    as it did when Dagster closed its connection (and so checkpointed the log) after each one."""
+    _materialise(project_instance, range(1, 8))
+    index = tmp_path / "history" / "runs" / "index.db"
+    # immutable=1 reads the .db file alone, ignoring the write-ahead log.
+    with sqlite3.connect(f"file:{index}?immutable=1", uri=True) as conn:
+        rows = conn.execute("SELECT COUNT(*) FROM event_logs WHERE asset_key LIKE '%fuelhh_store%'").fetchone()[0]
+    assert rows == 7
+
+
+def test_a_run_watcher_sees_events_as_they_are_stored(tmp_path: Path) -> None:
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def on_event(entry, _cursor) -> None:
+        seen.append(entry.user_message)
+        arrived.set()
+
+    run_id = "0123456789abcdef0123456789abcdef"
+    storage.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message="first", run_id=run_id,
+                                         timestamp=1.0))
+    storage.watch(run_id, None, on_event)
+    try:
+        storage.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message="second", run_id=run_id,
+                                             timestamp=2.0))
+        assert arrived.wait(10), "the watcher never fired: the run's .db file did not change"
+        assert "second" in seen
+    finally:
+        storage.end_watch(run_id, on_event)
+        storage.dispose()
+
+
+def test_without_dagster_home_or_base_dir_the_error_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match="DAGSTER_HOME"):
+        PooledSqliteEventLogStorage()
