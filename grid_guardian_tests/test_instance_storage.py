@@ -42,18 +42,24 @@ def test_dagsters_own_storage_reads_what_the_pooled_one_wrote(project_instance: 
     assert sorted(r.partition_key for r in records) == ["2018-01-01", "2018-01-02", "2018-01-03"]
 
 
-def test_each_write_reaches_the_database_file_not_only_the_write_ahead_log(project_instance: dg.DagsterInstance, tmp_path: Path) -> None:
-    """Dagster's file watchers (the webserver's live run logs) watch the ``.db`` file: every write must land there,
-    as it did when Dagster closed its connection (and so checkpointed the log) after each one."""
-    _materialise(project_instance, range(1, 8))
-    index = tmp_path / "history" / "runs" / "index.db"
-    # immutable=1 reads the .db file alone, ignoring the write-ahead log.
-    with sqlite3.connect(f"file:{index}?immutable=1", uri=True) as conn:
-        rows = conn.execute("SELECT COUNT(*) FROM event_logs WHERE asset_key LIKE '%fuelhh_store%'").fetchone()[0]
-    assert rows == 7
+def test_each_write_reaches_the_runs_database_file_not_only_the_write_ahead_log(tmp_path: Path) -> None:
+    """Dagster's run watchers (the webserver's live run logs) watch the run's ``.db`` file: every write must land
+    there, as it did when Dagster closed its connection (and so checkpointed the log) after each one."""
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    run_id = "0123456789abcdef0123456789abcdef"
+    try:
+        for i in range(7):
+            storage.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message=f"event {i}", run_id=run_id,
+                                                 timestamp=float(i)))
+        # immutable=1 reads the .db file alone, ignoring the write-ahead log.
+        with sqlite3.connect(f"file:{tmp_path / run_id}.db?immutable=1", uri=True) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM event_logs").fetchone()[0] == 7
+    finally:
+        storage.dispose()
 
 
 def test_a_run_watcher_sees_events_as_they_are_stored(tmp_path: Path) -> None:
+    """The webserver's live run log: Dagster's watchdog on the run's ``.db`` file fires on each new event."""
     storage = PooledSqliteEventLogStorage(str(tmp_path))
     seen: list[str] = []
     arrived = threading.Event()

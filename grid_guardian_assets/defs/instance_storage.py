@@ -4,10 +4,12 @@ Dagster's own ``SqliteEventLogStorage`` builds a new SQLAlchemy engine and opens
 event it records, and the close of that connection checkpoints the write-ahead log. A ranged backfill records about
 25 events per settlement day (a planned event and a materialisation per asset and day, a check result per check and
 day), and in ``bench/bench_backfill.py`` those writes were most of the CPU of a year's run. This subclass keeps one
-engine per shard (a run's database, the cross-run index) with a small connection pool, and checkpoints the log
-passively after each write instead of on close, so the ``.db`` file changes after every event as before: the
-webserver's watchers (which watch the run's ``.db`` file) still see each event as it lands. Everything else (schema,
-files, queries, migrations) is Dagster's own; an instance written by one reads with the other.
+engine per shard (a run's database, the cross-run index) with a small connection pool, and checkpoints a run's log
+passively after each write instead of on close, so the run's ``.db`` file changes after every event as before: the
+webserver's watchers (which watch that file) still see each event as it lands. Commits use SQLite's
+``synchronous=NORMAL``, its advice for WAL databases (a crash of the process loses nothing; a power cut may lose the
+last events, never the database). Everything else (schema, files, queries, migrations) is Dagster's own; an
+instance written by one reads with the other.
 
 ``dagster.yaml`` selects it::
 
@@ -31,6 +33,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -38,6 +41,14 @@ from sqlalchemy.pool import QueuePool
 # out); the overflow serves reads from the webserver's watcher threads.
 _POOL_SIZE = 1
 _POOL_MAX_OVERFLOW = 4
+
+
+
+def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite's advice for WAL databases: synchronous=NORMAL syncs at checkpoints, not at every commit. A crash of the
+    # process loses nothing; a power cut may lose the last few events, never the database.
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
 
 _LIVE_STORAGES: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
 
@@ -86,6 +97,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 max_overflow=_POOL_MAX_OVERFLOW,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
+            event.listen(engine, "connect", _relaxed_sync)
             self._engines[shard] = engine
         return engine
 
@@ -98,13 +110,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
-            # What closing the connection did in Dagster's storage: move the log into the .db file, so that file
-            # watchers fire and the WAL stays small. PASSIVE never waits on readers.
-            raw = engine.raw_connection()
-            try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                raw.close()
+            if shard != INDEX_SHARD_NAME:
+                # What closing the connection did in Dagster's storage: move the log into the run's .db file, which
+                # is what a run's watchers (the webserver's live run log) watch. PASSIVE never waits on readers.
+                # Nobody watches the index file; SQLite checkpoints it every 1,000 pages on its own.
+                raw = engine.raw_connection()
+                try:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    raw.close()
 
     def wipe(self) -> None:
         """Dagster's wipe deletes the run databases' files: close their connections first."""
