@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel
-from grid_guardian_assets.verifier.bootstrap import CaseBootstrap, Interval, by_type_table, gate, summary_table
+from grid_guardian_assets.verifier.bootstrap import CaseBootstrap, Interval, by_type_table, gate, issue_targets, summary_table
 from grid_guardian_assets.verifier.evaluation import CLEAN, CaseOutcome, evaluate_case, summarise
 
 
@@ -119,3 +119,17 @@ def test_gate_compares_the_candidates_interval_lower_end_with_the_baselines_f1_p
     assert not gate(summary, "GNN verifier", "3-sigma", margin=0.27).passed
     with pytest.raises(KeyError, match="no 'combined' row"):
         gate(summary, "combined", "3-sigma")
+
+
+def test_issue_targets_say_which_of_the_four_the_combination_meets() -> None:
+    every_type = {f"f1_{kind}": 0.9 for kind in ANOMALY_TYPES}
+    summary = pl.DataFrame([
+        {"detector": "combined", "f1": 0.88, "f1_lo": 0.8, "false_alerts_per_clean_day": 0.6, **every_type, "f1_stuck_sensor": 0.55},
+        {"detector": "3-sigma", "f1": 0.5, "f1_lo": 0.4, "false_alerts_per_clean_day": 3.0, **every_type},
+    ])
+    targets = issue_targets(summary, "combined", "3-sigma")
+    assert (targets["f1_met"], targets["f1_lo_met"], targets["every_type_met"], targets["false_alerts_met"]) == (True, True, False, False)
+    assert (targets["weakest_type"], targets["min_type_f1"], targets["f1_lo_goal"], targets["all_met"]) == ("stuck_sensor", 0.55, 0.75, False)
+    assert not issue_targets(summary, "combined", "3-sigma", margin=0.35)["f1_lo_met"]  # 0.8 < 0.5 + 0.35
+    with pytest.raises(KeyError, match="no 'GNN verifier' row"):
+        issue_targets(summary, "GNN verifier", "3-sigma")

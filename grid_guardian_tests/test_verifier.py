@@ -14,7 +14,11 @@ import pytest
 import torch
 
 from grid_guardian_assets.definitions import defs
+from grid_guardian_assets.detect.calibration import DetectorCalibration, fit_detectors
+from grid_guardian_assets.detect.measurements import measurement_table
+from grid_guardian_assets.grid.branch_limits import LoadingHistory
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.grid.physics import LOSS_MAX
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
@@ -34,9 +38,10 @@ from grid_guardian_assets.verifier.pipeline import (
     save_checkpoint,
     train_verifier,
 )
+from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector, case_measurements
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
 from grid_guardian_assets.verifier.sequences import Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
-from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, masked_mse, train_model
+from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, build_model, masked_mse, train_model
 from grid_guardian_assets.verifier.train_config import TrainConfig
 from grid_guardian_tests.conftest import replay_resources
 
@@ -353,8 +358,11 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     assert result.success is check.passed  # a blocking check that fails fails the run: the gate is visible
     meta = instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier")).asset_materialization.metadata
     table = meta["f1_by_type"].value
-    for name in ("GNN verifier", "per-bus GRU", "3-sigma"):
-        assert name in table
+    for name in ("rules", "GNN verifier", "rules + GNN verifier", "per-bus GRU", "3-sigma"):
+        assert name in table and name in meta["ablation"].value
+    # detector_calibration was not materialised: fitted in the run, and the metadata says so.
+    assert meta["detector_calibration"].value.startswith("fitted in this run")
+    assert meta["target_f1"].value == meta["f1_combined"].value and isinstance(meta["target_all_met"].value, bool)
     assert all(kind in table for kind in ANOMALY_TYPES)
     version = meta["checkpoint"].value
     store = ModelStore(data_dir / "models")
@@ -415,3 +423,77 @@ def test_masked_mse_is_mse_when_nothing_is_masked() -> None:
     target[2, 4] += 1000.0
     expected = torch.cat([((prediction - target) ** 2)[weight.bool()]]).mean()
     assert torch.allclose(masked_mse(prediction, target, weight), expected)
+
+
+# --- the rules as a benchmark detector, and the rules and the model combined (issue #12's ablation) ----------------
+@pytest.fixture(scope="module")
+def detectors() -> DetectorCalibration:
+    return fit_detectors()
+
+
+@pytest.fixture(scope="module")
+def rules(detectors: DetectorCalibration) -> RulesDetector:
+    """The rules with line limits measured as the branch_limits asset measures them, on September 2018 (days before
+    the held-out ones)."""
+    network = reduced_network()
+    limits = LoadingHistory.of(days("2018-09-01", "2018-09-30"), network.n_branches).limits()
+    return RulesDetector(detectors, bus_mapping(network), limits)
+
+
+def test_a_case_rebuilt_as_measurements_is_the_recorded_measurement_table_and_a_fault_reaches_only_fuelhh() -> None:
+    """An untouched real day rebuilt from its snapshots reads what the bundled recordings read (to float32 rounding
+    of the per-bus MW); a sign flip on IFA's bus flips FUELHH's INTFR and leaves NESO's flow on the link alone."""
+    network = reduced_network()
+    mapping = bus_mapping(network)
+    day = dt.date(2018, 10, 21)
+    sequence = sequence_from_days(list(days(day.isoformat(), day.isoformat())))
+    rebuilt, recorded = case_measurements(sequence, mapping), measurement_table([day], b1610_days=())
+    assert rebuilt.columns == recorded.columns and rebuilt.height == 48
+    assert rebuilt.select("settlementDate", "settlementPeriod", "start").equals(recorded.select("settlementDate", "settlementPeriod", "start"))
+    for column in recorded.columns[3:]:
+        np.testing.assert_allclose(rebuilt[column].to_numpy(), recorded[column].to_numpy(), rtol=0, atol=0.01, err_msg=column)
+    flipped = sequence.copy()
+    sellindge = network.bus_index("Sellindge")
+    flipped.node[10:14, sellindge, NODE_FEATURES.index("net_import")] *= -1
+    faulty = case_measurements(flipped, mapping)
+    np.testing.assert_allclose(faulty["FUELHH:INTFR"][10:14].to_numpy(), -recorded["FUELHH:INTFR"][10:14].to_numpy(), atol=0.01)
+    assert faulty["FUELHH:INTNEM"].to_list() == recorded["FUELHH:INTNEM"].to_list()  # Nemo reads 0 in 2018
+    assert faulty["NESO:FRENCH_FLOW"].equals(recorded["NESO:FRENCH_FLOW"])
+
+
+@pytest.mark.parametrize("kind, sources", [
+    ("missing_period", {"missing_period"}),
+    ("duplicated_period", {"duplicated_period"}),
+    ("interconnector_sign_flip", {"unseen_sign", "redundancy:interconnector"}),
+])
+def test_the_rules_raise_an_injected_fault_and_stay_quiet_on_the_untouched_window(kind: str, sources: set[str], rules: RulesDetector,
+                                                                                 held_out) -> None:
+    network = reduced_network()
+    window = held_out.slice(20, 68)  # 1-2 October 2018, held out
+    untouched = rules.calibration().apply(rules.raw_scores(window))[1]
+    assert np.nanmax(untouched) < 1, untouched.round(2)
+    changed, label = Injector(network, DCPowerFlow(network), np.random.default_rng(5)).inject(kind, window, 12)
+    found = rules.findings(changed)
+    span = range(label.start, label.start + label.duration)
+    raised = {f.source for t in span for f in found[t] if f.alert}
+    assert all(any(s == wanted or s.startswith(f"{wanted}:") for s in raised) for wanted in sources), raised
+    period = rules.calibration().apply(rules.raw_scores(changed))[1]
+    assert np.all(period[list(span)] >= 1)
+    assert np.nanmax(period[: label.start]) < 1  # nothing before the fault
+
+
+def test_the_combination_scores_the_larger_of_the_rules_and_the_model(rules: RulesDetector, held_out) -> None:
+    network = reduced_network()
+    window = held_out.slice(20, 68)
+    changed, _ = Injector(network, DCPowerFlow(network), np.random.default_rng(5)).inject("interconnector_sign_flip", window, 12)
+    normaliser = Normaliser.fit(held_out)
+    model = build_model("gnn", TINY)  # untrained: the combination only needs a model's scores, not good ones
+    gnn = LearnedDetector("gnn", model, normaliser, TINY.warmup, GraphTensors.of(network))
+    model_calibration = gnn.calibrate([held_out.slice(68, 144)])
+    combined = Combined(rules, rules.calibration(), gnn, model_calibration)
+    _, rules_period = rules.calibration().apply(rules.raw_scores(changed))
+    _, model_period = model_calibration.apply(gnn.raw_scores(changed))
+    combined_node, combined_period = combined.calibration().apply(combined.raw_scores(changed))
+    np.testing.assert_array_equal(combined_period, np.fmax(rules_period, model_period))
+    assert combined_period.shape == (len(changed),) and np.isfinite(combined_period).all()  # the rules score the warm-up
+    assert np.isnan(model_period[: TINY.warmup + 1]).all() and combined_node.shape == (len(changed), network.n_buses)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.datasets import FUELHH, DatasetSpec
 from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of
 from grid_guardian_assets.settlement import UTC, settlement_periods
 from grid_guardian_assets.stream.messages import Origin, Rejected
@@ -249,6 +249,40 @@ def integrity_findings(spec: DatasetSpec, day: dt.date, records: Iterable[Mappin
                                     {**detail, "groups": labels, "rows": len(copies),
                                      "conflicting": "yes" if conflicting else "no"}, model_version))
     return findings
+
+
+def row_integrity_findings(start: dt.datetime, values: Mapping[str, float | None],
+                           previous: Mapping[str, float | None] | None, origin: Origin = STORED,
+                           model_version: str = "none") -> list[Finding]:
+    """Integrity of one settlement period of a measurement row, where there are no records to count (a period
+    rebuilt from snapshots, as the benchmark's cases are): the period's FUELHH readings against the period before.
+
+    * ``missing_period``: no fuel type has a reading (every ``FUELHH:*`` unknown): the period never arrived.
+    * ``duplicated_period``: every fuel type reads exactly what it read in the period before, and one is not zero:
+      the previous period re-sent under the next period's key. A grid that stood still does not do this: no two
+      consecutive periods of the bundled 2018 FUELHH agree in every fuel type (0 of 17,520).
+
+    Args:
+        start: The period's start (UTC), the findings' time.
+        values: The period's measurements (name → MW, ``None`` when unknown).
+        previous: The period before's, or ``None`` when it is unknown (the first period of a run).
+        origin: Where the readings came from.
+        model_version: The checkpoint scoring alongside.
+
+    Returns:
+        At most one finding, on node ``FUELHH``, score ``INTEGRITY_SCORE``.
+    """
+    columns = fuel_columns(values)
+    readings = [values[c] for c in columns]
+    if columns and all(v is None or not np.isfinite(v) for v in readings):
+        return [Finding(FUELHH.code, start, INTEGRITY_SCORE, MISSING_PERIOD, FUELHH.code, origin,
+                        {"groups": ",".join(fuel_of(c) for c in columns)}, model_version)]
+    if previous is None or not columns or any(v is None for v in readings) or all(v == 0 for v in readings):
+        return []
+    if all(previous.get(c) == v for c, v in zip(columns, readings)):
+        return [Finding(FUELHH.code, start, INTEGRITY_SCORE, DUPLICATED_PERIOD, FUELHH.code, origin,
+                        {"groups": ",".join(fuel_of(c) for c in columns), "copy_of": "previous period"}, model_version)]
+    return []
 
 
 def _nodes(spec: DatasetSpec, affected: list[str], groups: list[str]) -> list[tuple[str, str]]:

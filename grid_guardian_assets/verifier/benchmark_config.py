@@ -12,6 +12,12 @@ from dataclasses import asdict, dataclass, field
 # Issue #12: the lower end of the candidate's 95 % F1 interval on the held-out split must be at least this far above
 # the 3-sigma rule's F1 (``verifier.bootstrap.gate``).
 DEFAULT_GATE_MARGIN = 0.25
+# Issue #12's targets for the detector the live job runs (the rules and the model combined) on the held-out split:
+# overall event-wise F1, every anomaly type's F1, and false alerts per clean day; the lower end of its F1 interval
+# must also clear the 3-sigma rule's F1 by the gate's margin (``verifier.bootstrap.issue_targets``).
+TARGET_F1 = 0.85
+TARGET_TYPE_F1 = 0.6
+TARGET_FALSE_ALERTS_PER_CLEAN_DAY = 0.5
 
 VALIDATION = "validation"
 HELD_OUT = "held_out"

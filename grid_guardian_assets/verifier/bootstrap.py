@@ -19,7 +19,12 @@ import polars as pl
 
 from grid_guardian_assets.settlement import PERIOD
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES
-from grid_guardian_assets.verifier.benchmark_config import DEFAULT_GATE_MARGIN
+from grid_guardian_assets.verifier.benchmark_config import (
+    DEFAULT_GATE_MARGIN,
+    TARGET_F1,
+    TARGET_FALSE_ALERTS_PER_CLEAN_DAY,
+    TARGET_TYPE_F1,
+)
 from grid_guardian_assets.verifier.evaluation import CLEAN, CaseOutcome
 
 DEFAULT_RESAMPLES = 1_000
@@ -117,6 +122,13 @@ class CaseBootstrap:
             samples = np.nanmedian(minutes[draws], axis=1)  # NaN for a resample without a detection: left out
         return Interval(float(np.nanmedian(minutes[point])), *_percentiles(samples))
 
+    def mean_delay_minutes(self, kind: str | None = None) -> float:
+        """The mean detection delay of the detected events of ``kind`` (of every type when None), in minutes."""
+        point, _ = self._strata(ANOMALY_TYPES if kind is None else (kind,))
+        minutes = self.delay[point] * PERIOD_MINUTES
+        minutes = minutes[np.isfinite(minutes)]
+        return float(minutes.mean()) if minutes.size else float("nan")
+
     def delay_quantile_minutes(self, q: float, kind: str | None = None) -> float:
         """The ``q`` quantile (0..1) of the detection delay of the detected events of ``kind``, in minutes."""
         point, _ = self._strata(ANOMALY_TYPES if kind is None else (kind,))
@@ -133,7 +145,7 @@ def detector_row(
     detector: str, outcomes: list[CaseOutcome], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_BOOTSTRAP_SEED
 ) -> dict[str, object]:
     """One detector's summary: overall F1 with its interval, false alerts per clean day with its interval, the
-    median (with interval) and 90th-percentile detection delay in minutes, and the F1 of each anomaly type.
+    median (with interval), 90th-percentile and mean detection delay in minutes, and the F1 of each anomaly type.
 
     Args:
         detector: The detector's name (the row's ``detector``).
@@ -153,6 +165,7 @@ def detector_row(
         "false_alerts_hi": _round(alerts.hi, 3),
         "median_delay_min": _round(delay.point, 1), "median_delay_lo": _round(delay.lo, 1), "median_delay_hi": _round(delay.hi, 1),
         "p90_delay_min": _round(boot.delay_quantile_minutes(0.9), 1),
+        "mean_delay_min": _round(boot.mean_delay_minutes(), 1),
     }
     row.update({f"f1_{kind}": _round(boot.f1(kind).point, 3) for kind in ANOMALY_TYPES})
     return row
@@ -224,3 +237,44 @@ def gate(summary: pl.DataFrame, candidate: str, baseline: str, margin: float = D
         return float("nan") if picked[0] is None else float(picked[0])
 
     return GateDecision(candidate, baseline, value(candidate, "f1_lo"), value(baseline, "f1"), margin)
+
+
+def issue_targets(summary: pl.DataFrame, detector: str, baseline: str, margin: float = DEFAULT_GATE_MARGIN) -> dict[str, object]:
+    """Where ``detector`` stands against issue #12's targets in a ``summary_table``: overall F1 ≥ ``TARGET_F1``, the
+    lower end of its F1 interval ≥ ``baseline``'s F1 + ``margin``, every anomaly type's F1 ≥ ``TARGET_TYPE_F1``,
+    and false alerts per clean day ≤ ``TARGET_FALSE_ALERTS_PER_CLEAN_DAY``.
+
+    Returns:
+        ``f1``, ``f1_lo``, ``baseline_f1`` and ``f1_lo_goal`` (it plus ``margin``), ``min_type_f1`` and
+        ``weakest_type``, ``false_alerts_per_clean_day``
+        (``None`` where undefined), one ``*_met`` flag per target (False where its figure is undefined), and
+        ``all_met``.
+
+    Raises:
+        KeyError: ``summary`` has no row for one of the two detectors.
+    """
+    rows = {row["detector"]: row for row in summary.iter_rows(named=True)}
+    for name in (detector, baseline):
+        if name not in rows:
+            raise KeyError(f"no {name!r} row in the benchmark summary (detectors: {list(rows)})")
+    row, baseline_f1 = rows[detector], rows[baseline]["f1"]
+    f1_lo_goal = None if baseline_f1 is None else round(baseline_f1 + margin, 3)
+    by_type = {kind: row[f"f1_{kind}"] for kind in ANOMALY_TYPES if row[f"f1_{kind}"] is not None}
+    weakest = min(by_type, key=by_type.__getitem__) if by_type else None
+
+    def at_least(value: object, goal: float | None) -> bool:
+        return value is not None and goal is not None and float(value) >= goal
+
+    met = {
+        "f1_met": at_least(row["f1"], TARGET_F1),
+        "f1_lo_met": at_least(row["f1_lo"], f1_lo_goal),
+        "every_type_met": len(by_type) == len(ANOMALY_TYPES) and all(f1 >= TARGET_TYPE_F1 for f1 in by_type.values()),
+        "false_alerts_met": row["false_alerts_per_clean_day"] is not None
+        and row["false_alerts_per_clean_day"] <= TARGET_FALSE_ALERTS_PER_CLEAN_DAY,
+    }
+    return {
+        "f1": row["f1"], "f1_lo": row["f1_lo"], "baseline_f1": baseline_f1, "f1_lo_goal": f1_lo_goal,
+        "min_type_f1": by_type[weakest] if weakest else None, "weakest_type": weakest,
+        "false_alerts_per_clean_day": row["false_alerts_per_clean_day"],
+        **met, "all_met": all(met.values()),
+    }

@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 import polars as pl
 import torch
 
+from grid_guardian_assets.detect.calibration import DetectorCalibration
+from grid_guardian_assets.grid.branch_limits import BranchLimits
+from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import SnapshotDay
 from grid_guardian_assets.verifier.anomalies import Benchmark
 from grid_guardian_assets.verifier.checkpoints import Checkpoint, ModelStore
 from grid_guardian_assets.verifier.evaluation import CaseOutcome, evaluate, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
+from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector, ThreeSigma
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, sequence_from_days
 from grid_guardian_assets.verifier.train import build_model, train_model
@@ -97,15 +101,40 @@ class DetectorOutcomes:
     seconds: float
 
 
-def benchmark_outcomes(trained: TrainedVerifier, network: GridNetwork, benchmark: Benchmark) -> dict[str, DetectorOutcomes]:
-    """The GNN verifier, the per-bus GRU and the 3-sigma rule scored on every case of ``benchmark``, by name."""
+def benchmark_outcomes(
+    trained: TrainedVerifier,
+    network: GridNetwork,
+    benchmark: Benchmark,
+    detector_calibration: DetectorCalibration | None = None,
+    branch_limits: BranchLimits | None = None,
+) -> dict[str, DetectorOutcomes]:
+    """Every detector scored on every case of ``benchmark``, by name.
+
+    Without ``detector_calibration``: the GNN verifier, the 3-sigma rule and the per-bus GRU. With it, the ablation
+    of issue #12: the rules alone (``RulesDetector``: the live job's redundancy, data-quality and physics rules), the
+    GNN verifier alone, the two combined as the live job runs them (``Combined``), the 3-sigma rule and the per-bus
+    GRU, in that order.
+
+    Args:
+        trained: The verifier, its baselines and their calibrations.
+        network: The benchmark's network.
+        benchmark: The frozen cases.
+        detector_calibration: The fitted redundancy and data-quality detectors (the ``detector_calibration``
+            asset's), or ``None`` to leave the rules out.
+        branch_limits: The rules' line-overload limits; ``None``: every branch at its rating (see ``RulesDetector``).
+    """
     device = next(trained.model.parameters()).device
     graph = GraphTensors.of(network, device)
-    detectors = [
-        (LearnedDetector("gnn", trained.model, trained.normaliser, trained.config.warmup, graph), trained.calibration),
-        (LearnedDetector("gru", trained.baseline, trained.normaliser, trained.config.warmup, graph), trained.baseline_calibration),
-        (trained.three_sigma, trained.three_sigma.calibration()),
-    ]
+    gnn = LearnedDetector("gnn", trained.model, trained.normaliser, trained.config.warmup, graph)
+    gru = LearnedDetector("gru", trained.baseline, trained.normaliser, trained.config.warmup, graph)
+    learned = [(gnn, trained.calibration)]
+    baselines = [(trained.three_sigma, trained.three_sigma.calibration()), (gru, trained.baseline_calibration)]
+    if detector_calibration is None:
+        detectors = [*learned, *baselines]
+    else:
+        rules = RulesDetector(detector_calibration, bus_mapping(network), branch_limits)
+        combined = Combined(rules, rules.calibration(), gnn, trained.calibration)
+        detectors = [(rules, rules.calibration()), *learned, (combined, combined.calibration()), *baselines]
     scored = {}
     for detector, calibration in detectors:
         started = time.perf_counter()
