@@ -31,6 +31,7 @@ from grid_guardian_assets.detect.data_quality import (
 from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, measurement, measurement_table
 from grid_guardian_assets.detect.redundancy import (
     AGWS_WIND,
+    BALANCE_CHECK,
     FALSE_ALARM_RATE,
     RESULT_SCHEMA,
     PairRelation,
@@ -95,6 +96,14 @@ class DetectorCalibration:
             validation_days=(v_first, v_last),
             false_alarm_rate=float(data["false_alarm_rate"]),
         )
+
+    def balances(self, values: Mapping[str, float | None]) -> bool:
+        """Whether the learned national balance check (FUELHH supply against ITSDO) scores a period with these
+        measurements. When it does it replaces the fixed ``power_imbalance`` band: the band was set against INDO,
+        which leaves out pumping, station load and exports (−1 %…16 % of supply), while the learned check compares
+        the same quantity measured twice, with its normal spread, and names the suspect. Both on one period would
+        report one fault twice and add the band's false alarms."""
+        return BALANCE_CHECK in self.relations and values.get(ITSDO) is not None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=1))

@@ -44,6 +44,8 @@ from grid_guardian_assets.stream.messages import Origin
 from grid_guardian_assets.stream.rules import Finding
 
 FALSE_ALARM_RATE = 1e-3  # per check and normal settlement period
+# The national balance: FUELHH supply against ITSDO (the state estimator's version of the power_imbalance band).
+BALANCE_CHECK = "redundancy:balance"
 SPREAD_QUANTILE = 0.9
 GROSS_ERROR_SPREADS = 6.0
 # FUELHH and NESO report whole MW and, in 2018, differ by a steady ~13 MW on IFA and BritNed for weeks at a time;
@@ -146,7 +148,7 @@ def default_checks(columns: Iterable[str]) -> list[PairCheck]:
     present = set(columns)
     checks = []
     if fuels and ITSDO in present:
-        checks.append(PairCheck("redundancy:balance", tuple(fuels), (ITSDO,), ITSDO))
+        checks.append(PairCheck(BALANCE_CHECK, tuple(fuels), (ITSDO,), ITSDO))
     wind = tuple(measurement("AGWS", p) for p in AGWS_WIND)
     if measurement("FUELHH", "WIND") in present and present & set(wind):
         checks.append(PairCheck("redundancy:wind", (measurement("FUELHH", "WIND"),), wind, "AGWS:wind"))

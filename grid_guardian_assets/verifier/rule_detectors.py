@@ -153,7 +153,8 @@ class RulesDetector:
     * physics, as the live job scores it: the period's mean frequency against the bands (``stream.rules``'
       ``frequency_findings``: alarming outside the operational band, 50 Hz ± 0.2 Hz, and naming the statutory band
       beyond ± 0.5 Hz; RoCoF needs samples seconds apart, which a half-hourly mean is not, so it is not scored);
-      the power imbalance of supply against the snapshot's INDO demand (``imbalance_score``); and line overload,
+      the power imbalance of supply against the snapshot's INDO demand (``imbalance_score``) where the learned
+      balance check cannot run (no ITSDO: ``DetectorCalibration.balances``), as in the live job; and line overload,
       each branch's loading over its limit.
 
     A period's score is the largest of its findings' (0 without one). Bus scores are 0 except at an interconnector's
@@ -199,8 +200,9 @@ class RulesDetector:
                 hz = float(sequence.frequency[t])
                 if np.isfinite(hz):
                     found += frequency_findings(start, hz, STORED, None)
-                found.append(Finding(NATIONAL_NODE, start, float(imbalance[t]), "power_imbalance", "INDO", STORED,
-                                     {"supply_mw": float(supply[t]), "demand_mw": float(demand[t])}))
+                if not self.detectors.balances(row):  # as the live job: the learned balance check replaces the band
+                    found.append(Finding(NATIONAL_NODE, start, float(imbalance[t]), "power_imbalance", "INDO", STORED,
+                                         {"supply_mw": float(supply[t]), "demand_mw": float(demand[t])}))
                 found += [Finding(self.branches[i], start, float(overload[t, i]), "line_overload", "FUELHH", STORED,
                                   {"loading": float(sequence.loading[t, i]), "limit": float(self.limit[i])})
                           for i in np.flatnonzero(overload[t] >= 1.0)]

@@ -1,0 +1,96 @@
+"""Issue #12's ablation on the bundled 2018 data, without Dagster: what ``gnn_verifier`` computes, for one split.
+
+Builds the snapshots of the verifier's training range (January to September 2018) and of the chosen split's days from
+the bundled recordings, cuts the benchmark from the split (``build_benchmark`` with ``BenchmarkSpec``'s defaults),
+fits the rules (``fit_detectors``' defaults, line limits measured on the training range as the asset does), trains
+the GNN verifier and the per-bus GRU (``TrainConfig``'s defaults), and prints the bootstrap summary of every detector
+(F1, false alerts per clean day, delay, each with its 95 % interval), plus which rule findings raised the false alerts
+on the clean days.
+
+Tune on ``--split validation`` (July to September); ``held_out`` (October to December) is for the final table only.
+``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone.
+
+Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--rules-only] [--epochs N]
+"""
+
+import argparse
+import collections
+import time
+
+import polars as pl
+
+from grid_guardian_assets.detect.calibration import fit_detectors
+from grid_guardian_assets.grid.branch_limits import LoadingHistory
+from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.network import load_network
+from grid_guardian_assets.replay.grid import bundled_snapshot_days
+from grid_guardian_assets.verifier.anomalies import build_benchmark
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS, VALIDATION, BenchmarkSpec
+from grid_guardian_assets.verifier.bootstrap import summary_table
+from grid_guardian_assets.verifier.evaluation import GRACE, evaluate, summarise
+from grid_guardian_assets.verifier.pipeline import contiguous_sequences
+from grid_guardian_assets.verifier.rule_detectors import RulesDetector
+from grid_guardian_assets.verifier.train_config import TrainConfig
+
+TRAIN_RANGE = (SPLIT_DAYS[VALIDATION][0].replace(month=1), SPLIT_DAYS[VALIDATION][1])
+
+
+def alarm_sources(rules: RulesDetector, benchmark) -> tuple[collections.Counter, collections.Counter]:
+    """Which rule findings alarmed: ``(outside any labelled event, clean days included; inside one)``, counted in
+    alarming periods."""
+    outside: collections.Counter = collections.Counter()
+    inside: collections.Counter = collections.Counter()
+    for k, label in enumerate(benchmark.labels):
+        for t, found in enumerate(rules.findings(benchmark.case(k))):
+            within = label is not None and label.start <= t < label.start + label.duration + GRACE
+            for source in {f.source for f in found if f.alert}:
+                (inside if within else outside)[source] += 1
+    return outside, inside
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=(VALIDATION, HELD_OUT), default=VALIDATION)
+    parser.add_argument("--network", default="gb29")
+    parser.add_argument("--rules-only", action="store_true")
+    parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    args = parser.parse_args()
+
+    network = load_network(args.network)
+    started = time.perf_counter()
+    train_days = bundled_snapshot_days(network, *TRAIN_RANGE)
+    split_days = bundled_snapshot_days(network, *SPLIT_DAYS[args.split])
+    benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec())
+    print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days; training range {len(train_days)} "
+          f"days ({time.perf_counter() - started:.0f} s)")
+
+    rules = RulesDetector(fit_detectors(), bus_mapping(network), LoadingHistory.of(train_days, network.n_branches).limits())
+    outcomes = {}
+    started = time.perf_counter()
+    outcomes[rules.name] = evaluate(rules, rules.calibration(), benchmark)
+    print(f"rules scored in {time.perf_counter() - started:.0f} s")
+    if not args.rules_only:
+        import torch
+
+        from grid_guardian_assets.verifier.pipeline import benchmark_outcomes, train_verifier
+
+        started = time.perf_counter()
+        trained = train_verifier(network, train_days, TrainConfig(epochs=args.epochs), device=torch.device("cpu"))
+        print(f"trained in {time.perf_counter() - started:.0f} s")
+        scored = benchmark_outcomes(trained, network, benchmark, fit_detectors(),
+                                    LoadingHistory.of(train_days, network.n_branches).limits())
+        outcomes = {name: run.outcomes for name, run in scored.items()}
+
+    with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250):
+        print(summary_table(outcomes).select("detector", "f1", "f1_lo", "f1_hi", "false_alerts_per_clean_day",
+                                             "false_alerts_lo", "false_alerts_hi", "mean_delay_min"))
+        for name, run in outcomes.items():
+            print(name)
+            print(summarise(run).select("type", "events", "detected", "false_positives", "f1"))
+    outside, inside = alarm_sources(rules, benchmark)
+    print("rules' alarming periods outside the events (false alerts), by finding:", dict(outside.most_common()))
+    print("rules' alarming periods inside the events, by finding:", dict(inside.most_common()))
+
+
+if __name__ == "__main__":
+    main()
