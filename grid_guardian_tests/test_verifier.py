@@ -155,11 +155,34 @@ def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
     model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
     detector = LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
     calibration_days, unseen_days = days("2018-03-05", "2018-03-12"), days("2018-03-13", "2018-03-20")
-    calibration = detector.calibrate([sequence_from_days(list(calibration_days))], false_alarm_rate=0.05)
+    calibration = detector.calibrate([sequence_from_days(list(calibration_days))], false_alarm_rate=0.05, alerts_per_day=None)
     seen = _daily_alarm_rates(detector, calibration, calibration_days)
     unseen = _daily_alarm_rates(detector, calibration, unseen_days)
     standard_error = np.sqrt(seen.var(ddof=1) / seen.size + unseen.var(ddof=1) / unseen.size)
     assert abs(unseen.mean() - 0.05) <= 3 * standard_error, (unseen.round(3), seen.round(3))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("alerts_per_day", [0.5, 2.0])
+def test_a_daily_alert_budget_raises_every_threshold_by_one_factor_until_the_calibration_days_keep_it(alerts_per_day: float) -> None:
+    """The per-bus quantiles alone let a 29-bus model alarm in most periods at a 5 % rate; the budget caps the
+    periods whose largest score reaches 1 on the calibration days, and keeps the buses' thresholds in proportion."""
+    network = reduced_network()
+    train = [sequence_from_days(list(days("2018-03-01", "2018-03-04")))]
+    normaliser = Normaliser.fit(train[0])
+    graph = GraphTensors.of(network)
+    model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
+    detector = LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
+    calibration_days = [sequence_from_days(list(days("2018-03-05", "2018-03-12")))]
+    per_bus = detector.calibrate(calibration_days, false_alarm_rate=0.05, alerts_per_day=None)
+    budgeted = detector.calibrate(calibration_days, false_alarm_rate=0.05, alerts_per_day=alerts_per_day)
+    _, period = budgeted.apply(detector.raw_scores(calibration_days[0]))
+    alarms = int(np.sum(np.nan_to_num(period) >= 1.0))
+    assert alarms <= alerts_per_day * 8 + 1  # eight days; one for the quantile's interpolation
+    assert np.mean(np.nan_to_num(per_bus.apply(detector.raw_scores(calibration_days[0]))[1]) >= 1.0) > 0.5
+    scale = budgeted.node_threshold / per_bus.node_threshold
+    assert scale > 1 and budgeted.period_threshold / per_bus.period_threshold == pytest.approx(scale)
+    assert budgeted.alerts_per_day == alerts_per_day
 
 
 @pytest.fixture(scope="module")

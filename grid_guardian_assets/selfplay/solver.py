@@ -133,7 +133,8 @@ def tuned_calibration(detector: LearnedDetector, calibration: Calibration, pairs
     raws += [(detector.raw_scores(clean), None) for clean, _ in pairs]
     best, best_f1 = calibration, -1.0
     for scale in THRESHOLD_SCALES:
-        trial = Calibration(calibration.node_threshold * scale, calibration.period_threshold * scale, calibration.false_alarm_rate)
+        trial = Calibration(calibration.node_threshold * scale, calibration.period_threshold * scale, calibration.false_alarm_rate,
+                            calibration.alerts_per_day)
         outcomes = [evaluate_case(trial.apply(raw)[1], label) for raw, label in raws]
         f1 = float(summarise(outcomes).filter(pl.col("type") == "overall")["f1"][0])
         if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9 and abs(scale - 1.0) < abs(best.node_threshold / calibration.node_threshold - 1.0)):

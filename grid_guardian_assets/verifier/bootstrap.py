@@ -26,13 +26,12 @@ from grid_guardian_assets.verifier.benchmark_config import (
     TARGET_TYPE_F1,
 )
 from grid_guardian_assets.verifier.evaluation import CLEAN, CaseOutcome
+from grid_guardian_assets.verifier.train_config import PERIODS_PER_DAY
 
 DEFAULT_RESAMPLES = 1_000
 DEFAULT_BOOTSTRAP_SEED = 0
 INTERVAL_LEVEL = 0.95
 PERIOD_MINUTES = PERIOD / dt.timedelta(minutes=1)
-# A clean day is a whole 48-period settlement day (``build_benchmark`` leaves the clock-change days out).
-PERIODS_PER_DAY = 48
 
 
 @dataclass(frozen=True)

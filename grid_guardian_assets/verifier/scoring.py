@@ -16,7 +16,7 @@ import torch
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, normal_periods
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, predict
-from grid_guardian_assets.verifier.train_config import DEFAULT_FALSE_ALARM_RATE
+from grid_guardian_assets.verifier.train_config import DEFAULT_ALERTS_PER_DAY, DEFAULT_FALSE_ALARM_RATE, PERIODS_PER_DAY
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Calibration:
     node_threshold: float
     period_threshold: float
     false_alarm_rate: float
+    alerts_per_day: float = float("nan")  # the period-level budget the thresholds were raised to (NaN: none)
 
     def apply(self, raw: RawScores) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated ``(T, N)`` bus scores and ``(T,)`` period scores (max of the bus scores and the balance score)."""
@@ -42,7 +43,8 @@ class Calibration:
         return node, period
 
     def to_dict(self) -> dict[str, float]:
-        return {"node_threshold": self.node_threshold, "period_threshold": self.period_threshold, "false_alarm_rate": self.false_alarm_rate}
+        return {"node_threshold": self.node_threshold, "period_threshold": self.period_threshold,
+                "false_alarm_rate": self.false_alarm_rate, "alerts_per_day": self.alerts_per_day}
 
 
 class ThreeSigma:
@@ -101,7 +103,18 @@ class LearnedDetector:
                 period[first:] = 0.0
         return RawScores(node=node, period=period)
 
-    def calibrate(self, sequences: list[GridSequence], false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE) -> Calibration:
+    def calibrate(self, sequences: list[GridSequence], false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+                  alerts_per_day: float | None = DEFAULT_ALERTS_PER_DAY) -> Calibration:
+        """Thresholds from normal ``sequences`` (periods that do not balance, and the periods after them, left out).
+
+        Args:
+            sequences: Normal data the model was not trained on.
+            false_alarm_rate: Each bus's threshold is the ``1 − false_alarm_rate`` quantile of its scores (the balance
+                head's likewise).
+            alerts_per_day: Then both thresholds are raised by one factor until the periods' largest calibrated
+                score (over buses and the balance head) reaches 1 at most this often per 48 periods; ``None`` keeps
+                the per-bus thresholds (a period then alarms about ``buses × false_alarm_rate`` of the time).
+        """
         raws = [self.raw_scores(s) for s in sequences]
         # Scores of periods that do not balance, or follow one that does not (FUELHH glitches: data faults the
         # grid_snapshots check flags), are not normal data: one such score would set the threshold on its own.
@@ -112,4 +125,10 @@ class LearnedDetector:
         if node.size == 0:
             raise ValueError("calibration data has no scoreable periods (shorter than the warm-up)")
         period_threshold = float(np.quantile(period, 1 - false_alarm_rate)) if self.kind == "gnn" else np.inf
-        return Calibration(float(np.quantile(node, 1 - false_alarm_rate)), max(period_threshold, 1e-6), false_alarm_rate)
+        per_bus = Calibration(float(np.quantile(node, 1 - false_alarm_rate)), max(period_threshold, 1e-6), false_alarm_rate)
+        if alerts_per_day is None:
+            return per_bus
+        largest = np.concatenate([per_bus.apply(r)[1][f] for r, f in zip(raws, fair)])
+        largest = largest[np.isfinite(largest)]
+        scale = max(1.0, float(np.quantile(largest, max(0.0, 1 - alerts_per_day / PERIODS_PER_DAY)))) if largest.size else 1.0
+        return Calibration(per_bus.node_threshold * scale, per_bus.period_threshold * scale, false_alarm_rate, alerts_per_day)
