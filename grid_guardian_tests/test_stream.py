@@ -834,3 +834,28 @@ def test_an_incident_over_adjacent_periods_is_one_alert_and_frequency_samples_st
         ("line_overload", overload(0).time.strftime("%Y-%m-%dT%H:%M:%SZ")), ("line_overload", overload(6).time.strftime("%Y-%m-%dT%H:%M:%SZ"))]
     assert sum(a["source"].startswith("frequency") for a in alerts) == 3
     assert client.zcard("alerts:ids") == 4 + 3  # every alarming period is recorded, merged or not
+
+
+@pytest.mark.integration
+def test_a_burst_of_rejected_readings_is_one_alert_per_dataset(redis_server) -> None:
+    """A broken feed sends hundreds of bad messages in seconds: one alert on the dataset, not one per message; a
+    second dataset's, or the same dataset's an hour later, is another. A replayed burst adds nothing."""
+    from grid_guardian_assets.detect.data_quality import rejected_reading_finding
+    from grid_guardian_assets.stream.messages import Rejected
+    from grid_guardian_assets.stream.redis_sink import RedisSink
+
+    client = redis.Redis.from_url(redis_server.url)
+    sink = RedisSink(client, "live:state:test")
+
+    def burst(topic: str, first_offset: int, at: dt.datetime) -> list:
+        return [rejected_reading_finding(Rejected(Origin(topic, 0, first_offset + i), None, b"{not json", "not JSON"),
+                                         now=at + dt.timedelta(seconds=i)) for i in range(50)]
+
+    fuelhh, freq = burst("bmrs.FUELHH", 0, T0), burst("bmrs.FREQ", 0, T0)
+    later = burst("bmrs.FUELHH", 50, T0 + dt.timedelta(hours=1))
+    assert sink.write(fuelhh + freq, None) == [fuelhh[0], freq[0]]
+    assert sink.write(fuelhh, None) == []
+    assert sink.write(later, None) == [later[0]]
+    alerts = [a for a in stream_alerts(client) if a["source"] == "rejected_reading"]
+    assert sorted((a["node"], a["kafka_offset"]) for a in alerts) == [("FREQ", "0"), ("FUELHH", "0"), ("FUELHH", "50")]
+    assert client.zcard("alerts:ids") == 150  # every rejected message is recorded, merged or not

@@ -310,8 +310,9 @@ def rejected_reading_finding(rejected: Rejected, model_version: str = "none", no
     """The alert for a message sent to the dead-letter topic: node and dataset the dataset (or the topic, if the
     message came from a topic that is not a BMRS dataset's), time the record's own when it has one, else ``now``.
 
-    Redis keys such an alert by its Kafka origin (``stream.redis_sink.alert_id``): two rejected readings never
-    merge, and a replayed batch never repeats one.
+    Redis keys such an alert by its Kafka origin (``stream.redis_sink.alert_id``), so a replayed batch never repeats
+    one; rejected readings of one dataset within a settlement period of each other are one incident
+    (``stream.redis_sink.incident_key``): a broken feed raises one alert, not one per message.
     """
     spec = spec_for_topic(rejected.origin.topic)
     dataset = spec.code if spec is not None else rejected.origin.topic

@@ -14,7 +14,9 @@ Layout (the README's "Redis layout"):
 * ``alerts:incidents`` hash: per incident key (``{source}|{node}``, plus ``|{model_version}`` for model alerts) the
   time of its latest alarming period. A settlement-period alarm within one period of that time continues the incident:
   its id is recorded and its score kept, but it is not added to ``alerts`` or published, so a fault that lasts five
-  periods is one alert, not five. Frequency samples and rejected readings are each their own alert.
+  periods is one alert, not five. Rejected readings of one dataset merge the same way (a burst of bad messages is one
+  alert on the dataset: the 705 unreadable rows of the recording's 2018-12-31 are one, not 705; every message still
+  lies in ``bmrs.dlq`` and counts in ``dlq_total``). Frequency samples are each their own alert.
 * ``live:state:{group}``: the job's assembly state, written in the same transaction as the results it led to.
 
 Everything a batch produced is written in one MULTI/EXEC transaction; the job commits Kafka offsets only after it
@@ -126,13 +128,14 @@ def alert_json(finding: Finding) -> dict[str, Any]:
 
 PERIOD_MS = int(PERIOD.total_seconds() * 1000)  # alarms this close to an incident's latest one continue it
 
-# Sources scored per reading rather than per settlement period: each alarm is its own alert.
-_PER_READING_SOURCES = ("frequency_", "rocof", "rejected_reading")
+# Frequency is judged per sample, seconds apart: each out-of-band sample is its own alert.
+_PER_READING_SOURCES = ("frequency_", "rocof")
 
 
 def incident_key(finding: Finding) -> str:
-    """Which incident a settlement-period alert belongs to (``{source}|{node}``, plus the checkpoint for model
-    alerts: a new checkpoint's verdicts open new incidents); ``""`` for per-reading alerts, which are never merged."""
+    """Which incident an alert belongs to (``{source}|{node}``, plus the checkpoint for model alerts: a new
+    checkpoint's verdicts open new incidents; a rejected reading's node is its dataset); ``""`` for frequency
+    samples, which are never merged."""
     if finding.source.startswith(_PER_READING_SOURCES):
         return ""
     base = f"{finding.source}|{finding.node}"
