@@ -82,7 +82,13 @@ def test_a_run_watcher_sees_events_as_they_are_stored(tmp_path: Path) -> None:
         storage.dispose()
 
 
-def test_without_dagster_home_or_base_dir_the_error_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_dagster_home_the_event_log_is_temporary_like_the_clis_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dagster definitions validate`` and friends, run without DAGSTER_HOME, build a temporary instance from
+    ./dagster.yaml: the event log must work there and leave nothing behind."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    with pytest.raises(ValueError, match="DAGSTER_HOME"):
-        PooledSqliteEventLogStorage()
+    storage = PooledSqliteEventLogStorage()
+    folder = Path(storage._base_dir)
+    storage.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message="x", run_id="r" * 32, timestamp=1.0))
+    assert [r.user_message for r in storage.get_logs_for_run("r" * 32)] == ["x"]
+    storage.dispose()
+    assert not folder.exists()

@@ -17,11 +17,13 @@ instance written by one reads with the other.
       module: grid_guardian_assets.defs.instance_storage
       class: PooledSqliteEventLogStorage
 
-Without ``config`` the databases live where Dagster's default puts them (``$DAGSTER_HOME/history/runs``).
+Without ``config`` the databases live where Dagster's default puts them (``$DAGSTER_HOME/history/runs``), or, when
+DAGSTER_HOME is not set (the CLI's temporary instance), in a temporary folder removed with the storage.
 Production uses PostgreSQL (``deploy/dagster.production.yaml``) and never loads this module.
 """
 
 import os
+import tempfile
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -53,15 +55,11 @@ def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
 _LIVE_STORAGES: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
 
 
-def default_event_log_dir() -> str:
-    """Where Dagster's default SQLite storage keeps event logs: ``$DAGSTER_HOME/history/runs``."""
+def default_event_log_dir() -> str | None:
+    """Where Dagster's default SQLite storage keeps event logs, ``$DAGSTER_HOME/history/runs``; ``None`` without
+    ``DAGSTER_HOME``."""
     home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        raise ValueError(
-            "PooledSqliteEventLogStorage without config.base_dir needs DAGSTER_HOME set: the event logs live in "
-            "$DAGSTER_HOME/history/runs"
-        )
-    return os.path.join(home, "history", "runs")
+    return os.path.join(home, "history", "runs") if home else None
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -74,7 +72,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: dict[str, Engine] = {}
-        super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
+        base_dir = base_dir or default_event_log_dir()
+        # Without DAGSTER_HOME the Dagster CLI makes a temporary instance (its storage in a temporary folder, its
+        # settings from ./dagster.yaml) and does not tell a configured storage where that folder is: the event log
+        # is then temporary too, and goes with this object.
+        self._temporary = None if base_dir else tempfile.TemporaryDirectory(prefix="dagster_event_log_")
+        super().__init__(base_dir or self._temporary.name, inst_data=inst_data)
         _LIVE_STORAGES.add(self)
 
     @classmethod
@@ -133,6 +136,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             engine.dispose()
         self._engines.clear()
         super().dispose()
+        if self._temporary is not None:
+            self._temporary.cleanup()
 
     def _forget_inherited_connections(self) -> None:
         # A forked child must not use (or close) the parent's SQLite handles: SQLAlchemy's advice after fork.
