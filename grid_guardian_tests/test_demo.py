@@ -9,6 +9,7 @@ import redis
 from rich.console import Console
 
 from grid_guardian_assets.datasets import DATASETS
+from grid_guardian_assets.defs.instance_storage import settings_for_home
 from grid_guardian_assets.dev.demo import DemoPaths, DemoPlan, run_demo
 from grid_guardian_assets.dev.local_servers import LocalRedis
 from grid_guardian_assets.store.hdf5 import HDF5Store
@@ -44,7 +45,8 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     text = console.export_text()
     assert "dagster dev -w workspace.yaml" in text and "store read fuelhh" in text and "mlflow ui" in text
     assert "GNN verifier" in text and "3-sigma" in text
-    assert (paths.dagster_home / "dagster.yaml").read_text() == (REPO / "dagster.yaml").read_text()
+    assert (paths.dagster_home / "dagster.yaml").read_text() == settings_for_home((REPO / "dagster.yaml").read_text(), paths.dagster_home)
+    assert (paths.dagster_home / "history" / "runs" / "index.db").exists()  # the event log lives in the demo's home
     # The live path ran into the same instance. Self-play and model-scored alerts follow only a promoted checkpoint:
     # on real demand the demo's short training does not beat the 3-sigma rule (README, "What the demo does").
     promoted = models.promoted()

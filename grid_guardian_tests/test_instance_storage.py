@@ -8,9 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
-from grid_guardian_assets.defs.instance_storage import PooledSqliteEventLogStorage
+from grid_guardian_assets.defs.instance_storage import PooledSqliteEventLogStorage, settings_for_home
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,3 +93,18 @@ def test_without_dagster_home_the_event_log_is_temporary_like_the_clis_instance(
     assert [r.user_message for r in storage.get_logs_for_run("r" * 32)] == ["x"]
     storage.dispose()
     assert not folder.exists()
+
+
+def test_an_instance_opened_by_folder_keeps_its_event_log_there_whatever_dagster_home_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DagsterInstance.from_config(home)`` (the demo's way) does not tell a configured storage where ``home`` is:
+    ``settings_for_home`` writes it into the settings."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir(), elsewhere.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(elsewhere))
+    (home / "dagster.yaml").write_text(settings_for_home((REPO / "dagster.yaml").read_text(), home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        _materialise(instance, range(1, 3))
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    assert (home / "history" / "runs" / "index.db").exists() and not (elsewhere / "history").exists()
+    assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"] == yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]

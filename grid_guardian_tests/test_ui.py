@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from grid_guardian_assets.defs.instance_storage import settings_for_home
 from grid_guardian_assets.dev.local_servers import free_port
 from grid_guardian_tests.conftest import REPO, materialize_chain
 
@@ -30,7 +31,7 @@ def webserver(tmp_path: Path, replay, data_dir: Path):
     """An instance with one materialised FUELHH day, served by dagster-webserver on a free loopback port."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(settings_for_home((REPO / "dagster.yaml").read_text(), home))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert materialize_chain("fuelhh", dt.date(2018, 3, 1), base_url=replay.base_url, data_dir=data_dir, instance=instance).success
     port = free_port()

@@ -17,8 +17,11 @@ instance written by one reads with the other.
       module: grid_guardian_assets.defs.instance_storage
       class: PooledSqliteEventLogStorage
 
-Without ``config`` the databases live where Dagster's default puts them (``$DAGSTER_HOME/history/runs``), or, when
-DAGSTER_HOME is not set (the CLI's temporary instance), in a temporary folder removed with the storage.
+Without ``config`` the databases live where Dagster's default puts them, ``$DAGSTER_HOME/history/runs``, or, when
+DAGSTER_HOME is not set (the CLI's temporary instance, built from ``./dagster.yaml``), in a temporary folder removed
+with the storage. A configured storage is not told which folder its instance lives in: code that opens an instance
+by folder (``DagsterInstance.from_config(home)``, as the demo does) installs the settings with
+``settings_for_home``, which writes the folder in.
 Production uses PostgreSQL (``deploy/dagster.production.yaml``) and never loads this module.
 """
 
@@ -27,8 +30,10 @@ import tempfile
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import yaml
 from dagster import Field, StringSource
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
@@ -44,6 +49,19 @@ from sqlalchemy.pool import QueuePool
 _POOL_SIZE = 1
 _POOL_MAX_OVERFLOW = 4
 
+
+
+def settings_for_home(settings: str, home: Path) -> str:
+    """Instance settings (``dagster.yaml``'s text) for an instance kept in ``home``: when they select this storage
+    without a ``base_dir``, the folder Dagster's default would use there (``home/history/runs``) is written in, so the
+    event log lands in ``home`` whatever DAGSTER_HOME says. Other settings come back unchanged (as YAML)."""
+    parsed = yaml.safe_load(settings) or {}
+    block = parsed.get("event_log_storage") or {}
+    if block.get("module") == __name__ and block.get("class") == PooledSqliteEventLogStorage.__name__:
+        config = block.setdefault("config", {}) or {}
+        config.setdefault("base_dir", str(Path(home).resolve() / "history" / "runs"))
+        block["config"] = config
+    return yaml.safe_dump(parsed, sort_keys=False)
 
 
 def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:

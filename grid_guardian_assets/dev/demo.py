@@ -17,7 +17,6 @@ from the environment, as for any run.
 """
 
 import datetime as dt
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.defs.instance_storage import settings_for_home
 from grid_guardian_assets.defs.resources import resources_for, sqlite_tracking_uri
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import contiguous_spans, days_between
@@ -116,7 +116,7 @@ def _install_dagster_yaml(dagster_home: Path, dagster_yaml: Path | None) -> None
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
     if not target.exists() and dagster_yaml is not None:
-        shutil.copy(dagster_yaml, target)
+        target.write_text(settings_for_home(dagster_yaml.read_text(), dagster_home))
 
 
 def run_demo(
