@@ -140,6 +140,16 @@ def _daily_alarm_rates(detector: LearnedDetector, calibration: Calibration, days
     return np.array([np.mean(day[np.isfinite(day)] > 1.0) for day in by_day])
 
 
+def tiny_march_detector() -> LearnedDetector:
+    """A tiny GNN trained on 2018-03-01..04 (one epoch): a detector to calibrate on the days after."""
+    network = reduced_network()
+    train = [sequence_from_days(list(days("2018-03-01", "2018-03-04")))]
+    normaliser = Normaliser.fit(train[0])
+    graph = GraphTensors.of(network)
+    model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
+    return LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
+
+
 @pytest.mark.integration
 def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
     """Calibrated on eight days, the detector fires at the stated rate on eight later days it never saw.
@@ -148,12 +158,7 @@ def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
     days, not bus-periods: the bound is three standard errors of the difference between the mean daily rate on the
     unseen days and on the calibration days (whose pooled rate is the stated one by construction).
     """
-    network = reduced_network()
-    train = [sequence_from_days(list(days("2018-03-01", "2018-03-04")))]
-    normaliser = Normaliser.fit(train[0])
-    graph = GraphTensors.of(network)
-    model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
-    detector = LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
+    detector = tiny_march_detector()
     calibration_days, unseen_days = days("2018-03-05", "2018-03-12"), days("2018-03-13", "2018-03-20")
     calibration = detector.calibrate([sequence_from_days(list(calibration_days))], false_alarm_rate=0.05, alerts_per_day=None)
     seen = _daily_alarm_rates(detector, calibration, calibration_days)
@@ -167,12 +172,7 @@ def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
 def test_a_daily_alert_budget_raises_every_threshold_by_one_factor_until_the_calibration_days_keep_it(alerts_per_day: float) -> None:
     """The per-bus quantiles alone let a 29-bus model alarm in most periods at a 5 % rate; the budget caps the
     periods whose largest score reaches 1 on the calibration days, and keeps the buses' thresholds in proportion."""
-    network = reduced_network()
-    train = [sequence_from_days(list(days("2018-03-01", "2018-03-04")))]
-    normaliser = Normaliser.fit(train[0])
-    graph = GraphTensors.of(network)
-    model, _ = train_model("gnn", train, normaliser, graph, TINY, torch.device("cpu"))
-    detector = LearnedDetector("gnn", model, normaliser, TINY.warmup, graph)
+    detector = tiny_march_detector()
     calibration_days = [sequence_from_days(list(days("2018-03-05", "2018-03-12")))]
     per_bus = detector.calibrate(calibration_days, false_alarm_rate=0.05, alerts_per_day=None)
     budgeted = detector.calibrate(calibration_days, false_alarm_rate=0.05, alerts_per_day=alerts_per_day)
