@@ -26,7 +26,10 @@ def run(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedP
 
 @pytest.fixture
 def cli_env(replay: ReplayServer, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    home = tmp_path / "dagster_home"  # a fresh instance with the project's settings, as the README has it
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.update(ELEXON_API_BASE_URL=replay.base_url, GRID_GUARDIAN_DATA_DIR=str(tmp_path / "data"))
     return env
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
-from grid_guardian_assets.defs.instance_storage import PooledSqliteEventLogStorage, settings_for_home
+from grid_guardian_assets.defs.instance_storage import MAX_OPEN_RUN_DATABASES, PooledSqliteEventLogStorage, settings_for_home
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,16 +83,26 @@ def test_a_run_watcher_sees_events_as_they_are_stored(tmp_path: Path) -> None:
         storage.dispose()
 
 
-def test_without_dagster_home_the_event_log_is_temporary_like_the_clis_instance(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``dagster definitions validate`` and friends, run without DAGSTER_HOME, build a temporary instance from
-    ./dagster.yaml: the event log must work there and leave nothing behind."""
+def test_without_dagster_home_or_base_dir_the_storage_refuses_to_start_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``dagster dev`` without DAGSTER_HOME hands a temporary instance to every process it starts; each would pick a
+    folder of its own and the event log would be scattered: a clear error instead."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    storage = PooledSqliteEventLogStorage()
-    folder = Path(storage._base_dir)
-    storage.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message="x", run_id="r" * 32, timestamp=1.0))
-    assert [r.user_message for r in storage.get_logs_for_run("r" * 32)] == ["x"]
-    storage.dispose()
-    assert not folder.exists()
+    with pytest.raises(ValueError, match="DAGSTER_HOME is not set"):
+        PooledSqliteEventLogStorage()
+
+
+def test_a_webserver_reading_many_runs_keeps_only_the_newest_run_databases_open(tmp_path: Path) -> None:
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    try:
+        runs = [f"{i:032x}" for i in range(MAX_OPEN_RUN_DATABASES + 5)]
+        for run_id in runs:
+            storage.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message=run_id, run_id=run_id,
+                                                 timestamp=1.0))
+        open_runs = [s for s in storage._engines if s != "index"]
+        assert open_runs == runs[-MAX_OPEN_RUN_DATABASES:]
+        assert [r.user_message for r in storage.get_logs_for_run(runs[0])] == [runs[0]]  # a closed one reopens
+    finally:
+        storage.dispose()
 
 
 def test_an_instance_opened_by_folder_keeps_its_event_log_there_whatever_dagster_home_says(

@@ -61,13 +61,13 @@ def test_dagster_yaml_gives_the_elexon_pool_a_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_workspace_loads_the_code_location() -> None:
+def test_workspace_loads_the_code_location(tmp_path: Path) -> None:
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
     (entry,) = workspace["load_from"]
     assert entry["python_module"]["module_name"] == "grid_guardian_assets.definitions"
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True, text=True, cwd=REPO, timeout=300, env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Validation successful for code location grid_guardian" in result.stderr + result.stdout

@@ -17,17 +17,19 @@ instance written by one reads with the other.
       module: grid_guardian_assets.defs.instance_storage
       class: PooledSqliteEventLogStorage
 
-Without ``config`` the databases live where Dagster's default puts them, ``$DAGSTER_HOME/history/runs``, or, when
-DAGSTER_HOME is not set (the CLI's temporary instance, built from ``./dagster.yaml``), in a temporary folder removed
-with the storage. A configured storage is not told which folder its instance lives in: code that opens an instance
-by folder (``DagsterInstance.from_config(home)``, as the demo does) installs the settings with
+Without ``config`` the databases live where Dagster's default puts them, ``$DAGSTER_HOME/history/runs``. Dagster
+does not tell a configured storage which folder its instance lives in, so without DAGSTER_HOME (the CLI's temporary
+instance, built from ``./dagster.yaml``, which ``dagster dev`` hands to every process it starts) there is no folder
+that all of them would agree on, and the storage refuses to start rather than scatter the event log. Code that opens
+an instance by folder (``DagsterInstance.from_config(home)``, as the demo does) installs the settings with
 ``settings_for_home``, which writes the folder in.
 Production uses PostgreSQL (``deploy/dagster.production.yaml``) and never loads this module.
 """
 
 import os
-import tempfile
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,11 +46,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
-# Dagster writes events from one thread per run (its store_event holds the storage's lock while a connection is
-# out); the overflow serves reads from the webserver's watcher threads.
+# Connections kept per database, and how many more may be open at once: Dagster's _connect holds the storage's lock
+# while one is out, but some of Dagster's storage code opens a second one on the same engine meanwhile.
 _POOL_SIZE = 1
 _POOL_MAX_OVERFLOW = 4
-
+# Run databases whose engines (one open SQLite connection each) are kept, the most recently used; Dagster's own class
+# kept none. A long-lived webserver reads the logs of many runs: the others are closed, not left open.
+MAX_OPEN_RUN_DATABASES = 8
+SETTINGS_NOTE = "# Written by settings_for_home from the project's dagster.yaml: the comments are there.\n"
 
 
 def settings_for_home(settings: str, home: Path) -> str:
@@ -58,10 +63,26 @@ def settings_for_home(settings: str, home: Path) -> str:
     parsed = yaml.safe_load(settings) or {}
     block = parsed.get("event_log_storage") or {}
     if block.get("module") == __name__ and block.get("class") == PooledSqliteEventLogStorage.__name__:
-        config = block.setdefault("config", {}) or {}
+        config = block.get("config") or {}
         config.setdefault("base_dir", str(Path(home).resolve() / "history" / "runs"))
         block["config"] = config
-    return yaml.safe_dump(parsed, sort_keys=False)
+    return SETTINGS_NOTE + yaml.safe_dump(parsed, sort_keys=False)
+
+
+def default_event_log_dir() -> str:
+    """Where Dagster's default SQLite storage keeps event logs: ``$DAGSTER_HOME/history/runs``.
+
+    Raises:
+        ValueError: DAGSTER_HOME is not set.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError(
+            "PooledSqliteEventLogStorage (the project's dagster.yaml) keeps the event log in $DAGSTER_HOME/history/runs, "
+            "and DAGSTER_HOME is not set: set it to the instance's folder (Dagster's temporary instance cannot tell a "
+            "configured storage where its folder is), or give event_log_storage a config.base_dir"
+        )
+    return os.path.join(home, "history", "runs")
 
 
 def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
@@ -73,15 +94,9 @@ def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
 _LIVE_STORAGES: "weakref.WeakSet[PooledSqliteEventLogStorage]" = weakref.WeakSet()
 
 
-def default_event_log_dir() -> str | None:
-    """Where Dagster's default SQLite storage keeps event logs, ``$DAGSTER_HOME/history/runs``; ``None`` without
-    ``DAGSTER_HOME``."""
-    home = os.environ.get("DAGSTER_HOME")
-    return os.path.join(home, "history", "runs") if home else None
-
-
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
-    """``SqliteEventLogStorage`` with one pooled engine per shard and a passive WAL checkpoint after each use.
+    """``SqliteEventLogStorage`` with pooled engines (the index's, and the most recent run databases') and a passive
+    WAL checkpoint of a run's database after each use.
 
     Args:
         base_dir: Folder of the per-run and index databases; ``$DAGSTER_HOME/history/runs`` when not given.
@@ -89,26 +104,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
-        self._engines: dict[str, Engine] = {}
-        base_dir = base_dir or default_event_log_dir()
-        # Without DAGSTER_HOME the Dagster CLI makes a temporary instance (its storage in a temporary folder, its
-        # settings from ./dagster.yaml) and does not tell a configured storage where that folder is: the event log
-        # is then temporary too, and goes with this object.
-        self._temporary = None if base_dir else tempfile.TemporaryDirectory(prefix="dagster_event_log_")
-        super().__init__(base_dir or self._temporary.name, inst_data=inst_data)
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
         _LIVE_STORAGES.add(self)
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
+        """Dagster's config schema: ``base_dir`` is optional (see the class)."""
         return {"base_dir": Field(StringSource, is_required=False)}
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> "PooledSqliteEventLogStorage":
+        """Build the storage from ``dagster.yaml``'s ``event_log_storage.config``."""
         return cls(inst_data=inst_data, **config_value)
 
     def _engine_for(self, shard: str) -> Engine:
+        """The shard's engine, made on first use; beyond ``MAX_OPEN_RUN_DATABASES`` run databases the least recently
+        used one is closed. Call with ``_db_lock`` held."""
         engine = self._engines.get(shard)
         if engine is None:
             engine = create_engine(
@@ -120,6 +134,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             )
             event.listen(engine, "connect", _relaxed_sync)
             self._engines[shard] = engine
+            runs = [s for s in self._engines if s != INDEX_SHARD_NAME]
+            for oldest in runs[: max(0, len(runs) - MAX_OPEN_RUN_DATABASES)]:
+                self._engines.pop(oldest).dispose()
+        self._engines.move_to_end(shard)
         return engine
 
     @contextmanager
@@ -133,8 +151,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
             if shard != INDEX_SHARD_NAME:
                 # What closing the connection did in Dagster's storage: move the log into the run's .db file, which
-                # is what a run's watchers (the webserver's live run log) watch. PASSIVE never waits on readers.
-                # Nobody watches the index file; SQLite checkpoints it every 1,000 pages on its own.
+                # is what a run's watchers (the webserver's live run log) watch. PASSIVE never waits on readers, and
+                # after a read there is nothing to move. Nobody watches the index file; SQLite checkpoints it every
+                # 1,000 pages on its own.
                 raw = engine.raw_connection()
                 try:
                     raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -149,16 +168,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().wipe()
 
     def dispose(self) -> None:
-        """Close every pooled connection, then what Dagster's storage closes."""
-        for engine in self._engines.values():
-            engine.dispose()
-        self._engines.clear()
+        """Stop Dagster's watchers (which read through these engines), then close every pooled connection."""
         super().dispose()
-        if self._temporary is not None:
-            self._temporary.cleanup()
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
 
     def _forget_inherited_connections(self) -> None:
-        # A forked child must not use (or close) the parent's SQLite handles: SQLAlchemy's advice after fork.
+        # A forked child must not use (or close) the parent's SQLite handles: SQLAlchemy's advice after fork. The
+        # lock may have been held by another of the parent's threads at the fork: the child gets a new one.
+        self._db_lock = threading.Lock()
         for engine in self._engines.values():
             engine.dispose(close=False)
         self._engines.clear()
