@@ -327,22 +327,23 @@ def test_without_a_calibration_the_live_processor_scores_no_detector() -> None:
 
 
 def test_with_a_calibration_the_learned_balance_check_replaces_the_power_imbalance_band(calibration: DetectorCalibration) -> None:
-    """Both would judge the same national balance: with ITSDO in the period the learned check runs and the band does
-    not; a period with INDO only still gets the band (see test_without_a_calibration_...)."""
+    """Both would judge the same national balance: where the learned check scores a period the band does not; a
+    period with INDO only, or with a fuel type missing (the check cannot add up supply), still gets the band."""
     processor, day = _live_processor(calibration), DAYS[0]
     start, end = day_bounds_utc(day)
     itsdo = neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN)
     indo = neso.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN)
     found = []
-    for number, spec, demand_records in ((1, ITSDO, itsdo), (2, INDO, indo)):
+    for number, spec, demand_records in ((1, ITSDO, itsdo), (2, INDO, indo), (3, ITSDO, itsdo)):
         fuel = [r for r in recorded.fuelhh_records(day) if r["settlementPeriod"] == number]
+        fuel = fuel[1:] if number == 3 else fuel  # period 3 lacks one fuel type
         demand = [r for r in demand_records if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == number]
         readings = _readings(FUELHH, fuel, 100 * number) + _readings(spec, demand, 100 * number + 50)
         found += processor.add(readings, now=float(number)) + processor.tick(now=float(number))
-    by_period = {n: {f.source for f in found if f.detail.get("settlement_period") == n} for n in (1, 2)}
+    by_period = {n: {f.source for f in found if f.detail.get("settlement_period") == n} for n in (1, 2, 3)}
     assert BALANCE in by_period[1] and "power_imbalance" not in by_period[1]
     assert "power_imbalance" in by_period[2] and BALANCE not in by_period[2]
-    assert calibration.balances({"ITSDO": 30_000.0}) and not calibration.balances({"ITSDO": None})
+    assert "power_imbalance" in by_period[3] and BALANCE not in by_period[3]
 
 
 @pytest.mark.integration

@@ -8,7 +8,8 @@ Training is January–September 2018: ``FIT_DAYS`` (January–June) teach the re
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,6 @@ class DetectorCalibration:
             validation_days=(v_first, v_last),
             false_alarm_rate=float(data["false_alarm_rate"]),
         )
-
-    def balances(self, values: Mapping[str, float | None]) -> bool:
-        """Whether the learned national balance check (FUELHH supply against ITSDO) scores a period with these
-        measurements. When it does it replaces the fixed ``power_imbalance`` band: the band was set against INDO,
-        which leaves out pumping, station load and exports (−1 %…16 % of supply), while the learned check compares
-        the same quantity measured twice, with its normal spread, and names the suspect. Both on one period would
-        report one fault twice and add the band's false alarms."""
-        return BALANCE_CHECK in self.relations and values.get(ITSDO) is not None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=1))
@@ -203,6 +196,16 @@ class PeriodDetector:
     def load_json(self, data: Mapping[str, Any]) -> None:
         self.tracks = {dt.datetime.fromisoformat(start): {name: FuelTrack(float(v), int(r)) for name, (v, r) in tracks.items()}
                        for start, tracks in data.items()}
+
+
+def balance_checked(findings: Iterable[Finding]) -> bool:
+    """Whether the learned national balance check (FUELHH supply against ITSDO) scored a period, given the period's
+    detector findings (of every score). Where it did, it replaces the fixed ``power_imbalance`` band
+    (``grid.physics.LOSS_MIN``…``LOSS_MAX`` of supply, set against INDO, which leaves out pumping, station load and
+    exports): both judge the national balance, and the learned check compares the same quantity measured twice, with
+    its normal spread, and names the suspect. Where it did not (no calibration, no ITSDO yet, a fuel type missing from
+    the period), the band still runs."""
+    return any(f.source == BALANCE_CHECK and math.isfinite(f.score) for f in findings)
 
 
 def detect(calibration: DetectorCalibration, table: pl.DataFrame) -> Detection:

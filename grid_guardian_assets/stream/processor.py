@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from grid_guardian_assets.detect.calibration import PeriodDetector
-from grid_guardian_assets.detect.measurements import ITSDO, dataset_of
+from grid_guardian_assets.detect.calibration import PeriodDetector, balance_checked
+from grid_guardian_assets.detect.measurements import dataset_of
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import BusMapping, UnknownFuelTypeError
@@ -131,8 +131,8 @@ class LiveProcessor:
             origin, source = period.fuel_origin, sources[t]
             detail = {"settlement_date": period.settlement_date.isoformat(), "settlement_period": period.number,
                       "demand_source": source or "estimated", "generation_source": generation[t][1]}
-            balanced = self.detectors is not None and self.detectors.calibration.balances({ITSDO: period.demand.get(ITSDO)})
-            if source is not None and not balanced:  # the learned balance check replaces the band when it runs
+            checked = self._detector_findings(period)
+            if source is not None and not balance_checked(checked):  # the learned balance check replaces the band
                 findings.append(Finding(NATIONAL_NODE, period.start, float(imbalance[t]), "power_imbalance", source,
                                         period.demand_origin[source],
                                         {**detail, "supply_mw": float(supply[t]), "demand_mw": float(demand[t])}, version))
@@ -146,7 +146,7 @@ class LiveProcessor:
                                 for i, s in enumerate(scores.node))
                 findings.append(Finding(NATIONAL_NODE, period.start, float(scores.national), "model", "FUELHH", origin,
                                         detail, version))
-            findings.extend(self._detector_findings(period))
+            findings.extend(checked)
         return findings
 
     def _detector_findings(self, period: PeriodState) -> list[Finding]:

@@ -40,7 +40,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector
+from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector, balance_checked
 from grid_guardian_assets.detect.data_quality import row_integrity_findings
 from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, fuel_of, measurement, measurement_table
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
@@ -154,7 +154,7 @@ class RulesDetector:
       ``frequency_findings``: alarming outside the operational band, 50 Hz ± 0.2 Hz, and naming the statutory band
       beyond ± 0.5 Hz; RoCoF needs samples seconds apart, which a half-hourly mean is not, so it is not scored);
       the power imbalance of supply against the snapshot's INDO demand (``imbalance_score``) where the learned
-      balance check cannot run (no ITSDO: ``DetectorCalibration.balances``), as in the live job; and line overload,
+      balance check cannot run (``detect.calibration.balance_checked``), as in the live job; and line overload,
       each branch's loading over its limit.
 
     A period's score is the largest of its findings' (0 without one). Bus scores are 0 except at an interconnector's
@@ -194,13 +194,14 @@ class RulesDetector:
         for t, row in enumerate(table.iter_rows(named=True)):
             start = row["start"]
             found = row_integrity_findings(start, row, previous)
-            found += detector.score(row["settlementDate"], row["settlementPeriod"], start, row).findings()
+            checked = detector.score(row["settlementDate"], row["settlementPeriod"], start, row).findings()
+            found += checked
             arrived = any(row[c] is not None for c in fuel_columns(row))
             if arrived:  # a period that never arrived has no supply to balance and no flow of its own
                 hz = float(sequence.frequency[t])
                 if np.isfinite(hz):
                     found += frequency_findings(start, hz, STORED, None)
-                if not self.detectors.balances(row):  # as the live job: the learned balance check replaces the band
+                if not balance_checked(checked):  # as the live job: the learned balance check replaces the band
                     found.append(Finding(NATIONAL_NODE, start, float(imbalance[t]), "power_imbalance", "INDO", STORED,
                                          {"supply_mw": float(supply[t]), "demand_mw": float(demand[t])}))
                 found += [Finding(self.branches[i], start, float(overload[t, i]), "line_overload", "FUELHH", STORED,
