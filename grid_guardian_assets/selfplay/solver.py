@@ -111,7 +111,11 @@ class Solver:
             optimiser.step()
         model.eval()
         detector = LearnedDetector("gnn", model, base.normaliser, base.warmup, base.graph)
-        calibration = detector.calibrate(calibration_sequences, false_alarm_rate)
+        # Calibrated as its parent was (with its daily alert budget, or without one for a checkpoint from before
+        # budgets): the gate then compares the models, not two ways of setting thresholds.
+        budget = self.calibration.alerts_per_day
+        calibration = detector.calibrate(calibration_sequences, false_alarm_rate,
+                                         alerts_per_day=budget if np.isfinite(budget) else None)
         if labels:
             tuned = tuned_calibration(detector, calibration, pairs, labels)
             if tuned != calibration:  # state the false-alarm rate the new threshold has on the clean calibration days

@@ -21,7 +21,12 @@ from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector, ThreeSigma
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, sequence_from_days
 from grid_guardian_assets.verifier.train import build_model, train_model
-from grid_guardian_assets.verifier.train_config import DEFAULT_CALIBRATION_DAYS, DEFAULT_FALSE_ALARM_RATE, TrainConfig
+from grid_guardian_assets.verifier.train_config import (
+    DEFAULT_ALERTS_PER_DAY,
+    DEFAULT_CALIBRATION_DAYS,
+    DEFAULT_FALSE_ALARM_RATE,
+    TrainConfig,
+)
 
 
 def contiguous_sequences(days: list[SnapshotDay]) -> list[GridSequence]:
@@ -60,11 +65,13 @@ def train_verifier(
     *,
     calibration_days: int = DEFAULT_CALIBRATION_DAYS,
     false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+    alerts_per_day: float | None = DEFAULT_ALERTS_PER_DAY,
     device: torch.device,
     on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> TrainedVerifier:
     """Train the GNN and the per-bus GRU baseline on ``days`` less their last ``calibration_days`` (held out for
-    calibration), and fit the 3-sigma rule on the same training days."""
+    calibration; both calibrated alike, see ``LearnedDetector.calibrate`` for ``false_alarm_rate`` and
+    ``alerts_per_day``), and fit the 3-sigma rule on the same training days."""
     days = sorted(days, key=lambda d: d.day)
     if len(days) <= calibration_days:
         raise ValueError(f"{len(days)} days of snapshots: need more than the {calibration_days} held out for calibration")
@@ -80,8 +87,8 @@ def train_verifier(
         model=model,
         baseline=baseline,
         normaliser=normaliser,
-        calibration=gnn.calibrate(cal_seqs, false_alarm_rate),
-        baseline_calibration=gru.calibrate(cal_seqs, false_alarm_rate),
+        calibration=gnn.calibrate(cal_seqs, false_alarm_rate, alerts_per_day),
+        baseline_calibration=gru.calibrate(cal_seqs, false_alarm_rate, alerts_per_day),
         three_sigma=ThreeSigma.fit(train_seqs),
         config=config,
         losses=history.losses,

@@ -3,7 +3,9 @@
 * Learned detectors (the GNN verifier, the per-bus GRU): the bus score is the root-mean-square of the normalised
   prediction errors of its features; the GNN adds a period score from its balance head (|predicted − actual|
   national balance ratio, normalised). Thresholds are the (1 − false_alarm_rate) quantiles of those scores on
-  held-out normal data, so a calibrated score ≥ 1 fires at that rate on normal data whatever the checkpoint.
+  held-out normal data, then raised together until the calibration days' periods alarm about ``alerts_per_day``
+  times a day (``LearnedDetector.calibrate``): a calibrated score ≥ 1 is an alarm at that budget on the calibration
+  days; on later days the rate drifts with the data (the README's figures).
 * The 3-sigma rule (the original plan's baseline): a bus fires when any of its features is more than three standard
   deviations (per bus and feature, from training data) from its training mean. Its threshold is the rule's 3.
 """
@@ -111,9 +113,11 @@ class LearnedDetector:
             sequences: Normal data the model was not trained on.
             false_alarm_rate: Each bus's threshold is the ``1 − false_alarm_rate`` quantile of its scores (the balance
                 head's likewise).
-            alerts_per_day: Then both thresholds are raised by one factor until the periods' largest calibrated
-                score (over buses and the balance head) reaches 1 at most this often per 48 periods; ``None`` keeps
-                the per-bus thresholds (a period then alarms about ``buses × false_alarm_rate`` of the time).
+            alerts_per_day: Then both thresholds are raised by one factor, to the ``1 − alerts_per_day / 48``
+                quantile of the periods' largest calibrated score (over buses and the balance head), so that about
+                this many periods a day reach 1 on the calibration days (on 14 days the quantile falls between the
+                largest scores: one or two periods); ``None`` keeps the per-bus thresholds (a period then alarms
+                about ``buses × false_alarm_rate`` of the time).
         """
         raws = [self.raw_scores(s) for s in sequences]
         # Scores of periods that do not balance, or follow one that does not (FUELHH glitches: data faults the

@@ -24,7 +24,13 @@ from grid_guardian_assets.verifier.benchmark_config import (
     TARGET_TYPE_F1,
     BenchmarkSpec,
 )
-from grid_guardian_assets.verifier.train_config import DEFAULT_CALIBRATION_DAYS, DEFAULT_FALSE_ALARM_RATE, TrainConfig
+from grid_guardian_assets.verifier.train_config import (
+    DEFAULT_ALERTS_PER_DAY,
+    DEFAULT_CALIBRATION_DAYS,
+    DEFAULT_FALSE_ALARM_RATE,
+    DEFAULT_TRAIN_DAYS,
+    TrainConfig,
+)
 
 if TYPE_CHECKING:
     from grid_guardian_assets.detect.calibration import DetectorCalibration
@@ -78,19 +84,23 @@ class BenchmarkConfig(dg.Config):
 
 
 # The fields of VerifierConfig that gnn_verifier uses itself; the others make up its TrainConfig.
-VERIFIER_RUN_FIELDS = frozenset({"start", "end", "calibration_days", "false_alarm_rate", "device", "gate_margin"})
+VERIFIER_RUN_FIELDS = frozenset({"start", "end", "calibration_days", "false_alarm_rate", "alerts_per_day", "device", "gate_margin"})
 
 
 class VerifierConfig(dg.Config):
     """Training range (January to September 2018 by default; its last ``calibration_days`` calibrate), calibration,
     device, and the hyper-parameters of ``TrainConfig`` (defaults and meanings from there)."""
 
-    start: str = Field(default="2018-01-01", description="First day of the training range.")
-    end: str = Field(default="2018-09-30", description="Last day of the training range.")
+    start: str = Field(default=DEFAULT_TRAIN_DAYS[0].isoformat(), description="First day of the training range.")
+    end: str = Field(default=DEFAULT_TRAIN_DAYS[1].isoformat(), description="Last day of the training range.")
     calibration_days: int = Field(default=DEFAULT_CALIBRATION_DAYS,
                                   description="Last days of the range, held out to calibrate: never trained on.")
     false_alarm_rate: float = Field(default=DEFAULT_FALSE_ALARM_RATE,
-                                    description="Calibrated alarm rate per bus and settlement period on normal data.")
+                                    description="First step of calibration: each bus's threshold is set to this alarm "
+                                                "rate per settlement period on the calibration days.")
+    alerts_per_day: float = Field(default=DEFAULT_ALERTS_PER_DAY, description=(
+        "Then every threshold is raised by one factor until the calibration days' periods alarm (any bus or the "
+        "balance head) about this often per day; 0 or less keeps the per-bus thresholds."))
     device: str = Field(default="auto", description="auto (CUDA when present, else the CPU), cpu or cuda[:N].")
     gate_margin: float = Field(default=DEFAULT_GATE_MARGIN, description=(
         "Promotion gate: the lower end of the verifier's 95 % bootstrap interval of event-wise F1 on the held-out "
@@ -184,7 +194,7 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
             "is at least the 3-sigma rule's F1 plus gate_margin; only then is it promoted",
         )
     ],
-    description="A TGCN + GAT verifier trained on grid_snapshots, calibrated to a stated false-alarm rate, measured "
+    description="A TGCN + GAT verifier trained on grid_snapshots, calibrated to a stated daily alert budget, measured "
     "on the frozen held-out benchmark beside the live job's rules alone (detector_calibration's redundancy and "
     "data-quality checks, and the physics rules), the rules and the verifier combined, and the per-bus GRU and 3-sigma "
     "baselines (F1, false alerts per clean day and detection delay, with case-bootstrap 95 % intervals), saved as a "
@@ -220,6 +230,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
                 "train_end": config.end,
                 "benchmark_version": benchmark.version,
                 "false_alarm_rate": config.false_alarm_rate,
+                "alerts_per_day": config.alerts_per_day,
             }
         )
 
@@ -234,6 +245,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
                 train_config,
                 calibration_days=config.calibration_days,
                 false_alarm_rate=config.false_alarm_rate,
+                alerts_per_day=config.alerts_per_day if config.alerts_per_day > 0 else None,
                 device=device,
                 on_epoch=on_epoch,
             )
