@@ -30,6 +30,8 @@ from grid_guardian_assets.detect.data_quality import (
     UNSEEN_SIGN,
     integrity_findings,
     rejected_reading_finding,
+    step_decade,
+    step_decades,
 )
 from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
@@ -109,6 +111,14 @@ def test_fitting_refuses_held_out_days() -> None:
 
 
 # --- untouched days ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("previous", "value"), [(1000.0, 1.0), (1.0, 1000.0), (-250.0, 250.0), (0.0, 5.0), (5.0, 0.0),
+                                                 (float("nan"), 5.0), (5.0, float("nan")), (812.5, 812.5)])
+def test_the_live_paths_step_of_one_reading_is_the_fitted_tables_step(previous: float, value: float) -> None:
+    """The limits are fitted with ``step_decades`` over tables, the live path scores with ``step_decade``."""
+    expected = step_decades(np.array([previous, value]))[1]
+    assert step_decade(previous, value) == pytest.approx(expected, nan_ok=True)
+
+
 @pytest.mark.parametrize("day", DAYS)
 def test_an_untouched_day_raises_no_alarm(calibration: DetectorCalibration, day: dt.date) -> None:
     table = day_table(day)

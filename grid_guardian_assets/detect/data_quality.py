@@ -24,6 +24,7 @@ count (46 and 50 on clock-change days). And every message the live job sends to 
 
 import datetime as dt
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -112,6 +113,14 @@ def repeat_runs(values: np.ndarray) -> np.ndarray:
     return runs
 
 
+def step_decade(previous: float, value: float) -> float:
+    """``step_decades`` of one reading after another, in plain floats (the live path asks it of every fuel type in
+    every period, where numpy's per-call cost is most of the work)."""
+    if not (math.isfinite(previous) and math.isfinite(value)) or previous == 0 or value == 0:
+        return math.nan
+    return abs(math.log10(abs(value) / abs(previous)))
+
+
 def step_decades(values: np.ndarray) -> np.ndarray:
     """Per reading, ``|log10(|reading| / |previous|)|``; NaN where either is zero or unknown (and for the first)."""
     previous = np.concatenate([[np.nan], values[:-1]])
@@ -164,8 +173,8 @@ def fuel_period_scores(values: Mapping[str, float | None], limits: Mapping[str, 
     rows, tracks = [], {}
     for column in fuel_columns(values):
         value = values[column]
-        value = float("nan") if value is None else float(value)
-        if not np.isfinite(value):
+        value = math.nan if value is None else float(value)
+        if not math.isfinite(value):
             continue  # no reading: no score, and the next period's run starts afresh (as ``repeat_runs``)
         before = previous.get(column)
         run = before.run + 1 if before is not None and before.value == value else 1
@@ -176,11 +185,11 @@ def fuel_period_scores(values: Mapping[str, float | None], limits: Mapping[str, 
         limit = limits[fuel]
         stuck = float(run) if value != 0 else 0.0
         unseen = max(abs(value) / SIGN_RESOLUTION_MW, 1.0) if sign_of(value) not in limit.signs else 0.0
-        step = float(step_decades(np.array([before.value if before else np.nan, value]))[1])
+        step = step_decade(before.value if before else math.nan, value)
         for source, score, evidence, bound in (
             (STUCK_READING, stuck / (limit.repeat_limit + 1), stuck, float(limit.repeat_limit)),
             (UNSEEN_SIGN, unseen, value, SIGN_RESOLUTION_MW),
-            (UNIT_JUMP, float(np.nan_to_num(step / limit.jump_limit_decades)), step, limit.jump_limit_decades),
+            (UNIT_JUMP, step / limit.jump_limit_decades if math.isfinite(step) else 0.0, step, limit.jump_limit_decades),
         ):
             if score > 0:
                 rows.append({"node": column, "source": source, "score": score, "value_mw": value, "evidence": evidence,

@@ -155,8 +155,13 @@ class LiveProcessor:
         if self.detectors is None:
             return []
         found = self.detectors.score(period.settlement_date, period.number, period.start, period.measurements())
-        return [dataclasses.replace(f, origin=period.origin_of(dataset_of(f.node)) or f.origin)
-                for f in found.findings(period.fuel_origin, self.model_version)]
+        origins: dict[str, Any] = {}  # per dataset, once per period: most findings are FUELHH's, stamped already
+        stamped = []
+        for f in found.findings(period.fuel_origin, self.model_version):
+            dataset = dataset_of(f.node)
+            origin = origins.get(dataset) or origins.setdefault(dataset, period.origin_of(dataset) or f.origin)
+            stamped.append(f if origin == f.origin else dataclasses.replace(f, origin=origin))
+        return stamped
 
     def _model_scores(self, periods: list[PeriodState], node: np.ndarray, loading: np.ndarray) -> list:
         if self.scorer is None:
