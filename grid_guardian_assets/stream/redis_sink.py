@@ -16,7 +16,9 @@ Layout (the README's "Redis layout"):
   its id is recorded and its score kept, but it is not added to ``alerts`` or published, so a fault that lasts five
   periods is one alert, not five. Rejected readings of one dataset merge the same way (a burst of bad messages is one
   alert on the dataset: the 705 unreadable rows of the recording's 2018-12-31 are one, not 705; every message still
-  lies in ``bmrs.dlq`` and counts in ``dlq_total``). Frequency samples are each their own alert.
+  lies in ``bmrs.dlq`` and counts in ``dlq_total``); they are merged by when they are written, since a rejected
+  message's own time may be missing (its arrival time stands in) or unreadable. Frequency samples are each their own
+  alert.
 * ``live:state:{group}``: the job's assembly state, written in the same transaction as the results it led to.
 
 Everything a batch produced is written in one MULTI/EXEC transaction; the job commits Kafka offsets only after it
@@ -26,6 +28,8 @@ succeeds. A crash before EXEC leaves nothing half-written; a crash after it repl
 import datetime as dt
 import json
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -72,8 +76,8 @@ for i, a in ipairs(alerts) do
     local continues = false
     if a.incident ~= '' then
       local last = tonumber(redis.call('HGET', KEYS[5], a.incident) or '')
-      continues = last ~= nil and math.abs(a.time_ms - last) <= incident_gap_ms
-      if (not last) or a.time_ms > last then redis.call('HSET', KEYS[5], a.incident, a.time_ms) end
+      continues = last ~= nil and math.abs(a.incident_ms - last) <= incident_gap_ms
+      if (not last) or a.incident_ms > last then redis.call('HSET', KEYS[5], a.incident, a.incident_ms) end
     end
     if continues then
       written[i] = 2
@@ -153,10 +157,12 @@ class RedisSink:
         client: A ``redis.Redis`` (from ``redis.Redis.from_url($REDIS_URL)``).
         state_key: Where the job keeps its assembly state.
         stream_maxlen: Approximate bound of the ``alerts`` stream.
+        clock: Seconds since the epoch now (what rejected readings are merged by; a test passes its own).
     """
 
-    def __init__(self, client: redis.Redis, state_key: str, stream_maxlen: int = 100_000):
-        self.client, self.state_key, self.stream_maxlen = client, state_key, stream_maxlen
+    def __init__(self, client: redis.Redis, state_key: str, stream_maxlen: int = 100_000,
+                 clock: Callable[[], float] = time.time):
+        self.client, self.state_key, self.stream_maxlen, self.clock = client, state_key, stream_maxlen, clock
         self._write = client.register_script(_WRITE_BATCH)
 
     def write(self, findings: list[Finding], state: dict[str, Any] | None) -> list[Finding]:
@@ -179,10 +185,15 @@ class RedisSink:
                                 f.origin.partition, f.origin.offset]
             timeline += [score, f"{node}:{when}"]
         alerts = [f for f in findings if f.alert]
+        # A rejected message's time is its record's when it has one, else its arrival: within one burst the two mix,
+        # so rejected readings join an incident by when they are written, not by the times they carry.
+        written_ms = int(self.clock() * 1000)
         payload = []
         for finding in alerts:
             body = alert_json(finding)
-            payload.append({**body, "time_ms": int(finding.time.timestamp() * 1000), "score": f"{body['score']:.6g}",
+            time_ms = int(finding.time.timestamp() * 1000)
+            payload.append({**body, "time_ms": time_ms, "incident_ms": written_ms if finding.source == REJECTED_READING else time_ms,
+                            "score": f"{body['score']:.6g}",
                             "detail": json.dumps(body["detail"]), "json": json.dumps(body), "incident": incident_key(finding)})
         pipe = self.client.pipeline(transaction=True)
         self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL, INCIDENTS_KEY],
