@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,12 +223,13 @@ class InferenceJob:
         by_topic: dict[str, list[RawMessage]] = defaultdict(list)
         rejected = []
         for m in messages:
-            origin = Origin(m.topic(), m.partition(), m.offset())
+            topic = m.topic()
+            origin = Origin(topic, m.partition(), m.offset())
             raw = RawMessage(origin, m.key(), m.value())
-            if spec_for_topic(m.topic()) is None:
-                rejected.append(Rejected(origin, raw.key, raw.value, f"topic {m.topic()} is not a BMRS dataset topic"))
+            if spec_for_topic(topic) is None:
+                rejected.append(Rejected(origin, raw.key, raw.value, f"topic {topic} is not a BMRS dataset topic"))
             else:
-                by_topic[m.topic()].append(raw)
+                by_topic[topic].append(raw)
         return by_topic, rejected
 
     def process(self, messages: list[Message]) -> tuple[list[Finding], list[Rejected], int]:
@@ -404,11 +405,18 @@ class InferenceJob:
                 self.metrics.inference_latency_ms.observe(ms)
         for periods in self.processor.drain_periods_per_batch():
             self.metrics.periods_per_batch.observe(periods)
+        per_topic: Counter[str] = Counter()  # one metric update per topic and batch, not per message
         for m in batch:
-            spec = spec_for_topic(m.topic())
-            self.metrics.messages_processed.labels(spec.code if spec else m.topic()).inc()
-            covered = summary.offsets.setdefault(f"{m.topic()}/{m.partition()}", [m.offset(), m.offset()])
-            covered[0], covered[1] = min(covered[0], m.offset()), max(covered[1], m.offset())
+            topic, offset = m.topic(), m.offset()
+            per_topic[topic] += 1
+            covered = summary.offsets.setdefault(f"{topic}/{m.partition()}", [offset, offset])
+            if offset < covered[0]:
+                covered[0] = offset
+            elif offset > covered[1]:
+                covered[1] = offset
+        for topic, count in per_topic.items():
+            spec = spec_for_topic(topic)
+            self.metrics.messages_processed.labels(spec.code if spec else topic).inc(count)
         for f in alerts:
             summary.alerts_by_source[f.source] += 1
             self.metrics.alerts.labels(f.source).inc()
