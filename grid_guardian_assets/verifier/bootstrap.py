@@ -266,7 +266,7 @@ def issue_targets(summary: pl.DataFrame, detector: str, baseline: str, margin: f
 
     met = {
         "f1_met": at_least(row["f1"], TARGET_F1),
-        "f1_lo_met": at_least(row["f1_lo"], f1_lo_goal),
+        "f1_lo_met": gate(summary, detector, baseline, margin).passed,  # the promotion gate's own rule
         "every_type_met": len(by_type) == len(ANOMALY_TYPES) and all(f1 >= TARGET_TYPE_F1 for f1 in by_type.values()),
         "false_alerts_met": row["false_alerts_per_clean_day"] is not None
         and row["false_alerts_per_clean_day"] <= TARGET_FALSE_ALERTS_PER_CLEAN_DAY,
