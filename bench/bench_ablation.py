@@ -67,12 +67,13 @@ def main() -> None:
     print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days; training range {len(train_days)} "
           f"days ({time.perf_counter() - started:.0f} s)")
 
-    rules = RulesDetector(fit_detectors(), bus_mapping(network), LoadingHistory.of(train_days, network.n_branches).limits())
-    outcomes = {}
-    started = time.perf_counter()
-    outcomes[rules.name] = evaluate(rules, rules.calibration(), benchmark)
-    print(f"rules scored in {time.perf_counter() - started:.0f} s")
-    if not args.rules_only:
+    detectors, limits = fit_detectors(), LoadingHistory.of(train_days, network.n_branches).limits()
+    rules = RulesDetector(detectors, bus_mapping(network), limits)
+    if args.rules_only:
+        started = time.perf_counter()
+        outcomes = {rules.name: evaluate(rules, rules.calibration(), benchmark)}
+        print(f"rules scored in {time.perf_counter() - started:.0f} s")
+    else:  # benchmark_outcomes scores the rules too, with the same calibration and limits
         import torch
 
         from grid_guardian_assets.verifier.pipeline import benchmark_outcomes, train_verifier
@@ -80,8 +81,7 @@ def main() -> None:
         started = time.perf_counter()
         trained = train_verifier(network, train_days, TrainConfig(epochs=args.epochs), device=torch.device("cpu"))
         print(f"trained in {time.perf_counter() - started:.0f} s")
-        scored = benchmark_outcomes(trained, network, benchmark, fit_detectors(),
-                                    LoadingHistory.of(train_days, network.n_branches).limits())
+        scored = benchmark_outcomes(trained, network, benchmark, detectors, limits)
         outcomes = {name: run.outcomes for name, run in scored.items()}
 
     with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250):
