@@ -1,5 +1,6 @@
 """The local instance's event log (``defs/instance_storage.py``): Dagster's SQLite files, connections kept open."""
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -11,7 +12,12 @@ import pytest
 import yaml
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
-from grid_guardian_assets.defs.instance_storage import MAX_OPEN_RUN_DATABASES, PooledSqliteEventLogStorage, settings_for_home
+from grid_guardian_assets.defs.instance_storage import (
+    EVENT_BATCH_SIZE,
+    MAX_OPEN_RUN_DATABASES,
+    PooledSqliteEventLogStorage,
+    settings_for_home,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,3 +124,65 @@ def test_an_instance_opened_by_folder_keeps_its_event_log_there_whatever_dagster
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
     assert (home / "history" / "runs" / "index.db").exists() and not (elsewhere / "history").exists()
     assert yaml.safe_load((home / "dagster.yaml").read_text())["concurrency"] == yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]
+
+
+def _materialisation_entry(run_id: str, day: int) -> dg.EventLogEntry:
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+        job_name="settlement_days",
+        event_specific_data=StepMaterializationData(dg.AssetMaterialization("fuelhh_store", partition=f"2018-01-{day:02d}")),
+    )
+    return dg.EventLogEntry(error_info=None, level="DEBUG", user_message="", run_id=run_id, timestamp=float(day),
+                            dagster_event=event)
+
+
+def test_a_batch_is_stored_whole_and_reaches_the_runs_database_file(tmp_path: Path) -> None:
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    run_id = "0123456789abcdef0123456789abcdef"
+    try:
+        storage.store_event_batch([_materialisation_entry(run_id, day) for day in range(1, 11)])
+        assert storage.get_materialized_partitions(dg.AssetKey("fuelhh_store")) == {f"2018-01-{d:02d}" for d in range(1, 11)}
+        with sqlite3.connect(f"file:{tmp_path / run_id}.db?immutable=1", uri=True) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM event_logs").fetchone()[0] == 10
+    finally:
+        storage.dispose()
+
+
+def test_a_batch_that_fails_part_way_stores_nothing_and_the_storage_goes_on(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """All or nothing: Dagster stores a failed batch again one event at a time, so a half-stored batch would be
+    stored twice."""
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    run_id = "0123456789abcdef0123456789abcdef"
+    calls = []
+    original = SqliteEventLogStorage.store_event
+
+    def failing_on_the_fourth(self, entry) -> None:
+        calls.append(entry)
+        if len(calls) == 4:
+            raise OSError("disk full")
+        original(self, entry)
+
+    try:
+        monkeypatch.setattr(SqliteEventLogStorage, "store_event", failing_on_the_fourth)
+        with pytest.raises(OSError, match="disk full"):
+            storage.store_event_batch([_materialisation_entry(run_id, day) for day in range(1, 6)])
+        monkeypatch.undo()
+        assert storage.get_materialized_partitions(dg.AssetKey("fuelhh_store")) == set()
+        assert storage.get_logs_for_run(run_id) == []
+        storage.store_event(_materialisation_entry(run_id, 7))  # the lock was released, the connections returned
+        assert storage.get_materialized_partitions(dg.AssetKey("fuelhh_store")) == {"2018-01-07"}
+    finally:
+        storage.dispose()
+
+
+def test_the_storage_turns_on_dagsters_event_batches_unless_the_environment_says_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    PooledSqliteEventLogStorage(str(tmp_path / "a")).dispose()
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == str(EVENT_BATCH_SIZE)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    PooledSqliteEventLogStorage(str(tmp_path / "b")).dispose()
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"

@@ -23,6 +23,13 @@ instance, built from ``./dagster.yaml``, which ``dagster dev`` hands to every pr
 that all of them would agree on, and the storage refuses to start rather than scatter the event log. Code that opens
 an instance by folder (``DagsterInstance.from_config(home)``, as the demo does) installs the settings with
 ``settings_for_home``, which writes the folder in.
+
+Batches: Dagster hands a storage a batch of events (``store_event_batch``) when ``DAGSTER_EVENT_BATCH_SIZE`` is set
+and the events come with batch metadata: the planned events of a run (one per asset and settlement day of a range)
+and the per-day events the settlement-day steps log a day or a month at a time (``defs/event_batches.py``). This
+storage writes a batch in one transaction per database (Dagster's own statements, one commit and one checkpoint
+instead of one per event), and sets ``DAGSTER_EVENT_BATCH_SIZE`` to ``EVENT_BATCH_SIZE`` in the processes that load
+it unless the environment says otherwise (``0`` turns batching off).
 Production uses PostgreSQL (``deploy/dagster.production.yaml``) and never loads this module.
 """
 
@@ -30,13 +37,14 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from dagster import Field, StringSource
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
@@ -53,6 +61,8 @@ _POOL_MAX_OVERFLOW = 4
 # Run databases whose engines (one open SQLite connection each) are kept, the most recently used; Dagster's own class
 # kept none. A long-lived webserver reads the logs of many runs: the others are closed, not left open.
 MAX_OPEN_RUN_DATABASES = 8
+# Events written per batch at most (Dagster flushes a batch at its end or at this size).
+EVENT_BATCH_SIZE = 1000
 SETTINGS_NOTE = "# Written by settings_for_home from the project's dagster.yaml: the comments are there.\n"
 
 
@@ -105,7 +115,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        # While a batch is written: its thread (which holds _db_lock) and its open connection per shard.
+        self._batch_thread: int | None = None
+        self._batch_connections: dict[str, Connection] = {}
         super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
         _LIVE_STORAGES.add(self)
 
     @classmethod
@@ -142,6 +156,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        if self._batch_thread == threading.get_ident():
+            yield self._batch_connection(shard)
+            return
         with self._db_lock:
             engine = self._engine_for(shard)
             if shard not in self._initialized_dbs:
@@ -150,15 +167,54 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
             if shard != INDEX_SHARD_NAME:
-                # What closing the connection did in Dagster's storage: move the log into the run's .db file, which
-                # is what a run's watchers (the webserver's live run log) watch. PASSIVE never waits on readers, and
-                # after a read there is nothing to move. Nobody watches the index file; SQLite checkpoints it every
-                # 1,000 pages on its own.
-                raw = engine.raw_connection()
-                try:
-                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    raw.close()
+                self._checkpoint(engine)
+
+    @staticmethod
+    def _checkpoint(engine: Engine) -> None:
+        # What closing the connection did in Dagster's storage: move the log into the run's .db file, which is what a
+        # run's watchers (the webserver's live run log) watch. PASSIVE never waits on readers, and after a read there
+        # is nothing to move. Nobody watches the index file; SQLite checkpoints it every 1,000 pages on its own.
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            raw.close()
+
+    def _batch_connection(self, shard: str) -> Connection:
+        """The batch's connection to ``shard``, opened (with a transaction begun) on first use."""
+        conn = self._batch_connections.get(shard)
+        if conn is None:
+            engine = self._engine_for(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            conn = engine.connect()
+            conn.begin()
+            self._batch_connections[shard] = conn
+        return conn
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Store ``events`` with Dagster's own ``store_event``, in one transaction per database they touch: all of
+        them or, on an error, none (Dagster then stores them one by one)."""
+        with self._db_lock:
+            self._batch_thread = threading.get_ident()
+            try:
+                for entry in events:
+                    self.store_event(entry)
+                for conn in self._batch_connections.values():
+                    conn.commit()
+            except BaseException:
+                for conn in self._batch_connections.values():
+                    conn.rollback()
+                raise
+            finally:
+                self._batch_thread = None
+                connections, self._batch_connections = self._batch_connections, {}
+                for conn in connections.values():
+                    conn.close()
+            for shard in connections:
+                if shard != INDEX_SHARD_NAME:
+                    self._checkpoint(self._engine_for(shard))
 
     def wipe(self) -> None:
         """Dagster's wipe deletes the run databases' files: close their connections first."""

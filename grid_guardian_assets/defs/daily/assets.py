@@ -8,7 +8,8 @@ each asset (``*_raw`` → ``*_frames`` → ``*_store`` → ``grid_snapshots``); 
 (``can_subset``), reading earlier stages from where a previous run left them.
 
 Inside a range, days are fetched and validated one at a time and stored a month at a time (one HDF5 rewrite per
-month and dataset), so memory is bounded by a month of one dataset however long the range.
+month and dataset), so memory is bounded by a month of one dataset however long the range. A day's fetch and
+validation events, and a month's store and snapshot events, are each logged as one batch (``defs/event_batches.py``).
 """
 
 import datetime as dt
@@ -32,6 +33,7 @@ from grid_guardian_assets.defs.bmrs.assets import (
     valid_check_spec,
 )
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.defs.event_batches import batched_events
 from grid_guardian_assets.defs.grid.assets import (
     GRID_SNAPSHOTS,
     SNAPSHOT_INPUTS,
@@ -106,15 +108,18 @@ def settlement_days(
         for month in _months(days):
             to_store: dict[str, dict[dt.date, pl.DataFrame]] = {}  # by dataset code
             for day in month:
+                day_events: list[object] = []
                 for spec in datasets:
                     fetched = prefetch.take(day, spec) if prefetch is not None and raw_key(spec) in selected else None
                     outcome = ingest_dataset_day(spec, day, selected, fetched, bmrs_storage, elexon.base_url)
-                    yield from outcome.events
+                    day_events += outcome.events
                     if outcome.error is not None:
                         bad.setdefault(day, []).append(f"{spec.code}: {outcome.error}")
                         failed_inputs.setdefault(day, set()).add(spec.code)
                     elif store_key(spec) in selected and outcome.frame is not None:
                         to_store.setdefault(spec.code, {})[day] = outcome.frame
+                yield from batched_events(context, day_events)  # what the day's fetch and validation did, as it ends
+            stored_events: list[object] = []
             for code, frames in to_store.items():
                 spec = DATASETS[code.lower()]
                 # Frames validated above in this run are not schema-checked again; ones read back from the frame
@@ -123,9 +128,10 @@ def settlement_days(
                 for stored in store.write_partitions(spec, frames, writer=context.run_id, schema_validated=validated_here):
                     frame = frames[stored.day]
                     plot = partition_plot(spec, frame, f"{spec.code} {stored.day}") if stored.day == plot_day else None
-                    yield store_materialization(spec, stored, frame, plot)
+                    stored_events.append(store_materialization(spec, stored, frame, plot))
             if builder is not None:
-                yield from _snapshot_month(builder, store, month, bad, failed_inputs, plot_day)
+                stored_events += _snapshot_month(builder, store, month, bad, failed_inputs, plot_day)
+            yield from batched_events(context, stored_events)
             context.log.info(
                 f"{month[-1].isoformat()}: {sum(d <= month[-1] for d in days)} of {len(days)} settlement days done, "
                 f"{len(bad)} bad so far"
@@ -151,7 +157,7 @@ def _snapshot_month(
     bad: dict[dt.date, list[str]],
     failed_inputs: dict[dt.date, set[str]],
     plot_day: dt.date,
-) -> Iterator[object]:
+) -> list[object]:
     from grid_guardian_assets.grid.snapshots import SnapshotInputError  # numpy: loaded by runs, not the code location
 
     first, last = month[0], month[-1]
@@ -166,4 +172,4 @@ def _snapshot_month(
             built.append(builder.build(day, stored))
         except SnapshotInputError as exc:
             bad.setdefault(day, []).append(f"grid_snapshots: {exc}")
-    yield from builder.store_and_report(built, plot_day=plot_day)
+    return builder.store_and_report(built, plot_day=plot_day)
