@@ -187,3 +187,23 @@ def test_pn_levels_and_indo_demand_ranges() -> None:
     start, end = day_bounds_utc(DAY)
     demand = [dict(r, demand=-10) if i == 3 else r for i, r in enumerate(neso.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN))]
     assert "schema" in check(demand, spec=INDO).failure_counts()
+
+
+def test_days_validated_together_get_the_reports_each_gets_alone() -> None:
+    """A ranged run validates a month of a dataset at once (one pandera call): every day's report, failures and
+    offending rows included, must be the one it gets alone; a bad day taints none of its neighbours."""
+    from grid_guardian_assets.validation import validate_partitions
+
+    days = [dt.date(2018, 12, 29), dt.date(2018, 12, 30), dt.date(2018, 12, 31), dt.date(2018, 3, 1)]
+    records = {day: fuelhh(day) for day in days}
+    records[dt.date(2018, 3, 1)][5] = {**records[dt.date(2018, 3, 1)][5], "generation": 90_000}  # out of range
+    parsed = {day: frame_from_records(FUELHH, rows) for day, rows in records.items()}
+    together = validate_partitions(FUELHH, parsed)
+    for day in days:
+        alone = validate_partition(FUELHH, day, parsed[day])
+        assert together[day].failures.equals(alone.failures), day
+        assert together[day].frame.equals(alone.frame), day
+        assert together[day].passed == alone.passed
+    assert [together[d].passed for d in days] == [True, True, False, False]
+    assert "generation failed in_range" in together[dt.date(2018, 3, 1)].failures["reason"][0]
+    assert '"generation": 90000' in together[dt.date(2018, 3, 1)].failures["row"][0]

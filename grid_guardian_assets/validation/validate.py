@@ -6,7 +6,10 @@ Exact duplicate rows (the same record twice) are dropped and counted; rows that 
 
 import datetime as dt
 import json
+from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import pandera.errors
@@ -86,20 +89,29 @@ def _check_conflicts(spec: DatasetSpec, frame: pl.DataFrame, failures: _Failures
         failures.add("conflicting_duplicates", ",".join(key), f"two or more different rows share the key ({key_text})", row)
 
 
-def _check_schema(spec: DatasetSpec, frame: pl.DataFrame, failures: _Failures) -> None:
+def _schema_failures(spec: DatasetSpec, frames: list[pl.DataFrame]) -> list[list[tuple[str | None, str, dict | None]]]:
+    """Pandera's verdict on each of ``frames`` (one schema, one day each), from one validation of them all: pandera's
+    cost is mostly per call (a few dozen small collects), so a month of days is checked at once. Per frame, its
+    failures as ``(column, reason, row)``; a failure that names no row (a wrong column type, a missing column) is
+    every frame's."""
+    out: list[list[tuple[str | None, str, dict | None]]] = [[] for _ in frames]
+    if not frames:
+        return out
+    whole = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
     try:
-        schema_for(spec).validate(frame, lazy=True)
+        schema_for(spec).validate(whole, lazy=True)
     except pandera.errors.SchemaErrors as errors:
+        ends = list(accumulate(f.height for f in frames))
         for case in errors.failure_cases.iter_rows(named=True):
-            index = case.get("index")
-            row = frame.row(int(index), named=True) if index is not None and 0 <= index < frame.height else None
-            column = case.get("column")
-            failures.add(
-                "schema",
-                column,
-                f"{column or 'frame'} failed {case['check']} (value {case['failure_case']!r})",
-                row,
-            )
+            index, column = case.get("index"), case.get("column")
+            reason = f"{column or 'frame'} failed {case['check']} (value {case['failure_case']!r})"
+            if index is None or not 0 <= index < whole.height:
+                for failures in out:
+                    failures.append((column, reason, None))
+                continue
+            which = bisect_right(ends, int(index))
+            out[which].append((column, reason, whole.row(int(index), named=True)))
+    return out
 
 
 def _check_periods(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failures: _Failures) -> None:
@@ -181,6 +193,42 @@ def _ranges(numbers: list[int]) -> str:
 
 def validate_partition(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> ValidationReport:
     """Check one settlement ``day`` of ``spec``; the report says whether it may be stored."""
+    return validate_partitions(spec, {day: parsed})[day]
+
+
+def validate_partitions(spec: DatasetSpec, parsed: Mapping[dt.date, ParsedFrame]) -> dict[dt.date, ValidationReport]:
+    """Check settlement days of ``spec`` (a ranged run's month), each as ``validate_partition`` would alone: the
+    same checks and the same report, with the pandera schema run once over all of them."""
+    prepared = {day: _prepare(spec, day, frame) for day, frame in parsed.items()}
+    checked = [day for day, (_, deduped, *_rest) in prepared.items() if deduped.height]
+    schema = dict(zip(checked, _schema_failures(spec, [prepared[day][1] for day in checked])))
+    reports = {}
+    for day, (failures, deduped, dropped, outside) in prepared.items():
+        if deduped.height == 0:
+            failures.add("completeness", None, f"no {spec.code} rows for settlement day {day} (expected {period_count(day)} periods)")
+        else:
+            for column, reason, row in schema[day]:
+                failures.add("schema", column, reason, row)
+            _check_conflicts(spec, deduped, failures)
+            if spec.membership == "settlement_date":
+                _check_periods(spec, day, deduped, failures)
+                _check_alignment(spec, day, deduped, failures)
+            else:
+                _check_freq_spacing(day, deduped, failures)
+        reports[day] = ValidationReport(
+            dataset=spec.code,
+            day=day,
+            frame=deduped.sort([spec.time_field, *spec.key], nulls_last=True),
+            failures=failures.frame(),
+            exact_duplicates_dropped=dropped,
+            rows_outside_partition=outside,
+            unexpected_fields=parsed[day].unexpected_fields,
+        )
+    return reports
+
+
+def _prepare(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> tuple[_Failures, pl.DataFrame, int, int]:
+    """Drift and type failures, and the day's rows with other days' and exact duplicates removed (with how many)."""
     failures = _Failures()
     for name in parsed.missing_fields:
         hint = f"; the response carried unknown fields {parsed.unexpected_fields}" if parsed.unexpected_fields else ""
@@ -188,33 +236,9 @@ def validate_partition(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> 
     for err in parsed.type_errors.iter_rows(named=True):
         kind = spec.fields[err["column"]]
         failures.add("type", err["column"], f"{err['column']} value {err['value']!r} is not a valid {kind} (record {err['row']})")
-
     frame = parsed.frame
     inside = frame.filter(spec.of_day(day))
-    outside = frame.height - inside.height
     # Only rows with a whole key can be "the same record twice"; rows missing key parts all stay and fail.
     keyed = pl.all_horizontal(pl.col(list(spec.key)).is_not_null())
     deduped = pl.concat([inside.filter(keyed).unique(maintain_order=True), inside.filter(~keyed)])
-    dropped = inside.height - deduped.height
-
-    if deduped.height == 0:
-        failures.add("completeness", None, f"no {spec.code} rows for settlement day {day} (expected {period_count(day)} periods)")
-    else:
-        _check_schema(spec, deduped, failures)
-        _check_conflicts(spec, deduped, failures)
-        if spec.membership == "settlement_date":
-            _check_periods(spec, day, deduped, failures)
-            _check_alignment(spec, day, deduped, failures)
-        else:
-            _check_freq_spacing(day, deduped, failures)
-
-    ordered = deduped.sort([spec.time_field, *spec.key], nulls_last=True)
-    return ValidationReport(
-        dataset=spec.code,
-        day=day,
-        frame=ordered,
-        failures=failures.frame(),
-        exact_duplicates_dropped=dropped,
-        rows_outside_partition=outside,
-        unexpected_fields=parsed.unexpected_fields,
-    )
+    return failures, deduped, inside.height - deduped.height, frame.height - inside.height

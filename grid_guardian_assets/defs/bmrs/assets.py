@@ -2,13 +2,15 @@
 
 The chains are asset *specs*; they are computed by the settlement-day multi-asset (``defs/daily``), which works
 through a range of days one at a time. This module holds what is BMRS-specific: the specs, the blocking ``valid``
-check, and the work of one dataset's settlement day, returned as Dagster events so that each day is recorded as its
-own partition (a bad day is not materialised; the good days around it are).
+check, and the work of one dataset's settlement days (taken and parsed one by one, validated a month at a time),
+returned as Dagster events so that each day is recorded as its own partition (a bad day is not materialised; the good
+days around it are).
 """
 
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -26,7 +28,7 @@ if TYPE_CHECKING:  # pandera and h5py load where a day is validated or stored, n
 
     from grid_guardian_assets.store.hdf5 import StoredPartition
     from grid_guardian_assets.store.raw_archive import RawPartition
-    from grid_guardian_assets.validation import ValidationReport
+    from grid_guardian_assets.validation import ParsedFrame, ValidationReport
 
 ELEXON_POOL = "elexon_api"
 VALID_CHECK = "valid"
@@ -129,16 +131,22 @@ def _check_evaluation(spec: DatasetSpec, day: dt.date, passed: bool, metadata: d
 
 @dataclass
 class DatasetDay:
-    """What one dataset's settlement day produced: Dagster events, the frame to store, or why the day is bad."""
+    """What one dataset's settlement day produced: Dagster events, the frame to store, or why the day is bad.
+
+    Between ``take_dataset_day`` and ``validate_dataset_days`` it holds the day's parsed responses (``parsed``) and
+    where they came from (not the responses themselves: a month of them waits for validation)."""
 
     spec: DatasetSpec
     day: dt.date
     events: list[object] = field(default_factory=list)
     frame: pl.DataFrame | None = None
     error: str | None = None
+    parsed: "ParsedFrame | None" = None
+    raw_path: Path | None = None
+    synthetic: bool = False
 
 
-def ingest_dataset_day(
+def take_dataset_day(
     spec: DatasetSpec,
     day: dt.date,
     selected: Iterable[dg.AssetKey],
@@ -146,19 +154,19 @@ def ingest_dataset_day(
     storage: BmrsStorageResource,
     base_url: str,
 ) -> DatasetDay:
-    """Take the fetch (if ``{name}_raw`` is selected), validate (``{name}_frames``) and hand over the frame to store.
+    """Take the fetch (if ``{name}_raw`` is selected) and parse it for validation (if ``{name}_frames`` is), or read
+    the frame to store (if only ``{name}_store`` is).
 
     ``fetched`` is the day's fetch, already under way (``fetch_partition`` in a background thread, so that the
-    next days download while this one is validated); it raises ``ElexonError`` when the fetch failed. Upstream
+    next days download while this one is parsed); it raises ``ElexonError`` when the fetch failed. Upstream
     stages that are not selected are read from where an earlier run left them (the raw archive, the frame files),
-    so a day can be re-validated or re-stored without fetching it again. Storing is the caller's (it batches a
-    month of days into one HDF5 rewrite).
+    so a day can be re-validated or re-stored without fetching it again. Validation is ``validate_dataset_days``'s
+    (a month of days at once) and storing is the caller's (a month of days in one HDF5 rewrite).
     """
-    from grid_guardian_assets.validation import frame_from_raw, validate_partition
+    from grid_guardian_assets.validation import frame_from_raw
 
     selected = set(selected)
     out = DatasetDay(spec, day)
-    archive = storage.raw_archive()
     raw = None
     if raw_key(spec) in selected:
         if fetched is None:
@@ -183,27 +191,50 @@ def ingest_dataset_day(
         )
     if frames_key(spec) in selected:
         try:
-            raw = raw or archive.latest(spec.code, day)
-            report = validate_partition(spec, day, frame_from_raw(spec, raw))
+            raw = raw or storage.raw_archive().latest(spec.code, day)
+            out.raw_path, out.synthetic = raw.path, raw.synthetic
+            out.parsed = frame_from_raw(spec, raw)
         except (FileNotFoundError, ValueError, ElexonError) as exc:
             out.error = str(exc)
             out.events.append(_check_evaluation(spec, day, False, {"partition": day.isoformat(), "error": str(exc)}))
-            return out
-        check_meta = _check_metadata(report)
-        out.events.append(_check_evaluation(spec, day, report.passed, check_meta))
+    elif store_key(spec) in selected:
+        try:
+            out.frame = storage.frame_store().read(frames_key(spec).path[-1], day)
+        except FileNotFoundError as exc:
+            out.error = str(exc)
+    return out
+
+
+def validate_dataset_days(days: list[DatasetDay], storage: BmrsStorageResource) -> list[object]:
+    """Validate the parsed days of one dataset together (one pandera call: ``validate_partitions``), write each valid
+    day's frame, and return the events: each day's ``valid`` result and, where it passed, its frame's
+    materialisation. A failing day gets its ``error``; a passing one its ``frame`` (to store)."""
+    from grid_guardian_assets.validation import validate_partitions
+
+    waiting = [d for d in days if d.parsed is not None and d.error is None]
+    if not waiting:
+        return []
+    spec = waiting[0].spec
+    reports = validate_partitions(spec, {d.day: d.parsed for d in waiting})
+    frames = storage.frame_store()
+    events: list[object] = []
+    for out in waiting:
+        report = reports[out.day]
+        out.parsed = None  # the month's parsed responses are not kept beyond validation
+        events.append(_check_evaluation(spec, out.day, report.passed, _check_metadata(report)))
         if not report.passed:
             out.error = report.summary()
-            return out
-        path = storage.frame_store().write(frames_key(spec).path[-1], day, report.frame)
-        out.events.append(
+            continue
+        path = frames.write(frames_key(spec).path[-1], out.day, report.frame)
+        events.append(
             dg.AssetMaterialization(
                 frames_key(spec),
-                partition=day.isoformat(),
+                partition=out.day.isoformat(),
                 metadata={
                     "rows": report.frame.height,
                     "exact_duplicates_dropped": report.exact_duplicates_dropped,
-                    "synthetic": raw.synthetic,
-                    "raw_archive_path": dg.MetadataValue.path(str(raw.path)),
+                    "synthetic": out.synthetic,
+                    "raw_archive_path": dg.MetadataValue.path(str(out.raw_path)),
                     "frame_path": dg.MetadataValue.path(str(path)),
                     **_time_range(spec, report.frame),
                     "preview": dg.MetadataValue.md(markdown_table(report.frame, limit=10)),
@@ -211,12 +242,7 @@ def ingest_dataset_day(
             )
         )
         out.frame = report.frame
-    if store_key(spec) in selected and out.frame is None:
-        try:
-            out.frame = storage.frame_store().read(frames_key(spec).path[-1], day)
-        except FileNotFoundError as exc:
-            out.error = str(exc)
-    return out
+    return events
 
 
 def store_materialization(
