@@ -186,3 +186,26 @@ def test_the_storage_turns_on_dagsters_event_batches_unless_the_environment_says
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
     PooledSqliteEventLogStorage(str(tmp_path / "b")).dispose()
     assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"
+
+
+def test_the_schema_is_asked_once_per_table_and_column_not_per_event(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    original = SqliteEventLogStorage.has_table
+
+    def counting(self, name: str) -> bool:
+        asked.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table", counting)
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    run_id = "0123456789abcdef0123456789abcdef"
+    try:
+        storage.store_event_batch([_materialisation_entry(run_id, day) for day in range(1, 6)])
+        storage.store_event_batch([_materialisation_entry(run_id, day) for day in range(6, 11)])
+        assert storage.has_table("asset_check_executions") and storage.has_table("asset_check_executions")
+        assert asked.count("asset_check_executions") <= 1
+        assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
+        assert asked.count("no_such_table") == 2  # a "no" is asked again: a migration may add the table
+        assert storage.get_materialized_partitions(dg.AssetKey("fuelhh_store")) == {f"2018-01-{d:02d}" for d in range(1, 11)}
+    finally:
+        storage.dispose()

@@ -207,3 +207,30 @@ def test_days_validated_together_get_the_reports_each_gets_alone() -> None:
     assert [together[d].passed for d in days] == [True, True, False, False]
     assert "generation failed in_range" in together[dt.date(2018, 3, 1)].failures["reason"][0]
     assert '"generation": 90000' in together[dt.date(2018, 3, 1)].failures["row"][0]
+
+
+@pytest.mark.parametrize(
+    "value, valid",
+    [(512, True), ("512", True), (512.0, True), ("512.5", False), (True, False), ({"mw": 512}, False), ([512], False),
+     ("abc", False), (2**70, False), (None, True)],
+)
+def test_any_json_value_in_a_number_field_is_read_or_reported_never_raised(value, valid: bool) -> None:
+    """Polars builds the text columns; values it cannot write (objects, lists, huge numbers) go through Python's
+    conversion, with the same outcome: a whole number of MW is read (FUELHH's generation is an integer), anything
+    else is a type error naming the record."""
+    records = [{"dataset": "FUELHH", **r} for r in fuelhh()[:3]]
+    records[1] = {**records[1], "generation": value}
+    parsed = frame_from_records(FUELHH, records)
+    assert parsed.frame.height == 3
+    assert parsed.type_errors.is_empty() == valid, parsed.type_errors
+    if not valid:
+        assert parsed.type_errors.row(0, named=True)["row"] == 1
+        assert parsed.type_errors["column"].to_list() == ["generation"]
+
+
+@pytest.mark.parametrize("cut, first_gap", [(slice(10, None), "from 2018-03-01T00:00:00+00:00"), (slice(None, -10), "to 2018-03-02T00:00:00+00:00")])
+def test_frequency_missing_at_either_edge_of_the_day_is_a_gap(cut: slice, first_gap: str) -> None:
+    start, end = day_bounds_utc(DAY)
+    report = check(synthetic.freq_records(start, end)[cut], spec=FREQ)
+    assert report.failure_counts() == {"completeness": 1}
+    assert first_gap in report.failures["reason"][0]

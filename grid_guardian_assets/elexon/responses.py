@@ -4,9 +4,10 @@ Kept apart from ``client.py`` (httpx, pyrate-limiter, tenacity) so that the Dags
 archive and the replay server can name these without importing the HTTP stack.
 """
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from grid_guardian_assets.settings import ELEXON_API_BASE_URL
 
@@ -56,8 +57,8 @@ class RawResponse:
     def records(self, context: str) -> list[dict[str, Any]]:
         """The response's rows, with an error naming ``context`` and the URL when the body is malformed."""
         try:
-            payload = json.loads(self.body)
-        except json.JSONDecodeError as exc:
+            payload = orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
             snippet = self.body[:120].replace("\n", " ")
             raise ElexonResponseError(
                 f"{context}: malformed JSON from {self.url} ({exc.msg} at char {exc.pos}); body starts {snippet!r}"

@@ -51,17 +51,28 @@ def _typed(raw: pl.Series, kind: str) -> pl.Series:
     raise ValueError(f"unknown field type {kind!r}")
 
 
+def _text_columns(spec: DatasetSpec, records: list[dict[str, Any]]) -> list[pl.Series]:
+    """Every field of the spec as text, one column each (null where a record lacks it or holds null).
+
+    Polars builds the columns from the records (a year's backfill parses about 20 million values: a Python loop per
+    value was most of a day's parsing); a value it cannot write as text (a JSON object or list where a field is
+    expected, a number too large for it) sends the records through the same conversion in Python, which writes
+    anything as text and leaves it to the type check."""
+    try:
+        return pl.DataFrame(records, schema=dict.fromkeys(spec.fields, pl.Utf8), strict=False).get_columns()
+    except (pl.exceptions.ComputeError, OverflowError, TypeError, ValueError):
+        return [
+            pl.Series(name, [v if type(v) is str else _as_text(v) for v in (r.get(name) for r in records)], dtype=pl.Utf8)
+            for name in spec.fields
+        ]
+
+
 def frame_from_records(spec: DatasetSpec, records: list[dict[str, Any]]) -> ParsedFrame:
     """Type ``records`` by ``spec``; values that do not parse become nulls listed in ``type_errors``."""
-    seen: set[str] = set()
-    for record in records:
-        seen.update(record)
+    seen: set[str] = set().union(*records)
     columns, errors = [], []
-    for name, kind in spec.fields.items():
-        values = (r.get(name) for r in records)
-        # Most values already arrive as JSON strings: only the others go through _as_text (a year's backfill parses
-        # about 20 million values).
-        raw = pl.Series(name, [v if type(v) is str else _as_text(v) for v in values], dtype=pl.Utf8)
+    for raw in _text_columns(spec, records):
+        name, kind = raw.name, spec.fields[raw.name]
         typed = _typed(raw, kind)
         bad = raw.is_not_null() & typed.is_null()
         if bad.any():

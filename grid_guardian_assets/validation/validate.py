@@ -169,10 +169,13 @@ def _check_freq_spacing(day: dt.date, frame: pl.DataFrame, failures: _Failures) 
     times = frame["measurementTime"].drop_nulls().sort()
     if times.len() == 0:
         return
-    edges = [start, *times.to_list(), end]
-    for before, after in zip(edges, edges[1:]):
-        if after - before > FREQ_MAX_GAP:
-            failures.add(
+    bounds = pl.Series([start, end]).cast(times.dtype)
+    edges = pl.concat([bounds.head(1), times, bounds.tail(1)])
+    gaps = pl.DataFrame({"before": edges.head(-1), "after": edges.tail(-1)}).filter(
+        pl.col("after") - pl.col("before") > FREQ_MAX_GAP
+    )
+    for before, after in gaps.iter_rows():
+        failures.add(
                 "completeness",
                 "measurementTime",
                 f"no frequency readings from {before.isoformat()} to {after.isoformat()} "
