@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pandera.errors
 import polars as pl
 
@@ -109,8 +110,8 @@ def _decode_json(message: RawMessage, spec: DatasetSpec) -> dict[str, Any] | str
     if message.value is None:
         return "empty message (no value)"
     try:
-        record = json.loads(message.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        record = orjson.loads(message.value)  # strict JSON: NaN and Infinity are not JSON, as RFC 8259 says
+    except orjson.JSONDecodeError as exc:
         return f"value is not JSON: {exc}"
     if not isinstance(record, dict):
         return f"value is JSON {type(record).__name__}, expected one Insights API record (an object)"
