@@ -147,3 +147,17 @@ def test_replay_server_refuses_what_the_api_refuses(replay: ReplayServer) -> Non
             client.get("/datasets/B1610", {"settlementDate": "2018-03-01"}, context="t")
         with pytest.raises(ElexonRequestError, match="HTTP 404"):
             client.get("/datasets/SYSDEM", {}, context="t")
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:10] + b"\x00" * 20 + b[30:], lambda b: b"not gzip"])
+def test_a_damaged_archive_file_is_an_error_naming_it(tmp_path: Path, damage) -> None:
+    from grid_guardian_assets.elexon.responses import RawResponse
+    from grid_guardian_assets.store.raw_archive import RawPartition
+
+    archive = RawArchive(tmp_path)
+    body = '{"data": [{"quote": "\\"x\\""}]}'
+    path = archive.save(RawPartition("FUELHH", DAY, [RawResponse("u", {"a": "1"}, 200, body, "t")], complete=True))
+    assert RawArchive.load(path).responses[0].body == body  # the body comes back exactly
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=f"raw archive file {path} is unreadable"):
+        RawArchive.load(path)

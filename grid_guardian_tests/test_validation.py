@@ -234,3 +234,15 @@ def test_frequency_missing_at_either_edge_of_the_day_is_a_gap(cut: slice, first_
     report = check(synthetic.freq_records(start, end)[cut], spec=FREQ)
     assert report.failure_counts() == {"completeness": 1}
     assert first_gap in report.failures["reason"][0]
+
+
+@pytest.mark.parametrize("day", [dt.date(2018, 3, 25), dt.date(2018, 10, 28)])
+def test_the_replayed_frequency_times_are_the_samples_own(day: dt.date) -> None:
+    """The replay formats a day's FREQ times at once; each must be ``to_api_time`` of its sample, across clock changes
+    and for a window that starts between samples and ends in the next day."""
+    from grid_guardian_assets.settlement import to_api_time
+
+    start, end = day_bounds_utc(day)
+    start, end = start + dt.timedelta(hours=5, seconds=7), end + dt.timedelta(hours=2)
+    expected = [to_api_time(t) for d in (day, day + dt.timedelta(days=1)) for t, _ in synthetic.freq_samples(d) if start <= t < end]
+    assert [r["measurementTime"] for r in synthetic.freq_records(start, end)] == expected

@@ -6,9 +6,11 @@ so a partition that fails validation can be inspected and re-validated later wit
 
 import datetime as dt
 import gzip
-import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from grid_guardian_assets.elexon.responses import RawResponse
 
@@ -56,8 +58,10 @@ class RawArchive:
             "responses": [r.to_json() for r in partition.responses],
         }
         tmp = path.with_suffix(".tmp")
-        # One encode and one compress: json.dump into a gzip text stream writes thousands of small pieces.
-        tmp.write_bytes(gzip.compress(json.dumps(document).encode("utf-8"), compresslevel=6))
+        # One encode and one compress: json.dump into a gzip text stream writes thousands of small pieces. orjson
+        # encodes the bodies (JSON inside a JSON string: every quote escaped) several times faster than json, and
+        # this runs in a backfill's fetch thread, beside the validation thread that needs the same interpreter lock.
+        tmp.write_bytes(gzip.compress(orjson.dumps(document), compresslevel=6))
         tmp.replace(path)  # a reader never sees half a file
         partition.path = path
         return path
@@ -82,9 +86,8 @@ class RawArchive:
     def load(path: str | Path) -> RawPartition:
         path = Path(path)
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                document = json.load(fh)
-        except (OSError, EOFError, json.JSONDecodeError) as exc:
+            document = orjson.loads(gzip.decompress(path.read_bytes()))
+        except (OSError, EOFError, zlib.error, orjson.JSONDecodeError) as exc:
             raise ValueError(f"raw archive file {path} is unreadable: {exc}") from exc
         return RawPartition(
             dataset=document["dataset"],
