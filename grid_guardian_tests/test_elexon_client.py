@@ -161,30 +161,3 @@ def test_a_damaged_archive_file_is_an_error_naming_it(tmp_path: Path, damage) ->
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(ValueError, match=f"raw archive file {path} is unreadable"):
         RawArchive.load(path)
-
-
-@pytest.mark.parametrize("worker", ["thread", "process"])
-def test_the_prefetcher_hands_over_each_day_fetched_parsed_or_failed_in_plan_order(
-        replay: ReplayServer, tmp_path: Path, worker: str) -> None:
-    """A long backfill fetches and parses in a worker process (the second core), a short one in a thread: the same
-    results either way, failures included (a fetch that fails for good, a body that is not JSON), never raised."""
-    from grid_guardian_assets.ingest import Prefetcher
-
-    days = [DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)]
-    replay.add_fault(Fault("/datasets/FUELHH", query_contains=f"settlementDateFrom={days[1]}&", status=503, times=99))
-    replay.add_fault(Fault("/datasets/FUELHH", query_contains=f"settlementDateFrom={days[2]}&", body='{"data": ['))
-    settings = {"base_url": replay.base_url, "max_attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
-    archive = RawArchive(tmp_path)
-    plan = [(day, spec) for day in days for spec in (FUELHH, INDO)]
-    with client_for(replay, max_attempts=2) as client, Prefetcher(
-            client if worker == "thread" else None, archive, plan, ahead=3, parse=["FUELHH"],
-            client_settings=settings if worker == "process" else None) as prefetch:
-        got = [prefetch.take(day, spec) for day, spec in plan]
-        with pytest.raises(LookupError, match="not in the prefetch plan"):
-            prefetch.take(DAY, FUELHH)
-    good, indo = got[0], got[1]
-    assert good.error is None and good.parse_error is None and good.parsed.frame.height == 48 * 15
-    assert good.path == archive.fetches("FUELHH", DAY)[0] and good.requests == 1 and not good.synthetic
-    assert indo.parsed is None and indo.error is None and indo.path is not None  # fetched, not asked to parse
-    assert "HTTP 503" in got[2].error and got[2].parsed is None
-    assert got[4].error is None and "malformed JSON" in got[4].parse_error

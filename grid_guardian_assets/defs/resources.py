@@ -11,7 +11,7 @@ every run and step process imports the code location, and most of them (the BMRS
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -45,22 +45,18 @@ class ElexonApiResource(dg.ConfigurableResource):
     def base_url(self) -> str:
         return env.ELEXON_API_BASE_URL.get(self.base_url_override)
 
-    def client_settings(self) -> dict[str, Any]:
-        """``ElexonClient``'s keyword arguments (plain values: a worker process builds its own client from them)."""
-        return {
-            "base_url": self.base_url,
-            "timeout_s": self.timeout_s,
-            "max_attempts": self.max_attempts,
-            "requests_per_minute": self.requests_per_minute,
-            "limiter_db": str(self.limiter_db or DataLayout.at().elexon_rate_limit_db),
-            "backoff_base_s": self.backoff_base_s,
-            "backoff_max_s": self.backoff_max_s,
-        }
-
     def get_client(self) -> "ElexonClient":
         from grid_guardian_assets.elexon.client import ElexonClient  # httpx and the limiter: only where one is made
 
-        return ElexonClient(**self.client_settings())
+        return ElexonClient(
+            self.base_url,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            requests_per_minute=self.requests_per_minute,
+            limiter_db=self.limiter_db or DataLayout.at().elexon_rate_limit_db,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+        )
 
 
 class BmrsStorageResource(dg.ConfigurableResource):

@@ -24,8 +24,10 @@ from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.settlement import period_count
 
 if TYPE_CHECKING:  # pandera and h5py load where a day is validated or stored, not with the code location
-    from grid_guardian_assets.ingest import FetchedDay
+    from concurrent.futures import Future
+
     from grid_guardian_assets.store.hdf5 import StoredPartition
+    from grid_guardian_assets.store.raw_archive import RawPartition
     from grid_guardian_assets.validation import ParsedFrame, ValidationReport
 
 ELEXON_POOL = "elexon_api"
@@ -148,52 +150,50 @@ def take_dataset_day(
     spec: DatasetSpec,
     day: dt.date,
     selected: Iterable[dg.AssetKey],
-    fetched: "FetchedDay | None",
+    fetched: "Future[RawPartition] | None",
     storage: BmrsStorageResource,
     base_url: str,
 ) -> DatasetDay:
-    """Take the fetch (if ``{name}_raw`` is selected) and its parsed responses (if ``{name}_frames`` is), or read the
-    frame to store (if only ``{name}_store`` is).
+    """Take the fetch (if ``{name}_raw`` is selected) and parse it for validation (if ``{name}_frames`` is), or read
+    the frame to store (if only ``{name}_store`` is).
 
-    ``fetched`` is the day's fetch, done ahead in the background (``ingest.Prefetcher``: a thread, or a worker
-    process that also parses the day), with its failure if it failed. Upstream stages that are not selected are read
-    from where an earlier run left them (the raw archive, the frame files), so a day can be re-validated or
-    re-stored without fetching it again. Validation is ``validate_dataset_days``'s (a month of days at once) and
-    storing is the caller's (a month of days in one HDF5 rewrite).
+    ``fetched`` is the day's fetch, already under way (``fetch_partition`` in a background thread, so that the
+    next days download while this one is parsed); it raises ``ElexonError`` when the fetch failed. Upstream
+    stages that are not selected are read from where an earlier run left them (the raw archive, the frame files),
+    so a day can be re-validated or re-stored without fetching it again. Validation is ``validate_dataset_days``'s
+    (a month of days at once) and storing is the caller's (a month of days in one HDF5 rewrite).
     """
     from grid_guardian_assets.validation import frame_from_raw
 
     selected = set(selected)
     out = DatasetDay(spec, day)
+    raw = None
     if raw_key(spec) in selected:
         if fetched is None:
             raise ValueError(f"{raw_key(spec).to_user_string()} is selected for {day} but nothing fetched it")
-        if fetched.error is not None:
-            out.error = fetched.error
+        try:
+            raw = fetched.result()
+        except ElexonError as exc:
+            out.error = str(exc)
             return out
         out.events.append(
             dg.AssetMaterialization(
                 raw_key(spec),
                 partition=day.isoformat(),
                 metadata={
-                    "requests": fetched.requests,
-                    "bytes": fetched.byte_count,
-                    "synthetic": fetched.synthetic,
-                    "archive_path": dg.MetadataValue.path(str(fetched.path)),
+                    "requests": len(raw.responses),
+                    "bytes": raw.byte_count,
+                    "synthetic": raw.synthetic,
+                    "archive_path": dg.MetadataValue.path(str(raw.path)),
                     "base_url": base_url,
                 },
             )
         )
     if frames_key(spec) in selected:
         try:
-            if fetched is not None and (fetched.parsed is not None or fetched.parse_error is not None):
-                if fetched.parse_error is not None:
-                    raise ValueError(fetched.parse_error)
-                out.raw_path, out.synthetic, out.parsed = fetched.path, fetched.synthetic, fetched.parsed
-            else:
-                raw = storage.raw_archive().latest(spec.code, day)
-                out.raw_path, out.synthetic = raw.path, raw.synthetic
-                out.parsed = frame_from_raw(spec, raw)
+            raw = raw or storage.raw_archive().latest(spec.code, day)
+            out.raw_path, out.synthetic = raw.path, raw.synthetic
+            out.parsed = frame_from_raw(spec, raw)
         except (FileNotFoundError, ValueError, ElexonError) as exc:
             out.error = str(exc)
             out.events.append(_check_evaluation(spec, day, False, {"partition": day.isoformat(), "error": str(exc)}))

@@ -56,9 +56,6 @@ CODE_LOCATION_MODULE = "grid_guardian_assets.definitions"
 # Settlement days fetched ahead of the one being parsed: enough to keep the downloads going through a month's
 # validation, store and snapshot work (about a second), about 3 MB of responses a day (B1610 and PN).
 PREFETCH_DAYS = 10
-# Ranges at least this long fetch and parse in a worker process (the second core); shorter ones in a thread, since a
-# process takes about a second to start.
-WORKER_PROCESS_MIN_DAYS = 14
 
 
 def rerun_command(selected: set[dg.AssetKey], bad_days: list[dt.date]) -> str:
@@ -111,14 +108,11 @@ def settlement_days(
     with ExitStack() as stack:
         prefetch = None
         if fetching:
+            client = stack.enter_context(elexon.get_client())
             plan = [(day, spec) for day in days for spec in datasets if raw_key(spec) in selected]
             fetched_per_day = sum(raw_key(spec) in selected for spec in datasets)
-            parse = [spec.code for spec in datasets if frames_key(spec) in selected]
-            in_worker = len(days) >= WORKER_PROCESS_MIN_DAYS
-            client = None if in_worker else stack.enter_context(elexon.get_client())
             prefetch = stack.enter_context(
-                Prefetcher(client, bmrs_storage.raw_archive(), plan, ahead=PREFETCH_DAYS * fetched_per_day, parse=parse,
-                           client_settings=elexon.client_settings() if in_worker else None)
+                Prefetcher(client, bmrs_storage.raw_archive(), plan, ahead=PREFETCH_DAYS * fetched_per_day)
             )
         for month in _months(days):
             taken: dict[str, list[DatasetDay]] = {}  # by dataset code
