@@ -174,16 +174,21 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines.move_to_end(shard)
         return engine
 
+    def _ready_engine(self, shard: str) -> Engine:
+        """The shard's engine, its schema created on first use. Call with ``_db_lock`` held."""
+        engine = self._engine_for(shard)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        return engine
+
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         if self._batch_thread == threading.get_ident():
             yield self._batch_connection(shard)
             return
         with self._db_lock:
-            engine = self._engine_for(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
+            engine = self._ready_engine(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
             if shard != INDEX_SHARD_NAME:
@@ -204,11 +209,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         """The batch's connection to ``shard``, opened (with a transaction begun) on first use."""
         conn = self._batch_connections.get(shard)
         if conn is None:
-            engine = self._engine_for(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            conn = engine.connect()
+            conn = self._ready_engine(shard).connect()
             conn.begin()
             self._batch_connections[shard] = conn
         return conn
