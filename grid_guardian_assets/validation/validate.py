@@ -10,7 +10,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandera.errors
 import polars as pl
@@ -176,11 +176,11 @@ def _check_freq_spacing(day: dt.date, frame: pl.DataFrame, failures: _Failures) 
     )
     for before, after in gaps.iter_rows():
         failures.add(
-                "completeness",
-                "measurementTime",
-                f"no frequency readings from {before.isoformat()} to {after.isoformat()} "
-                f"({(after - before).total_seconds():.0f} s gap; at most {FREQ_MAX_GAP.total_seconds():.0f} s allowed)",
-            )
+            "completeness",
+            "measurementTime",
+            f"no frequency readings from {before.isoformat()} to {after.isoformat()} "
+            f"({(after - before).total_seconds():.0f} s gap; at most {FREQ_MAX_GAP.total_seconds():.0f} s allowed)",
+        )
 
 
 def _ranges(numbers: list[int]) -> str:
@@ -203,8 +203,8 @@ def validate_partitions(spec: DatasetSpec, parsed: Mapping[dt.date, ParsedFrame]
     """Check settlement days of ``spec`` (a ranged run's month), each as ``validate_partition`` would alone: the
     same checks and the same report, with the pandera schema run once over all of them."""
     prepared = {day: _prepare(spec, day, frame) for day, frame in parsed.items()}
-    checked = [day for day, (_, deduped, *_rest) in prepared.items() if deduped.height]
-    schema = dict(zip(checked, _schema_failures(spec, [prepared[day][1] for day in checked])))
+    checked = [day for day, p in prepared.items() if p.deduped.height]
+    schema = dict(zip(checked, _schema_failures(spec, [prepared[day].deduped for day in checked])))
     reports = {}
     for day, (failures, deduped, dropped, outside) in prepared.items():
         if deduped.height == 0:
@@ -230,7 +230,17 @@ def validate_partitions(spec: DatasetSpec, parsed: Mapping[dt.date, ParsedFrame]
     return reports
 
 
-def _prepare(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> tuple[_Failures, pl.DataFrame, int, int]:
+class _PreparedDay(NamedTuple):
+    """A day before its checks: drift and type failures so far, its rows without other days' and exact duplicates,
+    and how many of each were removed."""
+
+    failures: _Failures
+    deduped: pl.DataFrame
+    duplicates_dropped: int
+    rows_outside: int
+
+
+def _prepare(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> _PreparedDay:
     """Drift and type failures, and the day's rows with other days' and exact duplicates removed (with how many)."""
     failures = _Failures()
     for name in parsed.missing_fields:
@@ -244,4 +254,4 @@ def _prepare(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> tuple[_Fai
     # Only rows with a whole key can be "the same record twice"; rows missing key parts all stay and fail.
     keyed = pl.all_horizontal(pl.col(list(spec.key)).is_not_null())
     deduped = pl.concat([inside.filter(keyed).unique(maintain_order=True), inside.filter(~keyed)])
-    return failures, deduped, inside.height - deduped.height, frame.height - inside.height
+    return _PreparedDay(failures, deduped, inside.height - deduped.height, frame.height - inside.height)
