@@ -1,4 +1,5 @@
 import datetime as dt
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,17 @@ def data_dir(tmp_path: Path) -> Path:
 def instance() -> Iterator[dg.DagsterInstance]:
     """A real (SQLite-backed, temporary) Dagster instance."""
     with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def project_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance from the project's own ``dagster.yaml`` (the pooled event log), in a temporary
+    DAGSTER_HOME, with Dagster's event batching as the storage sets it (not as an earlier test left it)."""
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    with dg.DagsterInstance.get() as inst:
         yield inst
 
 

@@ -1,6 +1,5 @@
 """A step's own events logged as one batch (``defs/event_batches.py``): they land as if yielded one by one."""
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,18 +11,8 @@ from dagster._core.storage.event_log import SqliteEventLogStorage
 from grid_guardian_assets.defs.event_batches import batched_events
 from grid_guardian_assets.defs.instance_storage import PooledSqliteEventLogStorage
 
-REPO = Path(__file__).resolve().parents[1]
 DAYS = dg.DailyPartitionsDefinition(start_date="2018-01-01", end_date="2018-02-01")
 DAY_KEYS = ["2018-01-02", "2018-01-03", "2018-01-04"]
-
-
-@pytest.fixture
-def project_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)  # the storage turns batching on itself
-    with dg.DagsterInstance.get() as instance:
-        yield instance
 
 
 def _days_asset(failing_day: str | None = None) -> dg.AssetsDefinition:

@@ -1,10 +1,8 @@
 """The local instance's event log (``defs/instance_storage.py``): Dagster's SQLite files, connections kept open."""
 
 import os
-import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -20,15 +18,6 @@ from grid_guardian_assets.defs.instance_storage import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def project_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
-    """A Dagster instance from the project's own ``dagster.yaml``, in a temporary DAGSTER_HOME."""
-    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    with dg.DagsterInstance.get() as instance:
-        yield instance
 
 
 def _materialise(instance: dg.DagsterInstance, partitions: range) -> None:
