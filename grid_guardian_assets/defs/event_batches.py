@@ -42,7 +42,7 @@ def batched_events(context: dg.AssetExecutionContext, events: Sequence[object]) 
         batch = DagsterEventBatchMetadata(batch_id, i == last)
         if isinstance(event, dg.AssetMaterialization):
             logged[id(event)] = DagsterEvent.asset_materialization(step_context, event, batch)
-        else:
+        else:  # DagsterEvent.asset_check_evaluation's own message: that helper takes no batch metadata
             message = f"Asset check '{event.check_name}' on '{event.asset_key.to_user_string()}' " + (
                 "passed." if event.passed else "did not pass."
             )
