@@ -198,3 +198,48 @@ def test_the_schema_is_asked_once_per_table_and_column_not_per_event(tmp_path: P
         assert storage.get_materialized_partitions(dg.AssetKey("fuelhh_store")) == {f"2018-01-{d:02d}" for d in range(1, 11)}
     finally:
         storage.dispose()
+
+
+def _planned_entry(run_id: str, asset: str, day: int) -> dg.EventLogEntry:
+    from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+        job_name="settlement_days",
+        event_specific_data=AssetMaterializationPlannedData(dg.AssetKey(asset), partition=f"2018-01-{day:02d}"),
+    )
+    return dg.EventLogEntry(error_info=None, level="DEBUG", user_message="", run_id=run_id, timestamp=float(day),
+                            dagster_event=event)
+
+
+def _asset_rows(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT asset_key, last_materialization, last_run_id, last_materialization_timestamp "
+                            "FROM asset_keys ORDER BY asset_key").fetchall()
+
+
+def test_a_batch_leaves_each_assets_index_row_as_dagsters_event_by_event_writes_do(tmp_path: Path) -> None:
+    """A batch writes each asset's row once (its latest event of each type), not once per event: the row must come
+    out as Dagster's own storage leaves it after storing the same events one by one."""
+    first, second = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+    batches = [
+        [*(_planned_entry(first, a, d) for d in range(1, 6) for a in ("fuelhh_store", "indo_store")),
+         *(_materialisation_entry(first, d) for d in range(1, 4))],
+        # a later run: a type seen again after another (planned, materialised, planned), a new asset
+        [_planned_entry(second, "fuelhh_store", 8), _materialisation_entry(second, 8), _planned_entry(second, "fuelhh_store", 9),
+         _planned_entry(second, "indo_store", 9), _planned_entry(second, "freq_store", 9)],
+    ]
+    pooled = PooledSqliteEventLogStorage(str(tmp_path / "pooled"))
+    dagsters = SqliteEventLogStorage(str(tmp_path / "dagster"))
+    try:
+        for batch in batches:
+            pooled.store_event_batch(batch)
+            for entry in batch:
+                dagsters.store_event(entry)
+        rows = _asset_rows(tmp_path / "pooled" / "index.db")
+        assert [r[0] for r in rows] == ['["freq_store"]', '["fuelhh_store"]', '["indo_store"]']
+        assert rows == _asset_rows(tmp_path / "dagster" / "index.db")
+        assert pooled.get_latest_materialization_events([dg.AssetKey("fuelhh_store")])[dg.AssetKey("fuelhh_store")].timestamp == 8.0
+    finally:
+        pooled.dispose()
+        dagsters.dispose()

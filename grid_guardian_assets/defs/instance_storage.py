@@ -46,11 +46,13 @@ import yaml
 from dagster import Field, StringSource
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import AssetKeyTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import event
+from sqlalchemy import exc as db_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -118,6 +120,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # While a batch is written: its thread (which holds _db_lock) and its open connection per shard.
         self._batch_thread: int | None = None
         self._batch_connections: dict[str, Connection] = {}
+        # While a batch is written: per asset key, the latest asset event of each type with its id, the most recent
+        # last (see _store_asset_event).
+        self._batch_asset_events: dict[str, dict[str, tuple[EventLogEntry, int]]] = {}
         self._known_tables: set[str] = set()
         self._known_asset_key_columns: set[str] = set()
         super().__init__(base_dir or default_event_log_dir(), inst_data=inst_data)
@@ -222,6 +227,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             try:
                 for entry in events:
                     self.store_event(entry)
+                self._store_batch_asset_rows()
                 for conn in self._batch_connections.values():
                     conn.commit()
             except BaseException:
@@ -230,12 +236,48 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 raise
             finally:
                 self._batch_thread = None
+                self._batch_asset_events = {}
                 connections, self._batch_connections = self._batch_connections, {}
                 for conn in connections.values():
                     conn.close()
             for shard in connections:
                 if shard != INDEX_SHARD_NAME:
                     self._checkpoint(self._engine_for(shard))
+
+    def _store_asset_event(self, conn: Connection, event: EventLogEntry, event_id: int) -> None:
+        """Dagster's update of the asset's row in the index (its last materialisation, last run, last event time),
+        deferred to the end of a batch, where each asset gets one update.
+
+        Dagster writes the row for every asset event, and a ranged run's batch holds hundreds per asset (a planned
+        event per day, then a materialisation per day), each a serialised record and an insert that fails into an
+        update. Each event type sets the same columns every time, so the row a run of events leaves is the latest
+        event of each type applied in order: only those are written. Outside a batch Dagster's own method runs."""
+        if self._batch_thread != threading.get_ident():
+            super()._store_asset_event(conn, event, event_id)
+            return
+        dagster_event = event.dagster_event
+        if dagster_event is None or dagster_event.asset_key is None:
+            return
+        latest = self._batch_asset_events.setdefault(dagster_event.asset_key.to_string(), {})
+        latest.pop(dagster_event.event_type_value, None)  # re-inserted: the dict's order is the order to apply
+        latest[dagster_event.event_type_value] = (event, event_id)
+
+    def _store_batch_asset_rows(self) -> None:
+        """Write the index rows deferred by ``_store_asset_event`` (one insert or update per asset, as Dagster's)."""
+        if not self._batch_asset_events:
+            return
+        conn = self._batch_connection(INDEX_SHARD_NAME)
+        has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
+        for asset_key, latest in self._batch_asset_events.items():
+            values: dict[str, Any] = {}
+            for entry, event_id in latest.values():
+                values.update(self._get_asset_entry_values(entry, event_id, has_index_cols))
+            if not values:
+                continue
+            try:  # as Dagster's: in SQLite a failed statement leaves the transaction open
+                conn.execute(AssetKeyTable.insert().values(asset_key=asset_key, **values))
+            except db_exc.IntegrityError:
+                conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == asset_key))
 
     def wipe(self) -> None:
         """Dagster's wipe deletes the run databases' files: close their connections first."""
