@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from grid_guardian_assets.elexon.responses import SYNTHETIC_HEADER
 from grid_guardian_assets.replay import agws, neso, recorded, synthetic
 
@@ -229,8 +231,8 @@ class ReplayServer:
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("replay %s", fmt % args)
 
-            def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-                data = body.encode()
+            def _send(self, status: int, body: str | bytes, headers: dict[str, str] | None = None) -> None:
+                data = body.encode() if isinstance(body, str) else body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
@@ -262,7 +264,9 @@ class ReplayServer:
                     return self._send(400, json.dumps({"status": 400, "title": "Bad Request", "errors": {"request": [str(exc)]}}))
                 if fault is not None and fault.transform is not None:
                     rows = fault.transform([dict(r) for r in rows])
-                body = json.dumps(rows if stream else {"data": rows, "metadata": served.metadata})
+                # orjson: a backfill's server shares the machine with the run, and json.dumps was a third of its time
+                body = orjson.dumps(rows if stream else {"data": rows, "metadata": served.metadata},
+                                    option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
                 self._send(200, body, {SYNTHETIC_HEADER: "true" if served.synthetic else "false"})
 
         return Handler
