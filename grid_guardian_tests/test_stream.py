@@ -25,7 +25,7 @@ from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import neso, recorded, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
-from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
+from grid_guardian_assets.stream.job import GC_YOUNG_THRESHOLD, InferenceJob, StreamConfig, _collector_tuned_for_batches
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
@@ -871,3 +871,16 @@ def test_a_burst_of_rejected_readings_is_one_alert_per_dataset(redis_server) -> 
     alerts = [a for a in stream_alerts(client) if a["source"] == "rejected_reading"]
     assert sorted((a["node"], a["kafka_offset"]) for a in alerts) == [("FREQ", "0"), ("FUELHH", "0"), ("FUELHH", "50")]
     assert client.zcard("alerts:ids") == 150  # every rejected message is recorded, merged or not
+
+
+def test_while_the_job_runs_startup_objects_are_frozen_out_of_collection_and_the_collector_is_restored_after() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    with _collector_tuned_for_batches():
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD and gc.get_freeze_count() > 0
+        cycle: list = []
+        cycle.append(cycle)  # a cycle made during a batch is still collected
+        del cycle
+        assert gc.collect() >= 1
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

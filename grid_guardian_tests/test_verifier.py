@@ -90,6 +90,19 @@ def test_a_stack_of_periods_in_one_pass_equals_single_steps_with_the_state_carri
     torch.testing.assert_close(rest[3], hidden)
 
 
+def test_a_pass_without_the_loading_head_predicts_the_same_nodes_balance_and_state() -> None:
+    torch.manual_seed(0)
+    model = GridVerifier(6, 5, hidden_channels=8, heads=2).eval()
+    edge_index = batched_edge_index(ring(4), 4, 2)
+    x, loading, batch, weight = torch.randn(5, 8, 6), torch.rand(5, 16), torch.arange(2).repeat_interleave(4), torch.rand(16)
+    with torch.no_grad():
+        full = model.run(x, edge_index, weight, loading, batch)
+        lean = model.run(x, edge_index, weight, loading, batch, predict_loading=False)
+    assert full[2] is not None and full[2].shape == (5, 16) and lean[2] is None
+    for i in (0, 1, 3):
+        torch.testing.assert_close(lean[i], full[i], rtol=0, atol=0)
+
+
 def test_graphs_in_a_batch_do_not_see_each_other() -> None:
     torch.manual_seed(0)
     model = GridVerifier(6, 5, hidden_channels=8).eval()

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import redis
 
 from grid_guardian_assets.detect.data_quality import REJECTED_READING
@@ -168,23 +169,29 @@ class RedisSink:
     def write(self, findings: list[Finding], state: dict[str, Any] | None) -> list[Finding]:
         """Write every finding (and ``state``) atomically; returns the alerts that were new: not replays, and not the
         continuation of an incident already alerted (see ``alerts:incidents`` above)."""
+        # A catch-up batch holds about fifty findings per period (a score per bus and check): this loop touches each
+        # once, and a period's time is formatted once.
         best: dict[tuple[str, str], Finding] = {}
-        texts: dict[dt.datetime, str] = {}  # a period's findings share one time: format it once
+        stamps: dict[dt.datetime, tuple[str, int]] = {}  # time -> (its text, its epoch milliseconds)
         for finding in findings:
-            when = texts.get(finding.time) or texts.setdefault(finding.time, time_text(finding))
-            key = (finding.node, when)
-            if key not in best or _finite(finding.score) > _finite(best[key].score):
+            stamp = stamps.get(finding.time)
+            if stamp is None:
+                stamp = stamps[finding.time] = (time_text(finding), int(finding.time.timestamp() * 1000))
+            key = (finding.node, stamp[0])
+            held = best.get(key)
+            if held is None or _finite(finding.score) > _finite(held.score):
                 best[key] = finding
         # Scores travel as text: Lua would print a float with 17 digits (1.8300000000000001).
         latest: dict[str, list[Any]] = {}  # node -> its newest entry in the batch (the last of equal times)
         timeline: list[str] = []
         for (node, when), f in best.items():
-            score, time_ms = f"{_finite(f.score):.6g}", int(f.time.timestamp() * 1000)
-            if node not in latest or latest[node][2] <= time_ms:
+            score, time_ms = f"{_finite(f.score):.6g}", stamps[f.time][1]
+            entry = latest.get(node)
+            if entry is None or entry[2] <= time_ms:
                 latest[node] = [node, when, time_ms, score, f.source, f.model_version, f.dataset, f.origin.topic,
                                 f.origin.partition, f.origin.offset]
-            timeline += [score, f"{node}:{when}"]
-        alerts = [f for f in findings if f.alert]
+            timeline += (score, f"{node}:{when}")
+        alerts = [f for f in findings if f.score >= 1.0 and f.alert]  # the cheap test first: most findings are not
         # A rejected message's time is its record's when it has one, else its arrival: within one burst the two mix,
         # so rejected readings join an incident by when they are written, not by the times they carry.
         written_ms = int(self.clock() * 1000)
@@ -197,7 +204,7 @@ class RedisSink:
                             "detail": json.dumps(body["detail"]), "json": json.dumps(body), "incident": incident_key(finding)})
         pipe = self.client.pipeline(transaction=True)
         self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL, INCIDENTS_KEY],
-                    args=[json.dumps(list(latest.values())), json.dumps(timeline), json.dumps(payload), self.stream_maxlen,
+                    args=[orjson.dumps(list(latest.values())), orjson.dumps(timeline), json.dumps(payload), self.stream_maxlen,
                           NODE_KEY_PREFIX, PERIOD_MS], client=pipe)
         if state is not None:
             pipe.set(self.state_key, json.dumps(state))

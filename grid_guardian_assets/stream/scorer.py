@@ -100,7 +100,7 @@ class LiveScorer:
     def _step(self, periods: list[PeriodInput], batch: SequenceBatch) -> list[PeriodScores | None]:
         """Score and step through consecutive new periods (each one period after the last stepped, or after a reset)."""
         node, balance, _, self._hidden = self.detector.model.run(
-            batch.inputs, batch.edge_index, batch.edge_weight, batch.loading, batch.batch, self._hidden
+            batch.inputs, batch.edge_index, batch.edge_weight, batch.loading, batch.batch, self._hidden, predict_loading=False
         )
         out = []
         for i, period in enumerate(periods):

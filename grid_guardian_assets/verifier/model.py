@@ -59,7 +59,8 @@ class GridVerifier(Module):
         edge_loading: Tensor,
         batch: Tensor,
         hidden: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        predict_loading: bool = True,
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """Step through ``L`` consecutive periods from ``hidden``, predicting each next one, in one pass.
 
         Only the recurrence itself is sequential: the TGCN's graph convolutions read the inputs alone, so they run
@@ -74,10 +75,14 @@ class GridVerifier(Module):
             edge_loading: ``(L, E)`` each edge's loading per period.
             batch: ``(M,)`` which graph each bus belongs to.
             hidden: The recurrent state after the period before the first (``None`` to start).
+            predict_loading: Whether to run the loading head. Scoring reads only the node and balance predictions,
+                and the loading head (a layer over every edge of every period) was about a third of a catch-up
+                batch's pass.
 
         Returns:
             ``(L, M, out_channels)`` node features, ``(L, G)`` balance ratio and ``(L, E)`` loading (entry ``t``
-            predicts period ``t + 1``), and the recurrent state after the last period.
+            predicts period ``t + 1``; ``None`` without ``predict_loading``), and the recurrent state after the last
+            period.
         """
         steps, m = x.shape[0], x.shape[1]
         size = self.hidden_channels
@@ -114,6 +119,8 @@ class GridVerifier(Module):
         graphs = int(batch.max()) + 1
         period_batch = (batch + graphs * torch.arange(steps, device=batch.device)[:, None]).reshape(-1)
         balance = self.balance_head(global_mean_pool(state, period_batch, steps * graphs)).squeeze(-1)
+        if not predict_loading:
+            return node.reshape(steps, m, -1), balance.reshape(steps, graphs), None, h
         loading = self.loading_head(torch.cat([state[edges[0]], state[edges[1]]], dim=-1)).squeeze(-1)
         return node.reshape(steps, m, -1), balance.reshape(steps, graphs), loading.reshape(steps, -1), h
 
