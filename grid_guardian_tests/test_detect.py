@@ -30,6 +30,7 @@ from grid_guardian_assets.detect.data_quality import (
     UNSEEN_SIGN,
     integrity_findings,
     rejected_reading_finding,
+    sign_of,
     step_decade,
     step_decades,
 )
@@ -377,3 +378,14 @@ def test_the_detector_calibration_asset_stores_the_fitted_detectors(tmp_path: Pa
     assert metadata["thresholds"].value == {name: round(r.threshold, 3) for name, r in stored.relations.items()}
     assert set(metadata["spreads_mw"].value) == set(stored.relations) and metadata["checks"].value == len(stored.relations)
     assert metadata["fit_days"].value == "2018-01-01..2018-06-30 (181 days)"
+
+
+@pytest.mark.parametrize(("value", "sign"), [(812.0, "positive"), (-1.5, "negative"), (0.0, "zero"), (-0.0, "zero"),
+                                             (np.float64(-3), "negative"), (np.float32(2), "positive"), (7, "positive")])
+def test_sign_of_names_a_readings_sign_for_python_and_numpy_numbers(value: float, sign: str) -> None:
+    assert sign_of(value) == sign
+
+
+def test_sign_of_refuses_a_missing_reading() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        sign_of(float("nan"))

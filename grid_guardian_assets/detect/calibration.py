@@ -36,8 +36,8 @@ from grid_guardian_assets.detect.redundancy import (
     FALSE_ALARM_RATE,
     RESULT_SCHEMA,
     PairRelation,
+    PeriodChecks,
     default_checks,
-    evaluate_period,
     fit_relation,
     redundancy_findings,
 )
@@ -176,6 +176,7 @@ class PeriodDetector:
 
     def __init__(self, calibration: DetectorCalibration, keep_periods: int = 2):
         self.calibration, self.keep_periods = calibration, keep_periods
+        self.checks = PeriodChecks(calibration.relations)
         self.tracks: dict[dt.datetime, dict[str, FuelTrack]] = {}
 
     def score(self, settlement_date: dt.date, number: int, start: dt.datetime,
@@ -186,7 +187,7 @@ class PeriodDetector:
         fuel, self.tracks[start] = fuel_period_scores(values, self.calibration.fuel_limits, previous)
         for old in sorted(self.tracks)[: max(0, len(self.tracks) - self.keep_periods)]:
             del self.tracks[old]
-        return PeriodDetection([{**key, **row} for row in evaluate_period(values, self.calibration.relations)],
+        return PeriodDetection([{**key, **row} for row in self.checks.evaluate(values)],
                                [{**key, **row} for row in fuel])
 
     def to_json(self) -> dict[str, Any]:

@@ -65,7 +65,10 @@ EVIDENCE = {STUCK_READING: ("run_periods", "repeat_limit"), UNSEEN_SIGN: ("value
 
 
 def sign_of(value: float) -> str:
-    return SIGNS[int(np.sign(value)) + 1]
+    """``SIGNS``' name of a known reading's sign (plain comparisons: the live path asks it of every reading)."""
+    if value != value:  # NaN has no sign
+        raise ValueError("sign_of: the reading is NaN")
+    return SIGNS[int(value > 0) - int(value < 0) + 1]
 
 
 @dataclass(frozen=True)
@@ -203,9 +206,12 @@ def fuel_findings(scores: pl.DataFrame | Iterable[Mapping[str, Any]], origin: Or
     """``fuel_period_scores``' rows with their period's key (``SCORE_SCHEMA``; a frame or dicts) as findings (node
     ``FUELHH:{fuel}``, dataset FUELHH)."""
     findings = []
+    dates: dict[dt.date, str] = {}  # a period's rows share one date: written once
     for row in scores.iter_rows(named=True) if isinstance(scores, pl.DataFrame) else scores:
         evidence, bound = EVIDENCE[row["source"]]
-        detail: dict[str, float | str] = {"settlement_date": row["settlementDate"].isoformat(),
+        day = row["settlementDate"]
+        date = dates.get(day) or dates.setdefault(day, day.isoformat())
+        detail: dict[str, float | str] = {"settlement_date": date,
                                           "settlement_period": row["settlementPeriod"], "value_mw": row["value_mw"],
                                           evidence: row["evidence"], bound: row["limit"]}
         findings.append(Finding(row["node"], row["start"], row["score"], row["source"], dataset_of(row["node"]), origin,

@@ -268,12 +268,75 @@ RESULT_SCHEMA = {
 }
 
 
+class PeriodChecks:
+    """The calibrated checks prepared for one settlement period after another (``evaluate_period``).
+
+    What does not change from period to period (which measurements there are, each check's slope, floor and spread,
+    which measurement each of its columns is) is laid out in arrays once; a period then costs a few array operations,
+    and nothing beyond its sides when no check has both (only FUELHH has arrived, say). The live job scores tens of
+    thousands of periods while it catches up.
+
+    Args:
+        relations: The calibrated checks.
+    """
+
+    def __init__(self, relations: Mapping[str, PairRelation]):
+        self.relations = list(relations.values())
+        rels = self.relations
+        self.names = list(dict.fromkeys(m for r in rels for m in r.check.measurements))
+        index = {n: i for i, n in enumerate(self.names)}
+        self.columns = [[index[m] for m in r.check.measurements] for r in rels]  # each check's measurements
+        self.slope = np.array([r.slope for r in rels], dtype=float)
+        self.intercept = np.array([r.intercept for r in rels], dtype=float)
+        self.spread = np.array([r.spread_mw for r in rels], dtype=float)
+        self.floored = np.array([r.reference_floor is not None for r in rels])
+        self.floor = np.array([0.0 if r.reference_floor is None else r.reference_floor for r in rels], dtype=float)
+        # sensitivity[k, m]: how a 1 MW error in measurement m moves check k's normalised residual; the reference's
+        # entry depends on the period (a floored reference below its floor does not move the residual).
+        self.measured_sensitivity = np.zeros((len(rels), len(self.names)))
+        for k, rel in enumerate(rels):
+            for column in rel.check.measured:
+                self.measured_sensitivity[k, index[column]] = 1.0 / rel.spread_mw
+        self.reference_column = np.array([index[r.check.reference_name] for r in rels], dtype=int)
+
+    def evaluate(self, values: Mapping[str, float | None]) -> list[dict[str, Any]]:
+        """``evaluate_period`` of ``values`` with these checks."""
+        rels = self.relations
+        if not rels:
+            return []
+        sides = np.array([r.check.period_sides(values) for r in rels]).reshape(len(rels), 2)
+        measured_mw, reference_mw = sides[:, 0], sides[:, 1]
+        floored = np.where(self.floored, np.maximum(reference_mw, self.floor), reference_mw)
+        z = (measured_mw - (self.slope * floored + self.intercept)) / self.spread  # (K,), NaN where a side is unknown
+        known = np.isfinite(z)
+        if not known.any():
+            return []
+        moves = np.where(self.floored, (reference_mw > self.floor).astype(float), 1.0)
+        sensitivity = self.measured_sensitivity.copy()
+        sensitivity[np.arange(len(rels)), self.reference_column] = -self.slope * moves / self.spread
+        sensitivity *= known[:, None]
+        explained = np.where(known, z, 0.0) @ sensitivity
+        with np.errstate(invalid="ignore", divide="ignore"):
+            statistic = np.abs(explained) / np.sqrt((sensitivity**2).sum(axis=0))
+        rows = []
+        for k in np.flatnonzero(known):
+            rel, (measured, reference) = rels[k], sides[k]
+            stats = statistic[self.columns[k]]
+            best = float(np.nanmax(stats))
+            tied = [rel.check.measurements[i] for i, s in enumerate(stats) if s >= best * (1 - TIE_TOLERANCE)]
+            rows.append({"check": rel.check.name, "measured_mw": float(measured), "reference_mw": float(reference),
+                         "expected_mw": float(rel.expected(np.array(reference))), "normalised_residual": float(z[k]),
+                         "score": float(abs(z[k]) / rel.threshold), "suspect": tied[0], "suspect_statistic": best,
+                         "candidates": tied})
+        return rows
+
+
 def evaluate_period(values: Mapping[str, float | None], relations: Mapping[str, PairRelation]) -> list[dict[str, Any]]:
     """Every check on one settlement period's measurements where both its sides are known.
 
     Args:
         values: Measurement name → MW (``None`` when unknown); see ``PairCheck.period_sides`` for absent names.
-        relations: The calibrated checks.
+        relations: The calibrated checks (scoring many periods: ``PeriodChecks(relations).evaluate`` per period).
 
     Returns:
         One row per check that ran, with ``RESULT_SCHEMA``'s fields but the period's: ``check``, ``measured_mw``,
@@ -281,36 +344,7 @@ def evaluate_period(values: Mapping[str, float | None], relations: Mapping[str, 
         ``suspect`` (the measurement the period's residuals point to, of this check's), ``suspect_statistic`` (its
         largest-normalised-residual statistic) and ``candidates`` (every measurement tied with it).
     """
-    rels = list(relations.values())
-    if not rels:
-        return []
-    sides = np.array([r.check.period_sides(values) for r in rels]).reshape(len(rels), 2)
-    z = np.array([r.normalised(np.array(m), np.array(ref)) for r, (m, ref) in zip(rels, sides)], dtype=float)  # (K,)
-    known = np.isfinite(z)
-    names = list(dict.fromkeys(m for r in rels for m in r.check.measurements))
-    index = {n: i for i, n in enumerate(names)}
-    # sensitivity[k, m]: how a 1 MW error in measurement m moves check k's normalised residual.
-    sensitivity = np.zeros((len(rels), len(names)))
-    for k, (rel, (_, reference)) in enumerate(zip(rels, sides)):
-        for column in rel.check.measured:
-            sensitivity[k, index[column]] = 1.0 / rel.spread_mw
-        moves = 1.0 if rel.reference_floor is None else float(reference > rel.reference_floor)
-        sensitivity[k, index[rel.check.reference_name]] = -rel.slope * moves / rel.spread_mw
-    sensitivity *= known[:, None]
-    explained = np.where(known, z, 0.0) @ sensitivity
-    with np.errstate(invalid="ignore", divide="ignore"):
-        statistic = np.abs(explained) / np.sqrt((sensitivity**2).sum(axis=0))
-    rows = []
-    for k in np.flatnonzero(known):
-        rel, (measured, reference) = rels[k], sides[k]
-        stats = statistic[[index[m] for m in rel.check.measurements]]
-        best = float(np.nanmax(stats))
-        tied = [rel.check.measurements[i] for i, s in enumerate(stats) if s >= best * (1 - TIE_TOLERANCE)]
-        rows.append({"check": rel.check.name, "measured_mw": float(measured), "reference_mw": float(reference),
-                     "expected_mw": float(rel.expected(np.array(reference))), "normalised_residual": float(z[k]),
-                     "score": float(abs(z[k]) / rel.threshold), "suspect": tied[0], "suspect_statistic": best,
-                     "candidates": tied})
-    return rows
+    return PeriodChecks(relations).evaluate(values)
 
 
 def period_suspects(result: pl.DataFrame) -> pl.DataFrame:
