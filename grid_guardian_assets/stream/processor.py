@@ -12,7 +12,6 @@ the learned bad-data detectors (``detect``: redundancy checks and per-fuel data 
   supply (the balance rule does not run on an estimate), so a dataset that never arrives never stops scoring.
 """
 
-import dataclasses
 import time
 from typing import Any
 
@@ -160,7 +159,7 @@ class LiveProcessor:
         for f in found.findings(period.fuel_origin, self.model_version):
             dataset = dataset_of(f.node)
             origin = origins.get(dataset) or origins.setdefault(dataset, period.origin_of(dataset) or f.origin)
-            stamped.append(f if origin == f.origin else dataclasses.replace(f, origin=origin))
+            stamped.append(f if origin == f.origin else f._replace(origin=origin))
         return stamped
 
     def _model_scores(self, periods: list[PeriodState], node: np.ndarray, loading: np.ndarray) -> list:

@@ -14,7 +14,7 @@ the numbers and their sources).
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,9 +35,13 @@ SYSTEM_NODE = "system"  # system frequency
 NATIONAL_NODE = "national"  # the national balance of a settlement period
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One score for one node at one time, and where it came from. ``score >= 1`` is an alert."""
+class Finding(NamedTuple):
+    """One score for one node at one time, and where it came from. ``score >= 1`` is an alert.
+
+    A named tuple rather than a frozen dataclass: a catch-up batch makes about seventy per settlement period (a score
+    per bus and per detector), and a frozen dataclass cost four times as much to build. Immutable all the same; a
+    copy with a field changed is ``finding._replace(...)``.
+    """
 
     node: str
     time: dt.datetime
@@ -45,7 +49,7 @@ class Finding:
     source: str  # a rule name, or "model"
     dataset: str
     origin: Origin
-    detail: dict[str, float | str] = field(default_factory=dict)  # read-only: one period's findings may share it
+    detail: dict[str, float | str] = {}  # read-only (never written to): one period's findings may share it
     model_version: str = "none"  # the checkpoint scoring when the finding was made ("none": physics rules only)
 
     @property
