@@ -141,8 +141,8 @@ class LiveProcessor:
                                         {**detail, "loading": float(loading[t, i]), "flow_mw": float(edge[t, i, 1])}, version))
             scores = model_scores[t]
             if scores is not None:
-                findings.extend(Finding(names[i], period.start, float(s), "model", "FUELHH", origin, detail, version)
-                                for i, s in enumerate(scores.node))
+                findings.extend(Finding(name, period.start, s, "model", "FUELHH", origin, detail, version)
+                                for name, s in zip(names, scores.node.tolist()))  # Python floats in one call
                 findings.append(Finding(NATIONAL_NODE, period.start, float(scores.national), "model", "FUELHH", origin,
                                         detail, version))
             findings.extend(checked)

@@ -102,9 +102,11 @@ class LiveScorer:
         node, balance, _, self._hidden = self.detector.model.run(
             batch.inputs, batch.edge_index, batch.edge_weight, batch.loading, batch.batch, self._hidden, predict_loading=False
         )
-        out = []
+        compared: list[tuple[int, tuple[torch.Tensor, float]]] = []  # (row, the prediction made before its step)
         for i, period in enumerate(periods):
-            out.append(self._scores(period.start_us, batch, i))  # the prediction made before this period's step
+            predicted = self._predictions.get(period.start_us)
+            if predicted is not None:
+                compared.append((i, predicted))
             self.history.append(period)
             self._steps += 1
             self._last_us = period.start_us
@@ -113,19 +115,29 @@ class LiveScorer:
         horizon = self._last_us - self.history.maxlen * PERIOD_US
         for old in [k for k in self._predictions if k < horizon]:
             del self._predictions[old]
+        return self._compare(batch, compared, len(periods))
+
+    def _compare(self, batch: SequenceBatch, compared: list[tuple[int, tuple[torch.Tensor, float]]],
+                 rows: int) -> list[PeriodScores | None]:
+        """Scores of ``rows`` rows of ``batch``: each row in ``compared`` against its prediction, all in one tensor
+        operation (per period, its handful of small operations cost more than its share of the model's pass);
+        ``None`` for the others."""
+        out: list[PeriodScores | None] = [None] * rows
+        if not compared:
+            return out
+        index = [i for i, _ in compared]
+        node_pred = torch.stack([predicted[0] for _, predicted in compared])
+        error = ((node_pred - batch.targets[index]) ** 2).mean(dim=2).sqrt().cpu().numpy()
+        balance_pred = np.array([predicted[1] for _, predicted in compared])
+        national = np.abs(balance_pred - batch.balance[index, 0].double().cpu().numpy())
+        for row, i in enumerate(index):
+            out[i] = PeriodScores(node=error[row] / self.calibration.node_threshold,
+                                  national=float(national[row]) / self.calibration.period_threshold)
         return out
 
     def _scores(self, period_us: int, batch: SequenceBatch, i: int) -> PeriodScores | None:
         predicted = self._predictions.get(period_us)
-        if predicted is None:
-            return None
-        node_pred, balance_pred = predicted
-        error = ((node_pred - batch.targets[i]) ** 2).mean(dim=1).sqrt().cpu().numpy()
-        national = abs(balance_pred - float(batch.balance[i, 0]))
-        return PeriodScores(
-            node=error / self.calibration.node_threshold,
-            national=national / self.calibration.period_threshold,
-        )
+        return None if predicted is None else self._compare(batch, [(i, predicted)], i + 1)[i]
 
     def score(self, period: PeriodInput) -> PeriodScores | None:
         """Score a completed (or refined) period; ``None`` while warming up or when it cannot be predicted."""
