@@ -10,7 +10,7 @@ FUELHH's duplicated days count once (the first copy, as the file holds them): du
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
-from functools import cache
+from functools import lru_cache
 
 import polars as pl
 
@@ -32,7 +32,7 @@ def measurement(dataset: str, what: str) -> str:
     return f"{dataset}:{what}"
 
 
-@cache  # measurement names are few, and every finding of every period asks
+@lru_cache(maxsize=4096)  # measurement names are few, and every finding of every period asks
 def dataset_of(name: str) -> str:
     """The dataset a measurement comes from: ``FUELHH:WIND`` → ``FUELHH``, ``ITSDO`` → ``ITSDO``."""
     return name.split(":", 1)[0]
