@@ -153,7 +153,7 @@ def main() -> None:
                               fuel_settle_s=1.0, detector_calibration_file=calibration)
         job, meta = job_rate(config, count)
         print(f"raw consume:      {raw:>10,.0f} readings/s (baseline, same broker, same run)")
-        print(f"inference job:    {job:>10,.0f} readings/s  ({job / raw:.2f}x of raw consume)  {meta}")
+        print(f"inference job:    {job:>10,.0f} readings/s  ({job / raw:.3f}x of raw consume)  {meta}")
         per_day = {source: round(n / args.days, 2) for source, n in sorted(meta["alerts_by_source"].items())}
         print(f"alerts per day over {args.days} days of normal FUELHH (only FUELHH is produced: the redundancy checks, "
               f"which need ITSDO/AGWS beside it, stay quiet): {per_day}")
