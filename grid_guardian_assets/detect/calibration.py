@@ -135,7 +135,7 @@ def fit_detectors(fit_days: Sequence[dt.date] = FIT_DAYS, validation_days: Seque
 
 @dataclass(frozen=True)
 class Detection:
-    """What the learned detectors found in a measurement table: ``redundancy.evaluate_period``'s rows
+    """What the learned detectors found in a measurement table: ``redundancy.PeriodChecks.evaluate``'s rows
     (``RESULT_SCHEMA``) and ``data_quality.fuel_period_scores``' rows (``SCORE_SCHEMA``) of every period."""
 
     redundancy: pl.DataFrame

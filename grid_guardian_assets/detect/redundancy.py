@@ -269,7 +269,7 @@ RESULT_SCHEMA = {
 
 
 class PeriodChecks:
-    """The calibrated checks prepared for one settlement period after another (``evaluate_period``).
+    """The calibrated checks prepared for one settlement period after another.
 
     What does not change from period to period (which measurements there are, each check's slope, floor and spread,
     which measurement each of its columns is) is laid out in arrays once; a period then costs a few array operations,
@@ -283,8 +283,8 @@ class PeriodChecks:
     def __init__(self, relations: Mapping[str, PairRelation]):
         self.relations = list(relations.values())
         rels = self.relations
-        self.names = list(dict.fromkeys(m for r in rels for m in r.check.measurements))
-        index = {n: i for i, n in enumerate(self.names)}
+        names = list(dict.fromkeys(m for r in rels for m in r.check.measurements))
+        index = {n: i for i, n in enumerate(names)}
         self.columns = [[index[m] for m in r.check.measurements] for r in rels]  # each check's measurements
         self.slope = np.array([r.slope for r in rels], dtype=float)
         self.intercept = np.array([r.intercept for r in rels], dtype=float)
@@ -293,14 +293,24 @@ class PeriodChecks:
         self.floor = np.array([0.0 if r.reference_floor is None else r.reference_floor for r in rels], dtype=float)
         # sensitivity[k, m]: how a 1 MW error in measurement m moves check k's normalised residual; the reference's
         # entry depends on the period (a floored reference below its floor does not move the residual).
-        self.measured_sensitivity = np.zeros((len(rels), len(self.names)))
+        self.measured_sensitivity = np.zeros((len(rels), len(names)))
         for k, rel in enumerate(rels):
             for column in rel.check.measured:
                 self.measured_sensitivity[k, index[column]] = 1.0 / rel.spread_mw
         self.reference_column = np.array([index[r.check.reference_name] for r in rels], dtype=int)
 
     def evaluate(self, values: Mapping[str, float | None]) -> list[dict[str, Any]]:
-        """``evaluate_period`` of ``values`` with these checks."""
+        """Every check on one settlement period's measurements where both its sides are known.
+
+        Args:
+            values: Measurement name → MW (``None`` when unknown); see ``PairCheck.period_sides`` for absent names.
+
+        Returns:
+            One row per check that ran, with ``RESULT_SCHEMA``'s fields but the period's: ``check``, ``measured_mw``,
+            ``reference_mw``, ``expected_mw``, ``normalised_residual`` (signed, in spreads), ``score`` (1.0 = alarm),
+            ``suspect`` (the measurement the period's residuals point to, of this check's), ``suspect_statistic`` (its
+            largest-normalised-residual statistic) and ``candidates`` (every measurement tied with it).
+        """
         rels = self.relations
         if not rels:
             return []
@@ -331,22 +341,6 @@ class PeriodChecks:
         return rows
 
 
-def evaluate_period(values: Mapping[str, float | None], relations: Mapping[str, PairRelation]) -> list[dict[str, Any]]:
-    """Every check on one settlement period's measurements where both its sides are known.
-
-    Args:
-        values: Measurement name → MW (``None`` when unknown); see ``PairCheck.period_sides`` for absent names.
-        relations: The calibrated checks (scoring many periods: ``PeriodChecks(relations).evaluate`` per period).
-
-    Returns:
-        One row per check that ran, with ``RESULT_SCHEMA``'s fields but the period's: ``check``, ``measured_mw``,
-        ``reference_mw``, ``expected_mw``, ``normalised_residual`` (signed, in spreads), ``score`` (1.0 = alarm),
-        ``suspect`` (the measurement the period's residuals point to, of this check's), ``suspect_statistic`` (its
-        largest-normalised-residual statistic) and ``candidates`` (every measurement tied with it).
-    """
-    return PeriodChecks(relations).evaluate(values)
-
-
 def period_suspects(result: pl.DataFrame) -> pl.DataFrame:
     """Per settlement period, the check with the largest score and the measurement it names."""
     return (
@@ -360,7 +354,7 @@ def period_suspects(result: pl.DataFrame) -> pl.DataFrame:
 
 def redundancy_findings(result: pl.DataFrame | Iterable[Mapping[str, Any]], origin: Origin = STORED,
                         model_version: str = "none") -> list[Finding]:
-    """``evaluate_period``'s rows with their period's key (``RESULT_SCHEMA``; a frame or dicts) as findings: node the
+    """``PeriodChecks.evaluate``'s rows with their period's key (``RESULT_SCHEMA``; a frame or dicts) as findings: node the
     suspect measurement, source the check, dataset the suspect's."""
     findings = []
     for row in result.iter_rows(named=True) if isinstance(result, pl.DataFrame) else result:
