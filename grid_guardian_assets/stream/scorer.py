@@ -115,29 +115,29 @@ class LiveScorer:
         horizon = self._last_us - self.history.maxlen * PERIOD_US
         for old in [k for k in self._predictions if k < horizon]:
             del self._predictions[old]
-        return self._compare(batch, compared, len(periods))
+        out: list[PeriodScores | None] = [None] * len(periods)
+        for (i, _), scores in zip(compared, self._compare(batch, compared)):
+            out[i] = scores
+        return out
 
-    def _compare(self, batch: SequenceBatch, compared: list[tuple[int, tuple[torch.Tensor, float]]],
-                 rows: int) -> list[PeriodScores | None]:
-        """Scores of ``rows`` rows of ``batch``: each row in ``compared`` against its prediction, all in one tensor
-        operation (per period, its handful of small operations cost more than its share of the model's pass);
-        ``None`` for the others."""
-        out: list[PeriodScores | None] = [None] * rows
+    def _compare(self, batch: SequenceBatch, compared: list[tuple[int, tuple[torch.Tensor, float]]]) -> list[PeriodScores]:
+        """The scores of the rows of ``batch`` named in ``compared``, each against its prediction, in its order; all
+        in one tensor operation (per period, its handful of small operations cost more than its share of the model's
+        pass)."""
         if not compared:
-            return out
+            return []
         index = [i for i, _ in compared]
         node_pred = torch.stack([predicted[0] for _, predicted in compared])
         error = ((node_pred - batch.targets[index]) ** 2).mean(dim=2).sqrt().cpu().numpy()
         balance_pred = np.array([predicted[1] for _, predicted in compared])
         national = np.abs(balance_pred - batch.balance[index, 0].double().cpu().numpy())
-        for row, i in enumerate(index):
-            out[i] = PeriodScores(node=error[row] / self.calibration.node_threshold,
-                                  national=float(national[row]) / self.calibration.period_threshold)
-        return out
+        return [PeriodScores(node=error[row] / self.calibration.node_threshold,
+                             national=float(national[row]) / self.calibration.period_threshold)
+                for row in range(len(compared))]
 
     def _scores(self, period_us: int, batch: SequenceBatch, i: int) -> PeriodScores | None:
         predicted = self._predictions.get(period_us)
-        return None if predicted is None else self._compare(batch, [(i, predicted)], i + 1)[i]
+        return None if predicted is None else self._compare(batch, [(i, predicted)])[0]
 
     def score(self, period: PeriodInput) -> PeriodScores | None:
         """Score a completed (or refined) period; ``None`` while warming up or when it cannot be predicted."""
