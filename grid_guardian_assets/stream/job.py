@@ -308,8 +308,7 @@ class InferenceJob:
         write = writer.submit(self._with_redis, lambda: self.sink.write(findings, state))
         return _PendingWrite(write, batch, findings, rejected, readings)
 
-    def _finish_write(self, pending: _PendingWrite, consumer: Consumer, producer: Producer, summary: StreamSummary,
-                      started: float) -> None:
+    def _finish_write(self, pending: _PendingWrite, consumer: Consumer, producer: Producer, summary: StreamSummary) -> None:
         """Wait for a batch's Redis write, then dead-letter its rejections and commit its offsets: a batch is
         committed only once its results are in Redis."""
         alerts = pending.write.result()
@@ -320,8 +319,6 @@ class InferenceJob:
             self._commit(consumer, pending.batch)
         self._account(summary, pending.batch, pending.findings, pending.rejected, pending.readings, alerts)
         self._update_lag(consumer, summary)
-        self._if_model_changed(summary)
-        self._report_progress(summary, started)
 
     def _dead_letter(self, producer: Producer, rejected: list[Rejected]) -> None:
         for r in rejected:
@@ -411,17 +408,18 @@ class InferenceJob:
                     findings, rejected, n_readings = self.process(batch) if batch else ([], [], 0)
                     findings += self.processor.tick()  # wall-clock completion, also while a backlog streams in
                     if pending is not None:
-                        self._finish_write(pending, consumer, producer, summary, started)
+                        self._finish_write(pending, consumer, producer, summary)
                         pending = None
-                    if not batch and not findings:
-                        self._if_model_changed(summary)
-                        self._report_progress(summary, started)
-                        continue
-                    pending = self._start_write(writer, batch, findings, rejected, n_readings)
+                    if batch or findings:
+                        pending = self._start_write(writer, batch, findings, rejected, n_readings)
+                    self._if_model_changed(summary)
+                    self._report_progress(summary, started)
                 else:
                     summary.stopped_by = self._stop_reason or "stop()"
                 if pending is not None:  # the last batch is committed before the job stops
-                    self._finish_write(pending, consumer, producer, summary, started)
+                    self._finish_write(pending, consumer, producer, summary)
+                    self._if_model_changed(summary)
+                    self._report_progress(summary, started)
             finally:
                 writer.shutdown(wait=True)  # a write under way ends (its batch uncommitted after an error) first
                 restore()

@@ -166,9 +166,9 @@ class RedisSink:
         self.client, self.state_key, self.stream_maxlen, self.clock = client, state_key, stream_maxlen, clock
         self._write = client.register_script(_WRITE_BATCH)
 
-    def write(self, findings: list[Finding], state: dict[str, Any] | str | None) -> list[Finding]:
-        """Write every finding (and ``state``, a dict or its JSON text) atomically; returns the alerts that were new:
-        not replays, and not the continuation of an incident already alerted (see ``alerts:incidents`` above)."""
+    def write(self, findings: list[Finding], state: str | None) -> list[Finding]:
+        """Write every finding (and ``state``, the job's state as JSON text) atomically; returns the alerts that were
+        new: not replays, and not the continuation of an incident already alerted (see ``alerts:incidents`` above)."""
         # A catch-up batch holds about fifty findings per period (a score per bus and check): this loop touches each
         # once, and a period's time is formatted once.
         best: dict[tuple[str, str], Finding] = {}
@@ -207,7 +207,7 @@ class RedisSink:
                     args=[orjson.dumps(list(latest.values())), orjson.dumps(timeline), json.dumps(payload), self.stream_maxlen,
                           NODE_KEY_PREFIX, PERIOD_MS], client=pipe)
         if state is not None:
-            pipe.set(self.state_key, state if isinstance(state, str) else json.dumps(state))
+            pipe.set(self.state_key, state)
         written = pipe.execute()[0] or []
         return [finding for finding, new in zip(alerts, written) if new == 1]
 
