@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from torch_geometric.nn import GATConv
 
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.detect.calibration import DetectorCalibration, fit_detectors
@@ -24,7 +25,9 @@ from grid_guardian_assets.grid.physics import LOSS_MAX
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
+from grid_guardian_assets.verifier import attention
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, Benchmark, Injector, build_benchmark, whole_days
+from grid_guardian_assets.verifier.attention import dense_attention_supported, dense_graph_attention
 from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
@@ -101,6 +104,44 @@ def test_a_pass_without_the_loading_head_predicts_the_same_nodes_balance_and_sta
     assert full[2] is not None and full[2].shape == (5, 16) and lean[2] is None
     for i in (0, 1, 3):
         torch.testing.assert_close(lean[i], full[i], rtol=0, atol=0)
+
+
+# A ring with a parallel pair of edges, a self-loop (GATConv replaces it) and a node with no incoming edge.
+ODD_GRAPH = torch.tensor([[0, 1, 1, 2, 3, 0, 2, 2], [1, 0, 0, 3, 0, 2, 2, 1]])
+
+
+@pytest.mark.parametrize("periods, heads, graph", [(1, 1, ODD_GRAPH), (4, 2, ODD_GRAPH), (3, 2, ring(6))])
+def test_dense_attention_is_gatconvs_function_and_gradient(periods: int, heads: int, graph: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    conv = GATConv(8, 8, heads=heads, concat=False, edge_dim=1)
+    with torch.no_grad():
+        for p in (conv.att_src, conv.att_dst, conv.att_edge, conv.bias):
+            p.normal_()  # bias starts at zero and attention near uniform: make every term count
+    nodes = int(graph.max()) + 1
+    x = torch.randn(periods, nodes, 8, requires_grad=True)
+    attr = torch.rand(periods, graph.shape[1])
+    assert dense_attention_supported(conv, nodes)
+    dense = dense_graph_attention(conv, x, graph, attr)
+    sparse = conv(x.reshape(-1, 8), batched_edge_index(graph, nodes, periods), attr.reshape(-1, 1)).view(periods, nodes, -1)
+    torch.testing.assert_close(dense, sparse)
+    weights = torch.randn_like(dense)
+    dense_grads = torch.autograd.grad((dense * weights).sum(), [x, *conv.parameters()])
+    sparse_grads = torch.autograd.grad((sparse * weights).sum(), [x, *conv.parameters()])
+    for a, b in zip(dense_grads, sparse_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_verifier_predicts_the_same_with_dense_and_sparse_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = GridVerifier(6, 5, hidden_channels=8, heads=2).eval()
+    x, loading, batch = torch.randn(5, 4, 6), torch.rand(5, 8), torch.zeros(4, dtype=torch.long)
+    with torch.no_grad():
+        dense = model.run(x, ring(4), torch.ones(8), loading, batch)
+        monkeypatch.setattr(attention, "DENSE_ATTENTION_MAX_NODES", 0)
+        assert not dense_attention_supported(model.attention, 4)
+        sparse = model.run(x, ring(4), torch.ones(8), loading, batch)
+    for a, b in zip(dense, sparse):
+        torch.testing.assert_close(a, b)
 
 
 def test_graphs_in_a_batch_do_not_see_each_other() -> None:

@@ -8,6 +8,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 # Through the compat module, which registers the torch_sparse stand-in before PyG Temporal's first import.
 from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal
+from grid_guardian_assets.verifier.attention import dense_attention_supported, dense_graph_attention
 from grid_guardian_assets.verifier.sequences import batched_edge_index
 
 TGCN = torch_geometric_temporal.nn.recurrent.TGCN
@@ -108,10 +109,14 @@ class GridVerifier(Module):
             h = torch.lerp(candidate, h, zr[:, :size])  # z·h + (1 − z)·candidate
             states.append(h)
         hidden_seq = torch.stack(states)  # (L, M, H)
-        # Attention and heads over the L periods as one graph of L disjoint copies.
-        edges = batched_edge_index(edge_index, m, steps)
+        # Attention and heads over the L periods as one graph of L disjoint copies (attention on a small graph as
+        # one dense product per period: the same function, several times faster than PyG's gather and scatter).
         flat = hidden_seq.reshape(steps * m, size)
-        attended = self.attention(flat, edges, edge_loading.reshape(-1, 1)).relu()
+        if dense_attention_supported(self.attention, m):
+            attended = dense_graph_attention(self.attention, hidden_seq, edge_index, edge_loading).reshape(steps * m, -1)
+        else:
+            attended = self.attention(flat, batched_edge_index(edge_index, m, steps), edge_loading.reshape(-1, 1))
+        attended = attended.relu()
         state = torch.cat([flat, attended], dim=-1)
         flat_x = x.reshape(steps * m, -1)
         # Residual: predict the change from this period; graph convolution alone smooths a bus into its neighbours.
@@ -121,6 +126,7 @@ class GridVerifier(Module):
         balance = self.balance_head(global_mean_pool(state, period_batch, steps * graphs)).squeeze(-1)
         if not predict_loading:
             return node.reshape(steps, m, -1), balance.reshape(steps, graphs), None, h
+        edges = batched_edge_index(edge_index, m, steps)
         loading = self.loading_head(torch.cat([state[edges[0]], state[edges[1]]], dim=-1)).squeeze(-1)
         return node.reshape(steps, m, -1), balance.reshape(steps, graphs), loading.reshape(steps, -1), h
 
