@@ -22,11 +22,11 @@ from grid_guardian_assets.detect.data_quality import (
     STUCK_READING,
     UNIT_JUMP,
     UNSEEN_SIGN,
+    FuelChecks,
     FuelLimits,
     FuelTrack,
     fit_fuel_limits,
     fuel_findings,
-    fuel_period_scores,
     integrity_findings,
 )
 from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, measurement, measurement_table
@@ -136,7 +136,7 @@ def fit_detectors(fit_days: Sequence[dt.date] = FIT_DAYS, validation_days: Seque
 @dataclass(frozen=True)
 class Detection:
     """What the learned detectors found in a measurement table: ``redundancy.PeriodChecks.evaluate``'s rows
-    (``RESULT_SCHEMA``) and ``data_quality.fuel_period_scores``' rows (``SCORE_SCHEMA``) of every period."""
+    (``RESULT_SCHEMA``) and ``data_quality.FuelChecks.score``' rows (``SCORE_SCHEMA``) of every period."""
 
     redundancy: pl.DataFrame
     fuel: pl.DataFrame
@@ -177,18 +177,18 @@ class PeriodDetector:
     def __init__(self, calibration: DetectorCalibration, keep_periods: int = 2):
         self.calibration, self.keep_periods = calibration, keep_periods
         self.checks = PeriodChecks(calibration.relations)
+        self.fuel_checks = FuelChecks(calibration.fuel_limits)
         self.tracks: dict[dt.datetime, dict[str, FuelTrack]] = {}
 
     def score(self, settlement_date: dt.date, number: int, start: dt.datetime,
               values: Mapping[str, float | None]) -> PeriodDetection:
         """Score one period's measurements (name → MW, ``None`` when unknown; see ``measurements``' names)."""
         key = {"settlementDate": settlement_date, "settlementPeriod": number, "start": start}
-        previous = self.tracks.get(start - PERIOD, {})
-        fuel, self.tracks[start] = fuel_period_scores(values, self.calibration.fuel_limits, previous)
-        for old in sorted(self.tracks)[: max(0, len(self.tracks) - self.keep_periods)]:
-            del self.tracks[old]
-        return PeriodDetection([{**key, **row} for row in self.checks.evaluate(values)],
-                               [{**key, **row} for row in fuel])
+        fuel, self.tracks[start] = self.fuel_checks.score(key, values, self.tracks.get(start - PERIOD, {}))
+        if len(self.tracks) > self.keep_periods:
+            for old in sorted(self.tracks)[: len(self.tracks) - self.keep_periods]:
+                del self.tracks[old]
+        return PeriodDetection([{**key, **row} for row in self.checks.evaluate(values)], fuel)
 
     def to_json(self) -> dict[str, Any]:
         return {start.isoformat(): {name: [t.value, t.run] for name, t in tracks.items()}

@@ -28,13 +28,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
 from grid_guardian_assets.datasets import FUELHH, DatasetSpec
-from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of
+from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of, measurement
 from grid_guardian_assets.settlement import UTC, settlement_periods
 from grid_guardian_assets.stream.messages import Origin, Rejected
 from grid_guardian_assets.stream.rules import Finding
@@ -151,59 +151,79 @@ def fit_fuel_limits(table: pl.DataFrame) -> dict[str, FuelLimits]:
     return limits
 
 
-@dataclass(frozen=True)
-class FuelTrack:
+class FuelTrack(NamedTuple):
     """One fuel type's reading in a period and how many consecutive periods up to it held that reading."""
 
     value: float
     run: int
 
 
-def fuel_period_scores(values: Mapping[str, float | None], limits: Mapping[str, FuelLimits],
-                       previous: Mapping[str, FuelTrack]) -> tuple[list[dict[str, Any]], dict[str, FuelTrack]]:
-    """The three learned detectors on one settlement period's FUELHH readings.
+_FUEL_PREFIX = measurement("FUELHH", "")
+
+
+class FuelChecks:
+    """The three learned per-fuel detectors, laid out for one settlement period after another.
+
+    Each fuel type's bounds are read from its limits once (the live job scores tens of thousands of periods while it
+    catches up, about twenty fuel types each).
 
     Args:
-        values: Measurement name → MW (``None`` when unknown); its ``FUELHH:*`` names are scored.
         limits: Per fuel type; a fuel type training never saw has none to hold it to, and is not scored.
-        previous: The preceding period's tracks by measurement name (empty when that period is unknown); a fuel type
-            absent there had no reading.
-
-    Returns:
-        The rows with a positive score (``node`` ``FUELHH:{fuel}``, ``source``, ``score`` (1.0 = alarm),
-        ``value_mw``, ``evidence`` and ``limit``: what each is, ``EVIDENCE``), and this period's tracks.
     """
-    rows, tracks = [], {}
-    for column in fuel_columns(values):
-        value = values[column]
-        value = math.nan if value is None else float(value)
-        if not math.isfinite(value):
-            continue  # no reading: no score, and the next period's run starts afresh (as ``repeat_runs``)
-        before = previous.get(column)
-        run = before.run + 1 if before is not None and before.value == value else 1
-        tracks[column] = FuelTrack(value, run)
-        fuel = fuel_of(column)
-        if fuel not in limits:
-            continue
-        limit = limits[fuel]
-        stuck = float(run) if value != 0 else 0.0
-        unseen = max(abs(value) / SIGN_RESOLUTION_MW, 1.0) if sign_of(value) not in limit.signs else 0.0
-        step = step_decade(before.value if before else math.nan, value)
-        for source, score, evidence, bound in (
-            (STUCK_READING, stuck / (limit.repeat_limit + 1), stuck, float(limit.repeat_limit)),
-            (UNSEEN_SIGN, unseen, value, SIGN_RESOLUTION_MW),
-            (UNIT_JUMP, step / limit.jump_limit_decades if math.isfinite(step) else 0.0, step, limit.jump_limit_decades),
-        ):
-            if score > 0:
-                rows.append({"node": column, "source": source, "score": score, "value_mw": value, "evidence": evidence,
-                             "limit": bound})
-    rows.sort(key=lambda r: (r["node"], r["source"]))
-    return rows, tracks
+
+    def __init__(self, limits: Mapping[str, FuelLimits]):
+        self.limits = dict(limits)
+        # measurement name -> (repeat limit, signs seen, jump limit in decades)
+        self._bounds = {measurement("FUELHH", fuel): (float(limit.repeat_limit), frozenset(limit.signs), limit.jump_limit_decades)
+                        for fuel, limit in self.limits.items()}
+
+    def score(self, key: Mapping[str, Any], values: Mapping[str, float | None],
+              previous: Mapping[str, FuelTrack]) -> tuple[list[dict[str, Any]], dict[str, FuelTrack]]:
+        """The detectors on one settlement period's FUELHH readings.
+
+        Args:
+            key: The period's ``settlementDate``, ``settlementPeriod`` and ``start``, put at the head of every row.
+            values: Measurement name → MW (``None`` when unknown); its ``FUELHH:*`` names are scored.
+            previous: The preceding period's tracks by measurement name (empty when that period is unknown); a fuel
+                type absent there had no reading.
+
+        Returns:
+            The rows with a positive score, by node and source (``SCORE_SCHEMA``: the key, ``node``
+            ``FUELHH:{fuel}``, ``source``, ``score`` (1.0 = alarm), ``value_mw``, ``evidence`` and ``limit``: what
+            each is, ``EVIDENCE``), and this period's tracks.
+        """
+        rows: list[dict[str, Any]] = []
+        tracks: dict[str, FuelTrack] = {}
+        for column in sorted(c for c in values if c.startswith(_FUEL_PREFIX) and c != _FUEL_PREFIX):
+            value = values[column]
+            value = math.nan if value is None else float(value)
+            if not math.isfinite(value):
+                continue  # no reading: no score, and the next period's run starts afresh (as ``repeat_runs``)
+            before = previous.get(column)
+            run = before.run + 1 if before is not None and before.value == value else 1
+            tracks[column] = FuelTrack(value, run)
+            bounds = self._bounds.get(column)
+            if bounds is None:
+                continue
+            repeat_limit, signs, jump_limit = bounds
+            step = step_decade(before.value if before else math.nan, value)
+            head = {**key, "node": column}
+            # In the order of the sources' names, as a table of the rows sorts.
+            if value != 0:
+                rows.append({**head, "source": STUCK_READING, "score": run / (repeat_limit + 1), "value_mw": value,
+                             "evidence": float(run), "limit": repeat_limit})
+            if step > 0:  # NaN (no step to measure) is not
+                rows.append({**head, "source": UNIT_JUMP, "score": step / jump_limit, "value_mw": value, "evidence": step,
+                             "limit": jump_limit})
+            if sign_of(value) not in signs:
+                rows.append({**head, "source": UNSEEN_SIGN, "score": max(abs(value) / SIGN_RESOLUTION_MW, 1.0),
+                             "value_mw": value, "evidence": value, "limit": SIGN_RESOLUTION_MW})
+        return rows, tracks
 
 
 def fuel_findings(scores: pl.DataFrame | Iterable[Mapping[str, Any]], origin: Origin = STORED,
                   model_version: str = "none") -> list[Finding]:
-    """``fuel_period_scores``' rows with their period's key (``SCORE_SCHEMA``; a frame or dicts) as findings (node
+    """``FuelChecks.score``'s rows (``SCORE_SCHEMA``; a frame or dicts) as findings (node
     ``FUELHH:{fuel}``, dataset FUELHH)."""
     findings = []
     dates: dict[dt.date, str] = {}  # a period's rows share one date: written once
