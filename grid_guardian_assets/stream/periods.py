@@ -101,11 +101,11 @@ class PeriodState:
     def to_json(self) -> dict[str, Any]:
         return {
             "date": self.settlement_date.isoformat(), "number": self.number, "start": self.start.isoformat(),
-            "fuel": self.fuel, "fuel_origin": list(vars(self.fuel_origin).values()) if self.fuel_origin else None,
-            "demand": self.demand, "demand_origin": {k: list(vars(v).values()) for k, v in self.demand_origin.items()},
+            "fuel": self.fuel, "fuel_origin": list(self.fuel_origin) if self.fuel_origin else None,
+            "demand": self.demand, "demand_origin": {k: list(v) for k, v in self.demand_origin.items()},
             "freq": self.freq, "frequency_mean": self.frequency_mean, "metered": self.metered,
             "metered_settled": self.metered_settled, "scored": self.scored, "agws": self.agws,
-            "agws_origin": list(vars(self.agws_origin).values()) if self.agws_origin else None,
+            "agws_origin": list(self.agws_origin) if self.agws_origin else None,
         }
 
     @classmethod
