@@ -131,15 +131,16 @@ def test_dense_attention_is_gatconvs_function_and_gradient(periods: int, heads: 
         torch.testing.assert_close(a, b)
 
 
-def test_the_verifier_predicts_the_same_with_dense_and_sparse_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_verifier_predicts_the_same_with_dense_and_sparse_graph_operations(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model = GridVerifier(6, 5, hidden_channels=8, heads=2).eval()
-    x, loading, batch = torch.randn(5, 4, 6), torch.rand(5, 8), torch.zeros(4, dtype=torch.long)
+    x, loading, batch = torch.randn(5, 4, 6), torch.rand(5, ODD_GRAPH.shape[1]), torch.zeros(4, dtype=torch.long)
+    weight = torch.rand(ODD_GRAPH.shape[1])  # a direction's weight differs from the other's: Â is not symmetric
     with torch.no_grad():
-        dense = model.run(x, ring(4), torch.ones(8), loading, batch)
-        monkeypatch.setattr(attention, "DENSE_ATTENTION_MAX_NODES", 0)
-        assert not dense_attention_supported(model.attention, 4)
-        sparse = model.run(x, ring(4), torch.ones(8), loading, batch)
+        dense = model.run(x, ODD_GRAPH, weight, loading, batch)
+        monkeypatch.setattr(attention, "DENSE_GRAPH_MAX_NODES", 0)
+        assert not attention.small_graph(4) and not dense_attention_supported(model.attention, 4)
+        sparse = model.run(x, ODD_GRAPH, weight, loading, batch)
     for a, b in zip(dense, sparse):
         torch.testing.assert_close(a, b)
 

@@ -15,14 +15,19 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import GATConv
 
-# Largest graph (buses in one period) attended densely: the matrix per period and head has M² entries, against
-# (E + M)·channels per period for the sparse path. A batch of several graphs (training) stays on ``GATConv``.
-DENSE_ATTENTION_MAX_NODES = 64
+# Largest graph (buses in one period) handled with dense matrices: a matrix per period (and head) has M² entries,
+# against (E + M)·channels per period for the sparse path. A batch of many graphs (training) stays sparse.
+DENSE_GRAPH_MAX_NODES = 64
+
+
+def small_graph(num_nodes: int) -> bool:
+    """Whether a graph of ``num_nodes`` is propagated and attended over with dense matrices."""
+    return num_nodes <= DENSE_GRAPH_MAX_NODES
 
 
 def dense_attention_supported(conv: GATConv, num_nodes: int) -> bool:
     """Whether :func:`dense_graph_attention` computes ``conv``'s function on graphs of ``num_nodes``."""
-    return (num_nodes <= DENSE_ATTENTION_MAX_NODES and conv.lin is not None and conv.lin_edge is not None
+    return (small_graph(num_nodes) and conv.lin is not None and conv.lin_edge is not None
             and conv.add_self_loops and conv.fill_value == "mean" and not conv.concat and conv.res is None
             and conv.lin_edge.bias is None)
 

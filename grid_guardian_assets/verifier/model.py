@@ -8,7 +8,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 # Through the compat module, which registers the torch_sparse stand-in before PyG Temporal's first import.
 from grid_guardian_assets.compat.pyg_temporal import torch_geometric_temporal
-from grid_guardian_assets.verifier.attention import dense_attention_supported, dense_graph_attention
+from grid_guardian_assets.verifier.attention import dense_attention_supported, dense_graph_attention, small_graph
 from grid_guardian_assets.verifier.sequences import batched_edge_index
 
 TGCN = torch_geometric_temporal.nn.recurrent.TGCN
@@ -94,7 +94,10 @@ class GridVerifier(Module):
         gate_layers = ((encoder.conv_z, encoder.linear_z), (encoder.conv_r, encoder.linear_r), (encoder.conv_h, encoder.linear_h))
         conv = encoder.conv_z
         norm_index, norm_weight = gcn_norm(edge_index, edge_weight, m, conv.improved, conv.add_self_loops, conv.flow, x.dtype)
-        propagated = x.new_zeros(x.shape).index_add_(1, norm_index[1], x[:, norm_index[0], :] * norm_weight[None, :, None])
+        if small_graph(m):  # Â as a matrix: one product for every period
+            propagated = x.new_zeros(m, m).index_put_((norm_index[1], norm_index[0]), norm_weight, accumulate=True) @ x
+        else:
+            propagated = x.new_zeros(x.shape).index_add_(1, norm_index[1], x[:, norm_index[0], :] * norm_weight[None, :, None])
         weight = torch.cat([c.lin.weight.T @ lin.weight[:, :size].T for c, lin in gate_layers], dim=-1)
         bias = torch.cat([c.bias @ lin.weight[:, :size].T + lin.bias for c, lin in gate_layers])
         gates = propagated @ weight + bias
@@ -103,10 +106,11 @@ class GridVerifier(Module):
         recurrent_h = encoder.linear_h.weight[:, size:].T
         h = x.new_zeros(m, size) if hidden is None else hidden
         states = []
-        for t in range(steps):  # the fewest ops per step: this loop is the live path's per-period cost
-            zr = torch.sigmoid(torch.addmm(from_x_zr[t], h, recurrent_zr))
-            candidate = torch.tanh(torch.addmm(from_x_h[t], h * zr[:, size:], recurrent_h))
-            h = torch.lerp(candidate, h, zr[:, :size])  # z·h + (1 − z)·candidate
+        # The fewest ops per step (this loop is the live path's per-period cost): each period's slices taken at once,
+        # activations in place on the fresh products.
+        for zr_x, h_x in zip(from_x_zr.unbind(0), from_x_h.unbind(0)):
+            z, r = torch.addmm(zr_x, h, recurrent_zr).sigmoid_().split(size, dim=1)
+            h = torch.lerp(torch.addmm(h_x, h * r, recurrent_h).tanh_(), h, z)  # z·h + (1 − z)·candidate
             states.append(h)
         hidden_seq = torch.stack(states)  # (L, M, H)
         # Attention and heads over the L periods as one graph of L disjoint copies (attention on a small graph as
