@@ -12,6 +12,7 @@ from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import DATASETS, dataset_spec
 from grid_guardian_assets.settlement import parse_day
 from grid_guardian_assets.store.hdf5 import HDF5Store
+from grid_guardian_assets.stream import defaults as stream_defaults
 
 app = typer.Typer(help="Grid Guardian: anomaly detection for the GB electricity grid.", no_args_is_help=True)
 store_app = typer.Typer(help="Read the validated BMRS stores.", no_args_is_help=True)
@@ -100,9 +101,11 @@ def stream_run(
     max_messages: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
     batch_size: Annotated[
         int, typer.Option(help="Most messages per batch (one Redis transaction, one offset commit); a batch never waits to fill.")
-    ] = 5000,
-    keep_periods: Annotated[int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")] = 96,
-    group: Annotated[str, typer.Option(help="Kafka consumer group.")] = "grid-guardian-live",
+    ] = stream_defaults.BATCH_SIZE,
+    keep_periods: Annotated[
+        int, typer.Option(help="Scored periods kept for late refinement (B1610 lags ~5 days: 288+).")
+    ] = stream_defaults.KEEP_PERIODS,
+    group: Annotated[str, typer.Option(help="Kafka consumer group.")] = stream_defaults.GROUP_ID,
     network: Annotated[
         str, typer.Option(help=f"Grid model: gb29 or gb2224, must match the checkpoint (default: ${env.NETWORK.name} or {env.NETWORK.default}).")
     ] = "",

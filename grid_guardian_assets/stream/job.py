@@ -36,6 +36,7 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.settings import REDIS_URL
+from grid_guardian_assets.stream import defaults
 from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Rejected, parse_messages
 from grid_guardian_assets.stream.metrics import StreamMetrics
@@ -86,18 +87,18 @@ class StreamConfig:
     detector_calibration_file: Path | None = None
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
     redis_url: str = field(default_factory=REDIS_URL.get)
-    group_id: str = "grid-guardian-live"
+    group_id: str = defaults.GROUP_ID
     topics: tuple[str, ...] = ALL_TOPICS
     network: str = "gb29"
     model_root: Path | None = None
-    batch_size: int = 5000
+    batch_size: int = defaults.BATCH_SIZE
     poll_timeout_s: float = 0.1
-    fuel_settle_s: float = 5.0
+    fuel_settle_s: float = defaults.FUEL_SETTLE_S
     model_check_s: float = 2.0
     redis_retry_s: float = 120.0
     stream_maxlen: int = 100_000
-    keep_periods: int = 96
-    progress_every_s: float = 60.0
+    keep_periods: int = defaults.KEEP_PERIODS
+    progress_every_s: float = defaults.PROGRESS_EVERY_S
 
 
 @dataclass
@@ -113,6 +114,8 @@ class StreamSummary:
         consumer_lag: ``topic/partition`` → records not yet committed by the group, at the last batch.
         stopped_by: Why the run ended: ``stop()``, ``SIGTERM``, ``max_seconds`` or ``max_messages`` (empty while it runs).
         seconds: Wall-clock seconds since consumption started.
+        first_message_s: Seconds from the start of consumption to the first message (the group join, at the least;
+            ``None`` until a message arrives): ``seconds`` less this is the time spent on messages.
     """
 
     messages: int = 0
@@ -127,11 +130,13 @@ class StreamSummary:
     consumer_lag: dict[str, int] = field(default_factory=dict)
     stopped_by: str = ""
     seconds: float = 0.0
+    first_message_s: float | None = None
 
     def as_metadata(self) -> dict[str, object]:
         return {
             "messages": self.messages, "readings": self.readings, "rejected_to_dlq": self.rejected,
             "alerts": self.alerts, "batches": self.batches, "seconds": round(self.seconds, 1),
+            "first_message_s": None if self.first_message_s is None else round(self.first_message_s, 1),
             "model_versions": ", ".join(self.model_versions) or "none (physics rules only)",
             "model_in_use": self.model_in_use,
             "alerts_by_source": dict(self.alerts_by_source),
@@ -382,8 +387,6 @@ class InferenceJob:
         consumer.subscribe(list(self.config.topics))
         restore = self._install_sigterm() if handle_sigterm else (lambda: None)
         self._if_model_changed(summary)
-        started = time.monotonic()
-        self._last_progress, self._reported = started, None
         # A batch's Redis write runs in the writer thread while the next batch is consumed and scored (Redis's own
         # work on a catch-up batch, the timeline's ZADD of every score, was a tenth of the job's time, spent waiting);
         # the batch is committed once its write is done, before the next write starts. At the live rate the next
@@ -391,7 +394,9 @@ class InferenceJob:
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="redis-writer")
         pending: _PendingWrite | None = None
         consumed = 0  # messages taken from Kafka, the pending batch's included
-        with _collector_tuned_for_batches():
+        with _collector_tuned_for_batches():  # its full collection at the start is not consumption's time
+            started = time.monotonic()
+            self._last_progress, self._reported = started, None
             try:
                 while not self.stop_event.is_set():
                     if max_seconds is not None and time.monotonic() - started >= max_seconds:
@@ -404,6 +409,8 @@ class InferenceJob:
                             summary.stopped_by = "max_messages"
                             break
                     batch = [m for m in self._next_batch(consumer, want) if self._usable(m)]
+                    if batch and summary.first_message_s is None:
+                        summary.first_message_s = time.monotonic() - started
                     consumed += len(batch)
                     findings, rejected, n_readings = self.process(batch) if batch else ([], [], 0)
                     findings += self.processor.tick()  # wall-clock completion, also while a backlog streams in

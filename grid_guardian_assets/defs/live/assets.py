@@ -16,6 +16,7 @@ from pydantic import Field
 
 from grid_guardian_assets.datasets import DATASETS
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource, KafkaResource, ModelStoreResource, RedisResource
+from grid_guardian_assets.stream import defaults as stream_defaults
 from grid_guardian_assets.stream import redis_keys
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 
@@ -77,10 +78,10 @@ class LiveInferenceConfig(dg.Config):
 
     max_seconds: float | None = Field(default=None, description="Stop after this many seconds (default: until terminated).")
     max_messages: int | None = Field(default=None, description="Stop after this many Kafka messages.")
-    batch_size: int = Field(default=500, description="Most messages per batch (one Redis transaction, one commit).")
-    group_id: str = Field(default="grid-guardian-live", description="Kafka consumer group: its committed offsets are the progress.")
-    fuel_settle_s: float = Field(default=5.0, description="Quiet seconds after which a period's FUELHH counts as complete.")
-    progress_every_s: float = Field(default=60.0, description="Least seconds between two progress observations.")
+    batch_size: int = Field(default=stream_defaults.BATCH_SIZE, description="Most messages per batch (one Redis transaction, one commit).")
+    group_id: str = Field(default=stream_defaults.GROUP_ID, description="Kafka consumer group: its committed offsets are the progress.")
+    fuel_settle_s: float = Field(default=stream_defaults.FUEL_SETTLE_S, description="Quiet seconds after which a period's FUELHH counts as complete.")
+    progress_every_s: float = Field(default=stream_defaults.PROGRESS_EVERY_S, description="Least seconds between two progress observations.")
     metrics_port: int | None = Field(
         default=None, description="Serve Prometheus /metrics on this port (0: off); unset: $GRID_GUARDIAN_METRICS_PORT."
     )
