@@ -7,7 +7,7 @@ measured in the same run on the same broker.
    on the same records. Printed: readings per second of each and their ratio.
 2. Latency at the live rate: FREQ readings outside the operational band are produced one by one at ``--rate`` per
    second while the job runs; each one's alert is received on the ``alerts:anomalies`` channel. Printed: p50/p99
-   of produce -> alert in Redis (target p99 < 100 ms).
+   of produce -> alert in Redis (target p99 <= 50 ms).
 
 Run: .venv/bin/python bench/bench_stream.py [--days 365] [--latency-readings 300] [--rate 20]
 """
@@ -91,8 +91,9 @@ def raw_consume_rate(settings: KafkaSettings, expected: int) -> float:
 def job_rate(config: StreamConfig, expected: int) -> tuple[float, dict]:
     job = InferenceJob(config)
     summary = job.run(max_seconds=3600, max_messages=expected)
-    join = 3.0  # a group join on tansu takes half of session.timeout.ms (6 s); the raw consumer's timing excludes it
-    return summary.readings / max(summary.seconds - join, 1e-9), summary.as_metadata()
+    # From the first message, as the raw consumer is timed: the group join before it (about half of
+    # session.timeout.ms on tansu) is not throughput.
+    return summary.readings / (summary.seconds - summary.first_message_s), summary.as_metadata()
 
 
 def latency(config: StreamConfig, settings: KafkaSettings, redis_url: str, readings: int, rate: float) -> np.ndarray:
@@ -161,7 +162,7 @@ def main() -> None:
                               group_id="bench-latency", topics=(topic_for(FREQ),))
         ms = latency(config, settings, redis_server.url, args.latency_readings, args.rate)
         print(f"latency produce -> alert in Redis at {args.rate:.0f} readings/s over {len(ms)} readings: "
-              f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms (target p99 < 100 ms)")
+              f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms (target p99 <= 50 ms)")
 
 
 if __name__ == "__main__":
