@@ -9,6 +9,7 @@ from grid_guardian_assets.datasets import AGWS, B1610, DATASETS, DEMAND_PUBLISH_
 from grid_guardian_assets.replay import agws, neso, recorded, synthetic
 from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.validation import frame_from_records, validate_partition
+from grid_guardian_assets.validation.parse import python_rows
 
 DAY = dt.date(2018, 3, 1)
 
@@ -246,3 +247,18 @@ def test_the_replayed_frequency_times_are_the_samples_own(day: dt.date) -> None:
     start, end = start + dt.timedelta(hours=5, seconds=7), end + dt.timedelta(hours=2)
     expected = [to_api_time(t) for d in (day, day + dt.timedelta(days=1)) for t, _ in synthetic.freq_samples(d) if start <= t < end]
     assert [r["measurementTime"] for r in synthetic.freq_records(start, end)] == expected
+
+
+
+@pytest.mark.parametrize("spec, records", [
+    (FUELHH, lambda: recorded.fuelhh_records(dt.date(2018, 3, 25))),  # a clock-change day
+    (FREQ, lambda: synthetic.freq_records(*day_bounds_utc(dt.date(2018, 3, 25)))),
+    (B1610, lambda: synthetic.b1610_records(dt.date(2018, 3, 25), 5)),
+], ids=lambda v: getattr(v, "code", ""))
+def test_python_rows_equal_polars_rows_with_shared_times_and_nulls(spec, records) -> None:
+    frame = frame_from_records(spec, records()).frame
+    nulls = pl.DataFrame([dict.fromkeys(frame.columns)] * 2, schema=frame.schema)  # every type null
+    frame = pl.concat([frame, nulls])
+    assert frame.height > 3 and any(dtype.is_temporal() for dtype in frame.dtypes)
+    assert python_rows(frame) == list(frame.iter_rows(named=True))
+    assert python_rows(frame.head(0)) == []

@@ -18,7 +18,7 @@ import polars as pl
 
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.settlement import to_api_time
-from grid_guardian_assets.validation.parse import frame_from_records
+from grid_guardian_assets.validation.parse import frame_from_records, python_rows
 from grid_guardian_assets.validation.schemas import schema_for
 
 
@@ -165,7 +165,7 @@ def parse_messages(spec: DatasetSpec, messages: list[RawMessage]) -> tuple[list[
     frame = parsed.frame
     batch_ok = not bad_type and _schema_error(spec, frame) is None
     readings = []
-    for i, (message, row) in enumerate(zip(kept, frame.iter_rows(named=True))):
+    for i, (message, row) in enumerate(zip(kept, python_rows(frame))):
         error = bad_type.get(i)
         if error is None and not batch_ok:
             error = _schema_error(spec, frame.slice(i, 1))
