@@ -20,6 +20,7 @@ from grid_guardian_assets.detect.calibration import (
     PeriodDetector,
     detect,
     fit_detectors,
+    known_bad_periods,
 )
 from grid_guardian_assets.detect.data_quality import (
     DUPLICATED_PERIOD,
@@ -42,7 +43,7 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import agws, neso, recorded, synthetic
-from grid_guardian_assets.settlement import day_bounds_utc, period_count, settlement_periods
+from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, period_count, settlement_periods
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Reading, Rejected, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.rules import Finding
@@ -389,3 +390,24 @@ def test_sign_of_names_a_readings_sign_for_python_and_numpy_numbers(value: float
 def test_sign_of_refuses_a_missing_reading() -> None:
     with pytest.raises(ValueError, match="NaN"):
         sign_of(float("nan"))
+
+
+# --- known bad real data (the benchmark sets it aside) ----------------------------------------------------------
+def test_known_bad_periods_are_the_real_files_gross_errors_and_their_neighbours(calibration: DetectorCalibration) -> None:
+    """2018-07-12: FUELHH's IFA reads 1,332 and 334 MW in periods 24 and 25 (10:30 and 11:00 UTC) while NESO's flow
+    on the link is 1,999 MW."""
+    day = dt.date(2018, 7, 12)
+    marked = {p for p in known_bad_periods(calibration, day_table(day)) if p.date() == day}
+    glitch = [p.start for p in settlement_periods(day) if p.number in (24, 25)]
+    assert set(glitch) <= marked
+    assert {glitch[0] - PERIOD, glitch[-1] + PERIOD} <= marked
+
+
+@pytest.mark.parametrize("day", [dt.date(2018, 7, 1), dt.date(2018, 8, 2)])
+def test_an_untouched_good_day_has_no_known_bad_period_and_one_written_in_gross_error_marks_three(
+        calibration: DetectorCalibration, day: dt.date) -> None:
+    table = day_table(day)
+    assert known_bad_periods(calibration, table) == []
+    broken = with_fault(table, "FUELHH:INTNED", [20], lambda v: v - 600)  # 60 spreads off NESO's BritNed flow
+    start = next(p.start for p in settlement_periods(day) if p.number == 20)
+    assert known_bad_periods(calibration, broken) == [start - PERIOD, start, start + PERIOD]

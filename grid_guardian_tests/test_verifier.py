@@ -303,10 +303,29 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
     assert [label.kind if label else None for label in a.labels] == [*ANOMALY_TYPES, None]
     path = a.save(tmp_path)
     assert Benchmark.load(path).version == a.version
+    marked = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1),
+                             known_bad=[dt.datetime.fromtimestamp(int(held_out.start_us[5]) / 1e6, dt.UTC)])
+    assert marked.known_bad.sum() >= 1 and marked.version != a.version  # the marks are content
+    reloaded = Benchmark.load(marked.save(tmp_path))
+    np.testing.assert_array_equal(reloaded.known_bad, marked.known_bad)
     other = tmp_path / path.name.replace(a.version, "0" * 16)
     path.rename(other)
     with pytest.raises(ValueError, match="does not match its content"):
         Benchmark.load(other)
+
+
+def test_an_alarm_on_known_bad_real_data_is_neither_a_false_alert_nor_a_detection() -> None:
+    label = AnomalyLabel("stuck_sensor", 3, 10, 4, 0.0)
+    scores = np.zeros(30)
+    scores[[2, 11, 20]] = 2.0  # before the event, inside it, after it
+    bad = np.zeros(30, dtype=bool)
+    assert evaluate_case(scores, label, bad) == evaluate_case(scores, label)
+    outcome = evaluate_case(scores, label, bad)
+    assert outcome.detected and outcome.false_positives == 2
+    bad[[2, 11]] = True
+    outcome = evaluate_case(scores, label, bad)
+    assert not outcome.detected and outcome.false_positives == 1
+    assert evaluate_case(scores, None, bad).false_positives == 1
 
 
 def test_clean_cases_are_different_whole_days(held_out) -> None:
@@ -434,6 +453,11 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     )
     (check,) = result.get_asset_check_evaluations()
     assert result.success is check.passed  # a blocking check that fails fails the run: the gate is visible
+    bench_meta = instance.get_latest_materialization_event(dg.AssetKey("anomaly_benchmark")).asset_materialization.metadata
+    marks = bench_meta["known_bad_periods"].value
+    # 2018-10-02 19:30 UTC is real bad data (NESO's IFA and BritNed flows read 0 while FUELHH's read 1,996 and 1,058
+    # MW): with its neighbours, three marked periods, which overlapping cases share.
+    assert marks["in_split"] == 3 and marks["marked_in_cases"] >= 3 and marks["detector_calibration"].startswith("fitted in this run")
     meta = instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier")).asset_materialization.metadata
     table = meta["f1_by_type"].value
     for name in ("rules", "GNN verifier", "rules + GNN verifier", "per-bus GRU", "3-sigma"):

@@ -34,6 +34,7 @@ from grid_guardian_assets.detect.redundancy import (
     AGWS_WIND,
     BALANCE_CHECK,
     FALSE_ALARM_RATE,
+    GROSS_ERROR_SPREADS,
     RESULT_SCHEMA,
     PairRelation,
     PeriodChecks,
@@ -234,6 +235,26 @@ def dropouts(table: pl.DataFrame) -> pl.Series:
         for c in ("supply", "wind")
     ]
     return frame.select(pl.any_horizontal(flags).alias("dropout"))["dropout"]
+
+
+def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame) -> list[dt.datetime]:
+    """Starts of the periods of a measurement table whose real data is known to be bad, and their neighbours.
+
+    Known bad, by criteria that do not depend on any detector's threshold: two independent measurements of one
+    quantity disagree by ``GROSS_ERROR_SPREADS`` or more of the check's normal spread (FUELHH's IFA reading 334 MW
+    while NESO's flow on the link is 1,999 MW, on 2018-07-12 at 11:00), a drop-out (``dropouts``), or a FUELHH fuel
+    type missing from or doubled in the period (``integrity_findings``). The 2018 files hold such periods on most
+    days (some in 51 of the 92 days of July to September), so the benchmark cannot leave them out; it marks them,
+    and an alarm on a marked period is neither a false alert nor a detection (``verifier.evaluation``). The period
+    before and after each is marked too: a check that reads the period before (a step, a run) alarms next to it.
+    """
+    found = detect(calibration, table)
+    gross = found.redundancy.filter(pl.col("normalised_residual").abs() >= GROSS_ERROR_SPREADS)["start"].to_list()
+    dropped = table.filter(dropouts(table))["start"].to_list()
+    broken = [f.time for day in table["settlementDate"].unique().to_list()
+              for f in integrity_findings(FUELHH, day, recorded.fuelhh_records(day))]
+    bad = set(gross) | set(dropped) | set(broken)
+    return sorted(bad | {t + PERIOD for t in bad} | {t - PERIOD for t in bad})
 
 
 def clean_days(table: pl.DataFrame) -> list[dt.date]:

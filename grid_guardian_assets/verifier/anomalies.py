@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -185,7 +186,10 @@ class Injector:
 @dataclass
 class Benchmark:
     """Frozen cases: ``node (K, L, N, F)``, ``frequency (K, L)``, ``loading (K, L, E)``, one label per case
-    (``None`` for a clean case), the seed, and a version derived from the content."""
+    (``None`` for a clean case), the seed, and a version derived from the content.
+
+    ``known_bad (K, L)`` marks the periods whose real data underneath is known to be bad
+    (``detect.calibration.known_bad_periods``): an alarm there is neither a false alert nor a detection."""
 
     node: np.ndarray
     frequency: np.ndarray
@@ -194,12 +198,21 @@ class Benchmark:
     labels: list[AnomalyLabel | None]
     seed: int
     network: str
+    known_bad: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.known_bad is None:
+            self.known_bad = np.zeros(self.start_us.shape, dtype=bool)
+        if self.known_bad.shape != self.start_us.shape:
+            raise ValueError(f"known_bad has shape {self.known_bad.shape}, the cases {self.start_us.shape}")
 
     @property
     def version(self) -> str:
         digest = hashlib.sha256()
         for array in (self.node, self.frequency, self.loading, self.start_us):
             digest.update(np.ascontiguousarray(array).tobytes())
+        if self.known_bad.any():  # a benchmark without marks keeps the version it had before marks existed
+            digest.update(np.packbits(self.known_bad).tobytes())
         digest.update(json.dumps([asdict(label) if label else None for label in self.labels]).encode())
         return digest.hexdigest()[:16]
 
@@ -214,6 +227,7 @@ class Benchmark:
             buffer = io.BytesIO()
             np.savez_compressed(
                 buffer, node=self.node, frequency=self.frequency, loading=self.loading, start_us=self.start_us,
+                known_bad=self.known_bad,
                 labels=np.array(json.dumps([asdict(label) if label else None for label in self.labels])),
                 meta=np.array(json.dumps({"seed": self.seed, "network": self.network})),
             )
@@ -227,7 +241,9 @@ class Benchmark:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             labels = [AnomalyLabel(**label) if label else None for label in json.loads(str(data["labels"]))]
-            bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"])
+            known_bad = data["known_bad"] if "known_bad" in data.files else None
+            bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"],
+                        known_bad)
         if not path.name.endswith(f"_{bench.version}.npz"):
             raise ValueError(f"benchmark file {path} does not match its content (version {bench.version}): refusing it")
         return bench
@@ -255,10 +271,12 @@ def whole_days(sequence: GridSequence, length: int) -> list[int]:
     return offsets
 
 
-def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: BenchmarkSpec | None = None) -> Benchmark:
+def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: BenchmarkSpec | None = None,
+                    known_bad: Iterable[dt.datetime] = ()) -> Benchmark:
     """Cut ``spec.length``-period windows from held-out sequences and inject one labelled anomaly into each, plus
     ``spec.clean_days`` clean whole days, all from ``spec.seed``. ``spec.lead_in`` periods before an anomaly give
-    detectors their context window.
+    detectors their context window. Periods starting at a time in ``known_bad`` (real data known to be bad:
+    ``detect.calibration.known_bad_periods``) are marked in every case that holds them.
 
     The clean cases are distinct whole days (``whole_days``); the anomaly windows start anywhere and may overlap them
     and each other: 30 cases of each of 8 types plus 60 clean days need more than the 92 days of October to December
@@ -299,12 +317,15 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
     for pick in rng.choice(len(day_starts), size=spec.clean_days, replace=False):
         source, offset = day_starts[int(pick)]
         cases.append((source.slice(offset, offset + length).copy(), None))
+    start_us = np.stack([c.start_us for c, _ in cases])
+    bad_us = np.array(sorted(int(t.timestamp() * 1_000_000) for t in known_bad), dtype=np.int64)
     return Benchmark(
         node=np.stack([c.node for c, _ in cases]).astype(np.float32),
         frequency=np.stack([c.frequency for c, _ in cases]).astype(np.float32),
         loading=np.stack([c.loading for c, _ in cases]).astype(np.float32),
-        start_us=np.stack([c.start_us for c, _ in cases]),
+        start_us=start_us,
         labels=[label for _, label in cases],
         seed=spec.seed,
         network=network.name,
+        known_bad=np.isin(start_us.astype(np.int64), bad_us),
     )

@@ -2,8 +2,11 @@
 
 A labelled event counts once: detected if any period from its start to ``GRACE`` periods after its end has a
 calibrated score ≥ 1 (its delay is the first such period minus the start). Every other run of consecutive alarming
-periods is one false-positive event. Point adjustment (marking a whole event detected from one hit and scoring
-points) is not used: it lets even a random scorer look good (Kim et al., AAAI 2022).
+periods is one false-positive event. Periods whose real data is known to be bad (the benchmark's ``known_bad``:
+the 2018 files hold such periods on most days) are set aside: an alarm there is neither a detection nor a false
+alert, since the detector that raises it is right about the data, and the benchmark does not label it. Point
+adjustment (marking a whole event detected from one hit and scoring points) is not used: it lets even a random
+scorer look good (Kim et al., AAAI 2022).
 """
 
 from dataclasses import dataclass
@@ -40,8 +43,10 @@ def _runs(mask: np.ndarray) -> int:
     return int(np.sum(mask[1:] & ~mask[:-1]) + (1 if mask.size and mask[0] else 0))
 
 
-def evaluate_case(period_score: np.ndarray, label) -> CaseOutcome:
+def evaluate_case(period_score: np.ndarray, label, known_bad: np.ndarray | None = None) -> CaseOutcome:
     alarms = np.nan_to_num(period_score, nan=0.0) >= 1.0
+    if known_bad is not None:
+        alarms &= ~known_bad
     if label is None:
         return CaseOutcome(CLEAN, False, float("nan"), _runs(alarms), alarms.size)
     span = np.zeros_like(alarms)
@@ -54,7 +59,7 @@ def evaluate(detector, calibration, benchmark: Benchmark) -> list[CaseOutcome]:
     outcomes = []
     for k, label in enumerate(benchmark.labels):
         _, period = calibration.apply(detector.raw_scores(benchmark.case(k)))
-        outcomes.append(evaluate_case(period, label))
+        outcomes.append(evaluate_case(period, label, benchmark.known_bad[k]))
     return outcomes
 
 

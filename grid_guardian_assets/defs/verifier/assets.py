@@ -139,13 +139,19 @@ def current_benchmark(layout: DataLayout, network: str, split: str) -> "Benchmar
 
 @dg.asset(
     group_name="verifier",
-    deps=["grid_snapshots"],
+    deps=["grid_snapshots", "detector_calibration"],
     kinds={"numpy"},
     description="Windows of real snapshots of one split (held-out October–December by default, or the July–September "
-    "validation split) with injected, labelled anomalies of every type, and clean whole days, from a fixed seed; saved "
-    "as a versioned .npz so every checkpoint is measured on the same cases.",
+    "validation split) with injected, labelled anomalies of every type, and clean whole days, from a fixed seed; the "
+    "periods whose real data is known to be bad (gross disagreement of two independent measurements, drop-outs, "
+    "missing or doubled FUELHH rows) are marked, and alarms there count neither way; saved as a versioned .npz so "
+    "every checkpoint is measured on the same cases.",
 )
-def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, grid: GridResource,
+                      bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    from grid_guardian_assets.detect.calibration import known_bad_periods
+    from grid_guardian_assets.detect.measurements import measurement_table
+    from grid_guardian_assets.settlement import days_between
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
@@ -156,8 +162,10 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
     if not days:
         raise dg.Failure(description=f"no {network.name} grid_snapshots stored for {first}..{last}: materialise them first")
     spec = config.spec()
+    detectors, detectors_source = _detector_calibration(context, bmrs_storage.layout)
+    known_bad = known_bad_periods(detectors, measurement_table(list(days_between(first, last)), b1610_days=()))
     try:
-        bench = build_benchmark(contiguous_sequences(days), network, spec)
+        bench = build_benchmark(contiguous_sequences(days), network, spec, known_bad)
     except ValueError as exc:
         raise dg.Failure(description=f"anomaly_benchmark ({config.split}): {exc}") from None
     path = bench.save(bmrs_storage.layout.benchmarks)
@@ -173,6 +181,10 @@ def anomaly_benchmark(config: BenchmarkConfig, grid: GridResource, bmrs_storage:
             "clean_days": sum(1 for label in bench.labels if label is None),
             "cases_by_type": dg.MetadataValue.json(counts),
             "days": f"{days[0].day}..{days[-1].day} ({len(days)} stored)",
+            "known_bad_periods": dg.MetadataValue.json({
+                "in_split": len(known_bad), "marked_in_cases": int(bench.known_bad.sum()),
+                "share_of_case_periods": round(float(bench.known_bad.mean()), 4),
+                "detector_calibration": detectors_source}),
             "spec": dg.MetadataValue.json(spec.to_dict()),
         },
         data_version=dg.DataVersion(bench.version),
