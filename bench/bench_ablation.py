@@ -24,6 +24,7 @@ import polars as pl
 
 from grid_guardian_assets.detect.calibration import fit_detectors, known_bad_periods
 from grid_guardian_assets.detect.measurements import measurement_table
+from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
@@ -61,6 +62,8 @@ def main() -> None:
     parser.add_argument("--network", default="gb29")
     parser.add_argument("--rules-only", action="store_true")
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    parser.add_argument("--false-alarm-rate", type=float, default=FALSE_ALARM_RATE,
+                        help="the redundancy checks' alarms per check and normal period (fit_detectors' argument)")
     parser.add_argument("--count-known-bad", action="store_true",
                         help="count alarms on periods of known bad real data as false alerts (as before they were marked)")
     args = parser.parse_args()
@@ -69,7 +72,7 @@ def main() -> None:
     started = time.perf_counter()
     train_days = bundled_snapshot_days(network, *TRAIN_RANGE)
     split_days = bundled_snapshot_days(network, *SPLIT_DAYS[args.split])
-    detectors, limits = fit_detectors(), LoadingHistory.of(train_days, network.n_branches).limits()
+    detectors, limits = fit_detectors(false_alarm_rate=args.false_alarm_rate), LoadingHistory.of(train_days, network.n_branches).limits()
     known_bad = [] if args.count_known_bad else known_bad_periods(
         detectors, measurement_table(days_between(*SPLIT_DAYS[args.split]), b1610_days=()))
     benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad)

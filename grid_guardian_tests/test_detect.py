@@ -37,7 +37,7 @@ from grid_guardian_assets.detect.data_quality import (
 )
 from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
-from grid_guardian_assets.detect.redundancy import period_suspects
+from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE, period_suspects
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
@@ -97,7 +97,7 @@ def test_calibration_is_learned_on_training_days_and_round_trips_through_json(ca
     assert calibration.relations["redundancy:interconnector:INTFR"].reference_floor == 0.0  # FUELHH: imports only
     assert calibration.relations[BALANCE].reference_floor is None
     for relation in calibration.relations.values():
-        assert relation.threshold >= 3.0 and relation.false_alarm_rate == 1e-3
+        assert relation.threshold >= 3.0 and relation.false_alarm_rate == FALSE_ALARM_RATE
         assert relation.gross_errors < 0.01 * relation.validation_periods
     assert calibration.fuel_limits["INTFR"].signs == ("zero", "positive")
     assert calibration.fuel_limits["CCGT"].longest_repeat == 2
@@ -375,7 +375,7 @@ def test_the_detector_calibration_asset_stores_the_fitted_detectors(tmp_path: Pa
     assert stored.validation_days == (dt.date(2018, 7, 1), dt.date(2018, 9, 30))
     metadata = result.asset_materializations_for_node("detector_calibration")[0].metadata
     assert metadata["file"].value == str(path)
-    assert metadata["false_alarm_rate"].value == stored.false_alarm_rate == 1e-3
+    assert metadata["false_alarm_rate"].value == stored.false_alarm_rate == FALSE_ALARM_RATE
     assert metadata["thresholds"].value == {name: round(r.threshold, 3) for name, r in stored.relations.items()}
     assert set(metadata["spreads_mw"].value) == set(stored.relations) and metadata["checks"].value == len(stored.relations)
     assert metadata["fit_days"].value == "2018-01-01..2018-06-30 (181 days)"
