@@ -29,6 +29,9 @@ from grid_guardian_assets.detect.data_quality import (
     STUCK_READING,
     UNIT_JUMP,
     UNSEEN_SIGN,
+    FuelChecks,
+    FuelLimits,
+    FuelTrack,
     integrity_findings,
     rejected_reading_finding,
     sign_of,
@@ -110,6 +113,21 @@ def test_calibration_is_learned_on_training_days_and_round_trips_through_json(ca
 def test_fitting_refuses_held_out_days() -> None:
     with pytest.raises(ValueError, match="held out"):
         fit_detectors(VALIDATION_DAYS[:10], HELD_OUT_DAYS[:10])
+
+
+def test_a_periods_fuel_rows_come_by_node_and_source_whichever_detectors_fire() -> None:
+    limits = {fuel: FuelLimits(fuel, longest_repeat=1, signs=("positive",), max_step_decades=0.2, periods=100)
+              for fuel in ("WIND", "CCGT", "INTFR")}
+    checks = FuelChecks(limits)
+    key = {"settlementDate": dt.date(2018, 7, 1), "settlementPeriod": 5, "start": dt.datetime(2018, 6, 30, 1, tzinfo=dt.UTC)}
+    previous = {"FUELHH:WIND": FuelTrack(900.0, 3), "FUELHH:CCGT": FuelTrack(1.0, 1), "FUELHH:INTFR": FuelTrack(1000.0, 1)}
+    # WIND stuck for a fourth period, CCGT jumping 1 -> 1000 MW, INTFR flipping sign and shrinking (step and sign).
+    rows, tracks = checks.score(key, {"FUELHH:WIND": 900.0, "FUELHH:CCGT": 1000.0, "FUELHH:INTFR": -10.0, "ITSDO": 3e4},
+                                previous)
+    order = [(r["node"], r["source"]) for r in rows]
+    assert order == sorted(order) and {s for _, s in order} == {STUCK_READING, UNIT_JUMP, UNSEEN_SIGN}
+    assert all(r["settlementPeriod"] == 5 for r in rows) and tracks["FUELHH:WIND"] == FuelTrack(900.0, 4)
+    assert [s for n, s in order if n == "FUELHH:INTFR"] == [STUCK_READING, UNIT_JUMP, UNSEEN_SIGN]  # all three fire
 
 
 # --- untouched days ---------------------------------------------------------------------------------------------

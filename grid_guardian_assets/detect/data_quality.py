@@ -158,9 +158,6 @@ class FuelTrack(NamedTuple):
     run: int
 
 
-_FUEL_PREFIX = measurement("FUELHH", "")
-
-
 class FuelChecks:
     """The three learned per-fuel detectors, laid out for one settlement period after another.
 
@@ -172,10 +169,9 @@ class FuelChecks:
     """
 
     def __init__(self, limits: Mapping[str, FuelLimits]):
-        self.limits = dict(limits)
         # measurement name -> (repeat limit, signs seen, jump limit in decades)
         self._bounds = {measurement("FUELHH", fuel): (float(limit.repeat_limit), frozenset(limit.signs), limit.jump_limit_decades)
-                        for fuel, limit in self.limits.items()}
+                        for fuel, limit in limits.items()}
 
     def score(self, key: Mapping[str, Any], values: Mapping[str, float | None],
               previous: Mapping[str, FuelTrack]) -> tuple[list[dict[str, Any]], dict[str, FuelTrack]]:
@@ -194,7 +190,7 @@ class FuelChecks:
         """
         rows: list[dict[str, Any]] = []
         tracks: dict[str, FuelTrack] = {}
-        for column in sorted(c for c in values if c.startswith(_FUEL_PREFIX) and c != _FUEL_PREFIX):
+        for column in sorted(fuel_columns(values)):
             value = values[column]
             value = math.nan if value is None else float(value)
             if not math.isfinite(value):
