@@ -367,6 +367,7 @@ def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_s
     summary = job.run(max_seconds=15, max_messages=11)
     # 3 frequency alerts; the 3 rejected readings are 2 alerts: FREQ's two bad messages arrive together (one incident).
     assert (summary.readings, summary.rejected, summary.alerts) == (8, 3, 5)
+    assert 0 < summary.first_message_s < summary.seconds  # the group join comes first
     sample = job.metrics.registry.get_sample_value
     assert sample("dlq_total", {"topic": "bmrs.FREQ"}) == 2 and sample("messages_processed_total", {"dataset": "FREQ"}) == 10
     assert sample("dlq_total", {"topic": "bmrs.FUELHH"}) == 1
@@ -768,7 +769,8 @@ def test_terminating_the_live_run_commits_and_records_its_final_materialisation(
         assert metadata["physics_rules_only"] is True
     # The offsets were committed before the run ended: the group has nothing left to read.
     again = InferenceJob(config_for(broker, redis_server, tmp_path, group_id="grid-guardian-live"))
-    assert again.run(max_seconds=6).messages == 0
+    nothing = again.run(max_seconds=6)
+    assert nothing.messages == 0 and nothing.first_message_s is None
 
 
 @pytest.mark.integration

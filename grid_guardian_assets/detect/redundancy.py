@@ -46,10 +46,10 @@ from grid_guardian_assets.stream.rules import Finding
 
 # Alarms per check and normal settlement period. Six checks run on a day's 48 periods before B1610 arrives (its nine
 # match FUELHH by construction here, B1610 being synthetic): 3e-4 spends about 0.09 of the combined detector's budget
-# of 0.5 false alerts per clean day, leaving the rest to the model. Chosen on the
-# validation split (bench_ablation.py --rules-only --false-alarm-rate): 1e-3 gave F1 0.653 and 0.167 false alerts
-# per clean day, 3e-4 0.697 and 0.05, 1e-4 0.701 and 0.017; 1e-4 is not taken, since 4,400 validation periods
-# cannot estimate it (it is about their largest residual).
+# of 0.5 false alerts per clean day, leaving the rest to the model. Chosen on the validation split
+# (bench_ablation.py --rules-only --false-alarm-rate): 1e-3 gave F1 0.653 and 0.167 false alerts per clean day, 3e-4
+# 0.697 and 0.05, 1e-4 0.701 and 0.017; 1e-4 is not taken, since 4,400 validation periods cannot estimate it (it is
+# about their largest residual).
 FALSE_ALARM_RATE = 3e-4
 # The national balance: FUELHH supply against ITSDO (the state estimator's version of the power_imbalance band).
 BALANCE_CHECK = "redundancy:balance"
