@@ -43,14 +43,15 @@ TRAIN_RANGE = DEFAULT_TRAIN_DAYS
 
 def alarm_sources(rules: RulesDetector, benchmark) -> tuple[collections.Counter, collections.Counter]:
     """Which rule findings alarmed: ``(outside any labelled event, clean days included; inside one)``, counted in
-    alarming periods; periods on known bad real data are left out, as the benchmark leaves them out."""
+    alarming periods; outside the events, periods on known bad real data are left out, as the benchmark's false-alert
+    count leaves them out."""
     outside: collections.Counter = collections.Counter()
     inside: collections.Counter = collections.Counter()
     for k, label in enumerate(benchmark.labels):
         for t, found in enumerate(rules.findings(benchmark.case(k))):
-            if benchmark.known_bad[k, t]:
-                continue
             within = label is not None and label.start <= t < label.start + label.duration + GRACE
+            if not within and benchmark.known_bad[k, t]:
+                continue
             for source in {f.source for f in found if f.alert}:
                 (inside if within else outside)[source] += 1
     return outside, inside

@@ -245,7 +245,7 @@ def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame) -> 
     while NESO's flow on the link is 1,999 MW, on 2018-07-12 at 11:00), a drop-out (``dropouts``), or a FUELHH fuel
     type missing from or doubled in the period (``integrity_findings``). The 2018 files hold such periods on most
     days (some in 51 of the 92 days of July to September), so the benchmark cannot leave them out; it marks them,
-    and an alarm on a marked period is neither a false alert nor a detection (``verifier.evaluation``). The period
+    and an alarm on a marked period is not a false alert (``verifier.evaluation``). The period
     before and after each is marked too: a check that reads the period before (a step, a run) alarms next to it.
     """
     found = detect(calibration, table)

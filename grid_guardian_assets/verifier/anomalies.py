@@ -189,7 +189,7 @@ class Benchmark:
     (``None`` for a clean case), the seed, and a version derived from the content.
 
     ``known_bad (K, L)`` marks the periods whose real data underneath is known to be bad
-    (``detect.calibration.known_bad_periods``): an alarm there is neither a false alert nor a detection."""
+    (``detect.calibration.known_bad_periods``): an alarm there is not a false alert (``verifier.evaluation``)."""
 
     node: np.ndarray
     frequency: np.ndarray

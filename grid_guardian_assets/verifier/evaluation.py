@@ -2,9 +2,10 @@
 
 A labelled event counts once: detected if any period from its start to ``GRACE`` periods after its end has a
 calibrated score ≥ 1 (its delay is the first such period minus the start). Every other run of consecutive alarming
-periods is one false-positive event. Periods whose real data is known to be bad (the benchmark's ``known_bad``:
-the 2018 files hold such periods on most days) are set aside: an alarm there is neither a detection nor a false
-alert, since the detector that raises it is right about the data, and the benchmark does not label it. Point
+periods is one false-positive event. Alarms on periods whose real data is known to be bad (the benchmark's
+``known_bad``: the 2018 files hold such periods on most days) are not false alerts, since the detector that raises
+one is right about the data, which the benchmark does not label; inside a labelled event's span an alarm detects the
+event whatever the data beneath (the marks only take alarms out of the false-alert count). Point
 adjustment (marking a whole event detected from one hit and scoring points) is not used: it lets even a random
 scorer look good (Kim et al., AAAI 2022).
 """
@@ -45,14 +46,14 @@ def _runs(mask: np.ndarray) -> int:
 
 def evaluate_case(period_score: np.ndarray, label, known_bad: np.ndarray | None = None) -> CaseOutcome:
     alarms = np.nan_to_num(period_score, nan=0.0) >= 1.0
-    if known_bad is not None:
-        alarms &= ~known_bad
+    countable = alarms if known_bad is None else alarms & ~known_bad  # what can be a false alert
     if label is None:
-        return CaseOutcome(CLEAN, False, float("nan"), _runs(alarms), alarms.size)
+        return CaseOutcome(CLEAN, False, float("nan"), _runs(countable), alarms.size)
     span = np.zeros_like(alarms)
     span[label.start : label.start + label.duration + GRACE] = True
     hits = np.flatnonzero(alarms & span)
-    return CaseOutcome(label.kind, hits.size > 0, float(hits[0] - label.start) if hits.size else float("nan"), _runs(alarms & ~span), alarms.size)
+    return CaseOutcome(label.kind, hits.size > 0, float(hits[0] - label.start) if hits.size else float("nan"),
+                       _runs(countable & ~span), alarms.size)
 
 
 def evaluate(detector, calibration, benchmark: Benchmark) -> list[CaseOutcome]:

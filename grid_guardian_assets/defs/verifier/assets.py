@@ -144,7 +144,7 @@ def current_benchmark(layout: DataLayout, network: str, split: str) -> "Benchmar
     description="Windows of real snapshots of one split (held-out October–December by default, or the July–September "
     "validation split) with injected, labelled anomalies of every type, and clean whole days, from a fixed seed; the "
     "periods whose real data is known to be bad (gross disagreement of two independent measurements, drop-outs, "
-    "missing or doubled FUELHH rows) are marked, and alarms there count neither way; saved as a versioned .npz so "
+    "missing or doubled FUELHH rows) are marked, and alarms there are not false alerts; saved as a versioned .npz so "
     "every checkpoint is measured on the same cases.",
 )
 def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, grid: GridResource,
