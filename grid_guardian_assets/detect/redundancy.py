@@ -100,17 +100,17 @@ class PairCheck:
         """
         return _sum(table, self.measured), _sum(table, self.reference)
 
-    def period_sides(self, values: Mapping[str, float | None], skip_measured_without_reference: bool = False) -> tuple[float, float]:
+    def period_sides(self, values: Mapping[str, float | None]) -> tuple[float, float]:
         """``(measured, reference)`` MW of one period's measurements (name → MW, ``None`` when unknown).
 
         NaN where a measured column is absent or unknown (a FUELHH side short of a fuel type is not that
         quantity), or where a reference column present is unknown, or none is present. An absent reference column
-        counts as no units of that kind, as ``sides`` counts one a table lacks. With
-        ``skip_measured_without_reference`` the measured side is not summed (NaN) when the reference is unknown: the
-        check cannot run, and while a backlog of FUELHH streams in ahead of the other datasets no check can.
+        counts as no units of that kind, as ``sides`` counts one a table lacks. When the reference is unknown the
+        check cannot run and the measured side is not summed (NaN): while a backlog of FUELHH streams in ahead of the
+        other datasets, no check can.
         """
         reference = _period_sum([_known(values[c]) for c in self.reference if c in values])
-        if skip_measured_without_reference and reference != reference:
+        if reference != reference:
             return math.nan, reference
         return _period_sum([_known(values.get(c)) for c in self.measured]), reference
 
@@ -325,11 +325,7 @@ class PeriodChecks:
         rels = self.relations
         if not rels:
             return []
-        sides = np.full((len(rels), 2), np.nan)
-        for k, rel in enumerate(rels):
-            measured, reference = rel.check.period_sides(values, skip_measured_without_reference=True)
-            if reference == reference:
-                sides[k] = measured, reference
+        sides = np.array([r.check.period_sides(values) for r in rels])
         measured_mw, reference_mw = sides[:, 0], sides[:, 1]
         floored = np.where(self.floored, np.maximum(reference_mw, self.floor), reference_mw)
         z = (measured_mw - (self.slope * floored + self.intercept)) / self.spread  # (K,), NaN where a side is unknown

@@ -163,7 +163,7 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
         raise dg.Failure(description=f"no {network.name} grid_snapshots stored for {first}..{last}: materialise them first")
     spec = config.spec()
     detectors, detectors_source = _detector_calibration(context, bmrs_storage.layout)
-    known_bad = known_bad_periods(detectors, measurement_table(list(days_between(first, last)), b1610_days=()))
+    known_bad = known_bad_periods(detectors, measurement_table(days_between(first, last), b1610_days=()))
     try:
         bench = build_benchmark(contiguous_sequences(days), network, spec, known_bad)
     except ValueError as exc:
