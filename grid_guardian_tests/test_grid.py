@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from grid_guardian_assets.definitions import defs
-from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing, LoadingHistory, branch_names, load_branch_limits, save_branch_limits
+from grid_guardian_assets.grid.branch_limits import (
+    UNRELIABLE_RATING_SHARE,
+    BranchLimitsMissing,
+    LoadingHistory,
+    branch_names,
+    load_branch_limits,
+    save_branch_limits,
+)
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, INTERCONNECTOR_BUSES, UnknownFuelTypeError, bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork, load_network, network_from_pandapower, reduced_network
@@ -198,20 +205,32 @@ def test_snapshot_store_round_trip_and_rewrite(tmp_path: Path) -> None:
     assert store.days("gb29") == [DAY]
 
 
-def test_branch_limits_take_the_measured_maximum_only_where_the_rating_is_routinely_exceeded(tmp_path: Path) -> None:
+def test_branch_limits_judge_only_ratings_that_no_season_routinely_exceeds(tmp_path: Path) -> None:
     network = reduced_network()
     history = LoadingHistory.empty(network.n_branches)
-    for day in range(3):  # a fabricated stack of three days' loadings, added day by day as the asset reads them
+    winter, summer = [DAY.replace(month=1, day=d) for d in range(1, 16)], [DAY.replace(month=7, day=d) for d in range(1, 16)]
+    for k, day in enumerate(winter + summer):  # fabricated loadings of 15 winter and 15 summer days, day by day
         loading = np.full((48, network.n_branches), 0.5)
-        loading[::10, 0] = 1.5 + 0.1 * day  # above rating in 5 of 48 periods (10 %): its rating understates it
-        loading[0, 1] = 1.3 if day == 0 else 0.5  # above rating once in 144 periods (0.7 %): an overload, not the norm
+        loading[::10, 0] = 1.5 + 0.01 * k  # above rating in 5 of 48 periods (10 %) all year: its rating understates it
+        loading[0, 1] = 1.3 if k == 0 else 0.5  # above rating once in 720 winter periods: an overload, not the norm
         loading[:, 2] = np.nan  # unrated
-        history.add(loading)
+        if day.month == 1 and k % 2 == 0:  # above rating in 8 of 720 winter periods (1.1 %), never in summer
+            loading[20, 3] = 1.2
+        history.add(loading, day)
     limits = history.limits()
-    assert history.periods == 144 and history.max_loading[0] == pytest.approx(1.7) and history.max_loading[1] == pytest.approx(1.3)
-    assert limits.limit[0] == pytest.approx(1.7) and limits.from_history[0]
-    assert limits.limit[1] == 1.0 and not limits.from_history[1] and limits.limit[2] == 1.0
-    assert limits.from_history.sum() == 1 and limits.describe(network) == [f"{branch_names(network)[0]} limit 1.70× rating (largest loading seen)"]
+    assert history.total_periods == 1440 and history.max_loading[0] == pytest.approx(1.79) and history.max_loading[1] == pytest.approx(1.3)
+    # Over the whole year branch 3 is above rating in 8 of 1,440 periods (0.6 %), yet in winter it is past it routinely.
+    assert history.over_rating[:, 3].sum() / history.total_periods < UNRELIABLE_RATING_SHARE
+    assert limits.from_history.tolist()[:4] == [True, False, False, True] and limits.from_history.sum() == 2
+    assert limits.limit[0] == pytest.approx(1.79) and limits.limit[3] == pytest.approx(1.2)
+    assert limits.limit[1] == 1.0 and limits.limit[2] == 1.0
+    np.testing.assert_array_equal(limits.alarm_limit[:4], [np.inf, 1.0, 1.0, np.inf])  # the rule judges credible ratings only
+    assert limits.describe(network)[0] == (f"{branch_names(network)[0]}: rating exceeded routinely, not judged for overload; "
+                                           "largest loading seen 1.79× rating")
+
+    one_day = LoadingHistory.empty(network.n_branches)  # a season seen for a day: one overload does not condemn a rating
+    one_day.add(np.where(np.arange(48)[:, None] == 0, 1.3, 0.5) * np.ones((1, network.n_branches)), DAY)
+    assert not one_day.limits().from_history.any()
 
     path = save_branch_limits(tmp_path / "grid" / "branch_limits_gb29.json", network, limits, history, [DAY, DAY + dt.timedelta(days=1)])
     back = load_branch_limits(path, network)

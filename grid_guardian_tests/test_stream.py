@@ -248,12 +248,13 @@ def test_metered_b1610_refines_a_scored_period_once_it_settles() -> None:
     assert processor.tick(now=20.0) == []  # settled once, scored once
 
 
-def test_line_overload_fires_above_a_branch_limit_and_names_the_branch() -> None:
+def test_line_overload_fires_above_a_credible_rating_only_and_names_the_branch() -> None:
     network = reduced_network()
     mapping, flow = bus_mapping(network), DCPowerFlow(network)
     tight = np.full(network.n_branches, 1e6)
-    tight[0] = 1e-3  # branch 0 alarms at any flow at all
-    processor = LiveProcessor(mapping, flow, BranchLimits(tight, np.zeros(network.n_branches, bool)), fuel_settle_s=0.0)
+    tight[[0, 1]] = 1e-3  # branches 0 and 1 are past these limits at any flow at all
+    not_credible = np.arange(network.n_branches) == 1  # branch 1's rating is routinely exceeded: it is not judged
+    processor = LiveProcessor(mapping, flow, BranchLimits(tight, not_credible), fuel_settle_s=0.0)
     rows = [r for r in day_records(DAY)["FUELHH"] if r["settlementPeriod"] == 1]
     raws = [RawMessage(Origin("bmrs.FUELHH", 0, i), *encode_record(FUELHH, r)) for i, r in enumerate(rows)]
     processor.add(parse_messages(FUELHH, raws)[0], now=0.0)

@@ -2,8 +2,15 @@
 
 A branch alarms above its rating (limit 1.0) unless history shows the model routinely loading it past its rating:
 equivalent branches of the reduced ``gb29`` model, whose ratings understate their corridors', carry more than their
-rating in a large share of normal periods. Such a branch's limit is the largest loading seen on it, so the overload
-rule fires on flows beyond anything seen in normal operation rather than in half of all periods.
+rating in a large share of normal periods. Such a rating is not credible, and the overload rule does not judge the
+branch (``BranchLimits.alarm_limit``): a flow past an understated rating is no evidence of an overload, and the
+largest flow seen so far is no limit either, since the corridors' flows follow the wind and grow from one season to
+the next (limits taken at January to September's largest loading alarmed in many normal autumn periods). The largest
+loading seen stays the branch's ``limit``: self-play's environment reads it as the most a corridor is known to carry.
+
+A rating is judged season by season (meteorological seasons): a branch that exceeds its rating only in winter, when
+demand and wind are high, is as routinely past it as one that does so all year, though over a whole year the winter
+share is diluted below the threshold.
 
 The ``branch_limits`` asset measures them over the stored snapshots and writes them to
 ``DataLayout.branch_limits(network)``; the live job and self-play read that file with ``load_branch_limits``.
@@ -21,8 +28,18 @@ import numpy as np
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, SnapshotDay
 
-# A rating exceeded in more than this share of the measured periods is unreliable: the limit comes from history.
+# A rating exceeded in more than this share of one season's measured periods is unreliable: the branch is not judged.
 UNRELIABLE_RATING_SHARE = 0.01
+# A season seen for fewer periods (two weeks) counts as this many, so one overload on a day or two of it does not
+# condemn a rating.
+SEASON_MIN_PERIODS = 14 * 48
+# Meteorological seasons, in which a rating's reliability is judged; GB's transmission owners rate lines by season too.
+SEASONS = ("winter", "spring", "summer", "autumn")  # DJF, MAM, JJA, SON
+
+
+def season_of(day: dt.date) -> int:
+    """The index in ``SEASONS`` of ``day``'s meteorological season."""
+    return (day.month % 12) // 3
 
 
 class BranchLimitsMissing(FileNotFoundError):
@@ -39,58 +56,77 @@ def branch_names(network: GridNetwork) -> list[str]:
 
 @dataclass
 class LoadingHistory:
-    """What a run of periods says about each branch: how many periods, how many above rating, the largest loading.
+    """What a run of periods says about each branch, per season: how many periods, how many above rating, and the
+    largest loading.
 
     Filled one day at a time (``add``), so memory does not grow with the number of days.
     """
 
-    periods: int
-    over_rating: np.ndarray  # (E,) periods in which the branch was loaded above its rating
+    periods: np.ndarray  # (S,) periods measured per season
+    over_rating: np.ndarray  # (S, E) periods in which the branch was loaded above its rating, per season
     max_loading: np.ndarray  # (E,) largest loading (|flow| / rating) seen
 
     @classmethod
     def empty(cls, n_branches: int) -> "LoadingHistory":
-        return cls(0, np.zeros(n_branches, dtype=np.int64), np.zeros(n_branches))
+        return cls(np.zeros(len(SEASONS), dtype=np.int64), np.zeros((len(SEASONS), n_branches), dtype=np.int64),
+                   np.zeros(n_branches))
 
     @classmethod
     def of(cls, days: Iterable[SnapshotDay], n_branches: int) -> "LoadingHistory":
         """The loadings of snapshot ``days`` (an iterator is read one day at a time)."""
         history = cls.empty(n_branches)
         for snapshots in days:
-            history.add(snapshots.edge_features[:, :, EDGE_FEATURES.index("loading")])
+            history.add(snapshots.edge_features[:, :, EDGE_FEATURES.index("loading")], snapshots.day)
         return history
 
-    def add(self, loading: np.ndarray) -> None:
-        """Count ``(T, E)`` loadings; NaN (an unrated branch) counts as unloaded."""
+    def add(self, loading: np.ndarray, day: dt.date) -> None:
+        """Count ``(T, E)`` loadings of ``day``; NaN (an unrated branch) counts as unloaded."""
         loading = np.nan_to_num(np.atleast_2d(np.asarray(loading, dtype=float)), nan=0.0)
         if loading.shape[1] != self.max_loading.shape[0]:
             raise ValueError(f"loadings of {loading.shape[1]} branches; this history counts {self.max_loading.shape[0]}")
-        self.periods += loading.shape[0]
-        self.over_rating += (loading > 1.0).sum(axis=0)
+        season = season_of(day)
+        self.periods[season] += loading.shape[0]
+        self.over_rating[season] += (loading > 1.0).sum(axis=0)
         self.max_loading = np.maximum(self.max_loading, loading.max(axis=0, initial=0.0))
 
     @property
+    def total_periods(self) -> int:
+        return int(self.periods.sum())
+
+    @property
     def share_over_rating(self) -> np.ndarray:
-        """``(E,)`` share of the periods in which each branch was loaded above its rating."""
-        return self.over_rating / max(self.periods, 1)
+        """``(S, E)`` share of each season's periods in which each branch was loaded above its rating (a season seen
+        for fewer than ``SEASON_MIN_PERIODS`` counts as that many; an unseen one reads 0)."""
+        return self.over_rating / np.maximum(self.periods, SEASON_MIN_PERIODS)[:, None]
 
     def limits(self) -> "BranchLimits":
-        """The limits these periods imply: each branch's rating, or its largest loading where the rating is exceeded
-        in more than ``UNRELIABLE_RATING_SHARE`` of them."""
-        unreliable = self.share_over_rating > UNRELIABLE_RATING_SHARE
+        """The limits these periods imply: each branch's rating, or, where the rating is exceeded in more than
+        ``UNRELIABLE_RATING_SHARE`` of some season's periods, its largest loading, marked as coming from history."""
+        unreliable = self.share_over_rating.max(axis=0) > UNRELIABLE_RATING_SHARE
         return BranchLimits(np.where(unreliable, np.maximum(self.max_loading, 1.0), 1.0), unreliable)
 
 
 @dataclass(frozen=True)
 class BranchLimits:
-    """Loading above which each branch alarms (1.0 = its rating), and which limits come from history."""
+    """Each branch's limit (1.0 = its rating), and which limits come from history because the rating is not credible.
+
+    ``limit`` is the most the branch is known to carry (its rating, or the largest loading seen); ``alarm_limit`` is
+    what the overload rule judges against.
+    """
 
     limit: np.ndarray  # (E,)
     from_history: np.ndarray  # (E,) bool
 
+    @property
+    def alarm_limit(self) -> np.ndarray:
+        """``(E,)`` loading at which the overload rule alarms: the rating where it is credible, infinity where history
+        shows it understated (the rule cannot tell an overload of such a branch; see the module docstring)."""
+        return np.where(self.from_history, np.inf, self.limit)
+
     def describe(self, network: GridNetwork) -> list[str]:
         names = branch_names(network)
-        return [f"{names[i]} limit {self.limit[i]:.2f}× rating (largest loading seen)" for i in np.flatnonzero(self.from_history)]
+        return [f"{names[i]}: rating exceeded routinely, not judged for overload; largest loading seen {self.limit[i]:.2f}× rating"
+                for i in np.flatnonzero(self.from_history)]
 
 
 def save_branch_limits(path: Path, network: GridNetwork, limits: BranchLimits, history: LoadingHistory,
@@ -99,13 +135,14 @@ def save_branch_limits(path: Path, network: GridNetwork, limits: BranchLimits, h
     payload = {
         "network": network.name,
         "days": [d.isoformat() for d in days],
-        "periods": history.periods,
+        "periods": history.total_periods,
+        "periods_by_season": dict(zip(SEASONS, history.periods.tolist())),
         "unreliable_rating_share": UNRELIABLE_RATING_SHARE,
         "branches": [
             {"name": name, "limit": float(limit), "from_history": bool(hist), "max_loading": float(peak),
-             "share_over_rating": float(share)}
+             "share_over_rating": dict(zip(SEASONS, (round(float(x), 5) for x in share)))}
             for name, limit, hist, peak, share in zip(
-                branch_names(network), limits.limit, limits.from_history, history.max_loading, history.share_over_rating
+                branch_names(network), limits.limit, limits.from_history, history.max_loading, history.share_over_rating.T
             )
         ],
     }

@@ -122,7 +122,7 @@ class LiveProcessor:
         node, edge, _ = period_arrays(self.mapping, self.flow, national, demand)
         loading = np.nan_to_num(edge[:, :, 2], nan=0.0)
         imbalance = imbalance_score(supply, demand)
-        overloads = np.argwhere(loading / self.limits.limit >= 1.0)
+        overloads = np.argwhere(loading / self.limits.alarm_limit >= 1.0)
         model_scores = self._model_scores(periods, node, loading)
         version, names = self.model_version, self.mapping.network.bus_names
         findings: list[Finding] = []
@@ -136,7 +136,7 @@ class LiveProcessor:
                                         period.demand_origin[source],
                                         {**detail, "supply_mw": float(supply[t]), "demand_mw": float(demand[t])}, version))
             for i in overloads[overloads[:, 0] == t, 1]:
-                findings.append(Finding(self.branches[i], period.start, float(loading[t, i] / self.limits.limit[i]),
+                findings.append(Finding(self.branches[i], period.start, float(loading[t, i] / self.limits.alarm_limit[i]),
                                         "line_overload", "FUELHH", origin,
                                         {**detail, "loading": float(loading[t, i]), "flow_mw": float(edge[t, i, 1])}, version))
             scores = model_scores[t]

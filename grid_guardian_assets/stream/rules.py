@@ -8,8 +8,9 @@ the numbers and their sources).
   ramp.
 * Power imbalance: supply (FUELHH + net imports) minus INDO demand outside the band that losses and station load
   explain (``LOSS_MIN..LOSS_MAX`` of supply).
-* Line overload: a branch's DC-flow loading above its limit (``grid.branch_limits``: the rating, or the largest
-  loading the stored snapshots show where the rating is routinely exceeded; the ``branch_limits`` asset stores them).
+* Line overload: a branch's DC-flow loading above its rating, on branches whose rating is credible
+  (``grid.branch_limits``: one the stored snapshots show routinely exceeded in some season is not judged; the
+  ``branch_limits`` asset stores which).
 """
 
 import datetime as dt

@@ -155,7 +155,7 @@ class RulesDetector:
       beyond ± 0.5 Hz; RoCoF needs samples seconds apart, which a half-hourly mean is not, so it is not scored);
       the power imbalance of supply against the snapshot's INDO demand (``imbalance_score``) where the learned
       balance check cannot run (``detect.calibration.balance_checked``), as in the live job; and line overload,
-      each branch's loading over its limit.
+      each branch's loading over its rating where the rating is credible (``BranchLimits.alarm_limit``).
 
     A period's score is the largest of its findings' (0 without one). Bus scores are 0 except at an interconnector's
     landing bus when a finding names that interconnector (``Calibration.apply`` reads a period whose bus scores are
@@ -164,9 +164,9 @@ class RulesDetector:
     Args:
         calibration: The fitted redundancy and data-quality detectors (the ``detector_calibration`` asset's).
         mapping: The bus mapping of the benchmark's network.
-        limits: Line-overload limits per branch (``grid.branch_limits``); ``None``: every branch at its rating (1.0),
-            which on ``gb29`` alarms in many normal periods on the equivalent branches whose ratings understate their
-            corridors.
+        limits: Line-overload limits per branch (``grid.branch_limits``; the rule judges ``alarm_limit``); ``None``:
+            every branch at its rating (1.0), which on ``gb29`` alarms in many normal periods on the equivalent
+            branches whose ratings understate their corridors.
     """
 
     name = "rules"
@@ -174,7 +174,7 @@ class RulesDetector:
     def __init__(self, calibration: DetectorCalibration, mapping: BusMapping, limits: BranchLimits | None = None):
         self.detectors, self.mapping = calibration, mapping
         network = mapping.network
-        self.limit = np.ones(network.n_branches) if limits is None else np.asarray(limits.limit, dtype=float)
+        self.limit = np.ones(network.n_branches) if limits is None else np.asarray(limits.alarm_limit, dtype=float)
         self.branches = branch_names(network)
         # A finding on an interconnector names its landing bus when it has exactly one.
         self.landing_bus = {measurement("FUELHH", fuel): int(np.flatnonzero(w)[0])

@@ -179,9 +179,10 @@ class SnapshotBuilder:
     # Unpartitioned, downstream of daily snapshots: it may be selected with them in a ranged run (as grid_topology).
     backfill_policy=dg.BackfillPolicy.single_run(),
     description="Line-overload limits per branch (data/grid/branch_limits_NETWORK.json), measured on every stored day of "
-    "grid_snapshots: a branch's rating, or, where the snapshots load it above its rating in more than 1 % of periods "
-    "(equivalent branches whose ratings understate their corridors), the largest loading seen. The live rules and "
-    "self-play's environment read them.",
+    "grid_snapshots: the overload rule judges a branch against its rating, except where the snapshots load it above "
+    "its rating in more than 1 % of one season's periods (equivalent branches whose ratings understate their "
+    "corridors): such a branch is not judged, and its largest loading seen is kept as the most it is known to carry. "
+    "The live rules and self-play's environment read them.",
 )
 def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
     import numpy as np
@@ -198,14 +199,15 @@ def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_st
     limits = history.limits()
     path = save_branch_limits(bmrs_storage.layout.branch_limits(network.name), network, limits, history, days)
     most = int(np.argmax(history.max_loading))
-    context.log.info(f"{int(limits.from_history.sum())} of {network.n_branches} branches take their limit from {len(days)} stored days")
+    context.log.info(f"{int(limits.from_history.sum())} of {network.n_branches} branches exceed their rating routinely in "
+                     f"{len(days)} stored days: not judged for overload")
     return dg.MaterializeResult(
         metadata={
             "network": network.name,
             "days": len(days),
             "first_day": days[0].isoformat(),
             "last_day": days[-1].isoformat(),
-            "periods": history.periods,
+            "periods": history.total_periods,
             "branches": network.n_branches,
             "limits_from_history": int(limits.from_history.sum()),
             "limits_at_rating": int((~limits.from_history).sum()),
