@@ -40,7 +40,7 @@ from grid_guardian_assets.detect.data_quality import (
 )
 from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
-from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE, period_suspects
+from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE, period_suspects, step_residuals
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
@@ -100,7 +100,9 @@ def test_calibration_is_learned_on_training_days_and_round_trips_through_json(ca
     assert calibration.relations["redundancy:interconnector:INTFR"].reference_floor == 0.0  # FUELHH: imports only
     assert calibration.relations[BALANCE].reference_floor is None
     for relation in calibration.relations.values():
-        assert relation.threshold >= 3.0 and relation.false_alarm_rate == FALSE_ALARM_RATE
+        assert relation.threshold >= 3.0 and relation.step_threshold >= 3.0 and relation.false_alarm_rate == FALSE_ALARM_RATE
+    for check in (BALANCE, WIND):  # their residuals wander: from one period to the next they move less
+        assert calibration.relations[check].step_spread_mw < 0.7 * calibration.relations[check].spread_mw
         assert relation.gross_errors < 0.01 * relation.validation_periods
     assert calibration.fuel_limits["INTFR"].signs == ("zero", "positive")
     assert calibration.fuel_limits["CCGT"].longest_repeat == 2
@@ -128,6 +130,18 @@ def test_a_periods_fuel_rows_come_by_node_and_source_whichever_detectors_fire() 
     assert order == sorted(order) and {s for _, s in order} == {STUCK_READING, UNIT_JUMP, UNSEEN_SIGN}
     assert all(r["settlementPeriod"] == 5 for r in rows) and tracks["FUELHH:WIND"] == FuelTrack(900.0, 4)
     assert [s for n, s in order if n == "FUELHH:INTFR"] == [STUCK_READING, UNIT_JUMP, UNSEEN_SIGN]  # all three fire
+
+
+nan = float("nan")
+
+
+@pytest.mark.parametrize(("residuals", "steps"), [
+    ([1.0, 2.0, 4.0, 1.0], [nan, 1.0, 2.5, -2.0]),  # the mean of the two periods before; the first has none
+    ([0.0, 9.0, 1.0, 2.0], [nan, 9.0, 1.0, 1.0]),  # a gross residual (beyond 6 spreads) is no level to step from
+    ([0.0, nan, 1.0, 7.0, 8.0, 9.0], [nan, nan, 1.0, 6.0, 7.0, nan]),  # unknown or gross ones do not count; none: NaN
+])
+def test_a_step_is_the_residual_less_the_mean_of_the_usable_two_before(residuals: list[float], steps: list[float]) -> None:
+    np.testing.assert_allclose(step_residuals(np.array(residuals)), steps, equal_nan=True)
 
 
 # --- untouched days ---------------------------------------------------------------------------------------------
@@ -204,6 +218,19 @@ def test_a_real_b1630_wind_drop_out_is_blamed_on_agws(calibration: DetectorCalib
 
 
 # --- data-quality detectors with a fault written in -------------------------------------------------------------
+@pytest.mark.parametrize("day", DAYS)
+def test_agws_wind_off_by_1200_mw_alarms_the_wind_checks_step_and_names_agws(calibration: DetectorCalibration, day: dt.date) -> None:
+    """1,200 MW is under half the wind check's residual threshold (2,604 MW) but over its step threshold (907 MW):
+    the step alarms where the fault starts and where it ends, naming AGWS; the residual alone would not."""
+    relation = calibration.relations[WIND]
+    assert relation.step_spread_mw * relation.step_threshold < 1200 < relation.spread_mw * relation.threshold / 2
+    table = with_fault(day_table(day), "AGWS:Wind Onshore", [20, 21], lambda v: v + 1200)
+    found = alarms(calibration, table)
+    assert {(f.source, f.node, f.dataset, period_of(f)) for f in found} == {(WIND, "AGWS:wind", "AGWS", p) for p in (20, 22)}
+    assert all(abs(f.detail["normalised_residual"]) < relation.threshold for f in found)
+    assert [np.sign(f.detail["step_residual"]) for f in sorted(found, key=period_of)] == [-1, 1]  # expected FUELHH rose, then fell
+
+
 @pytest.mark.parametrize("day", DAYS)
 @pytest.mark.parametrize("factor", [1000, 1 / 1000])
 def test_a_units_error_alarms_unit_jump_and_the_b1610_and_balance_checks(calibration: DetectorCalibration, day: dt.date, factor: float) -> None:
@@ -301,22 +328,26 @@ def _live_processor(calibration: DetectorCalibration | None) -> LiveProcessor:
     return LiveProcessor(bus_mapping(network), DCPowerFlow(network), loose, None, detectors, fuel_settle_s=0.0)
 
 
-def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(calibration: DetectorCalibration) -> None:
-    """The day's real FUELHH, ITSDO (1,500 MW too high in periods 20–22), AGWS and B1610 readings, sent through the
-    live job's processor period by period (its state carried through a restart at period 24), end with the same
-    detector findings as the batch detector over the same readings' measurement table. NESO's interconnector flows
-    have no topic: the batch table leaves them out as the live job lacks them, and their checks do not run."""
+@pytest.mark.parametrize(("shift", "alarming"), [(1500, (20, 21, 22)), (450, (20, 23))])
+def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(calibration: DetectorCalibration, shift: float,
+                                                                            alarming: tuple[int, ...]) -> None:
+    """The day's real FUELHH, ITSDO (``shift`` MW too high in periods 20–22), AGWS and B1610 readings, sent through
+    the live job's processor period by period (its state carried through a restart at period 22, so that the steps of
+    periods 22 and 23 stand on residuals from before it), end with the same detector findings as the batch detector
+    over the same readings' measurement table. 1,500 MW alarms the balance's residual in every faulty period; 450 MW,
+    under its threshold, alarms its step where the fault starts and where it ends. NESO's interconnector flows have no
+    topic: the batch table leaves them out as the live job lacks them, and their checks do not run."""
     day, faulty = DAYS[0], (20, 21, 22)
-    table = with_fault(day_table(day), ITSDO_COLUMN, faulty, lambda v: v + 1500)
+    table = with_fault(day_table(day), ITSDO_COLUMN, faulty, lambda v: v + shift)
     batch = detect(calibration, table.select(pl.exclude("^NESO:.*$"))).findings()
     start, end = day_bounds_utc(day)
     itsdo = [r for r in neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()]
-    itsdo = [{**r, "demand": r["demand"] + 1500} if r["settlementPeriod"] in faulty else r for r in itsdo]
+    itsdo = [{**r, "demand": r["demand"] + shift} if r["settlementPeriod"] in faulty else r for r in itsdo]
     records = [(FUELHH, recorded.fuelhh_records(day)), (ITSDO, itsdo), (AGWS, agws.agws_day_records(day))]
 
     processor, live = _live_processor(calibration), []
     for period in settlement_periods(day):
-        if period.number == 24:  # a restart: the next process loads the state the last batch stored
+        if period.number == 22:  # a restart: the next process loads the state the last batch stored
             state = json.loads(json.dumps(processor.state()))
             processor = _live_processor(calibration)
             processor.load_state(state)
@@ -338,7 +369,7 @@ def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(cali
         assert (mine.node, mine.dataset, mine.detail["settlement_period"]) == (f.node, f.dataset, f.detail["settlement_period"])
         assert mine.score == pytest.approx(f.score, abs=1e-9, rel=0)
     alarms = sorted((f.source, f.node, period_of(f), f.origin.topic) for f in final.values() if f.alert)
-    assert alarms == [(BALANCE, "ITSDO", p, "bmrs.ITSDO") for p in faulty]
+    assert alarms == [(BALANCE, "ITSDO", p, "bmrs.ITSDO") for p in alarming]
     assert {f.source for f in final.values()} >= {BALANCE, WIND, "redundancy:b1610:WIND", STUCK_READING}
 
 

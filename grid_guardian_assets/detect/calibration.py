@@ -36,6 +36,7 @@ from grid_guardian_assets.detect.redundancy import (
     FALSE_ALARM_RATE,
     GROSS_ERROR_SPREADS,
     RESULT_SCHEMA,
+    STEP_BASELINE_PERIODS,
     PairRelation,
     PeriodChecks,
     default_checks,
@@ -55,7 +56,7 @@ HELD_OUT_DAYS = tuple(days_between(dt.date(2018, 10, 1), dt.date(2018, 12, 31)))
 B1610_EVERY = 7
 # A reading under this share of both its neighbours is a drop-out (a whole-system FUELHH gap, a B1630 wind glitch).
 DROPOUT_SHARE = 0.6
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the redundancy checks' step spreads and thresholds
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ class DetectorCalibration:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "DetectorCalibration":
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"detector calibration format {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+            raise ValueError(f"detector calibration format {data.get('format_version')!r}, expected {FORMAT_VERSION}: "
+                             "materialise detector_calibration again")
         first, last = (dt.date.fromisoformat(d) for d in data["fit_days"])
         v_first, v_last = (dt.date.fromisoformat(d) for d in data["validation_days"])
         return cls(
@@ -164,40 +166,51 @@ class PeriodDetector:
     """Every learned detector stepped through settlement periods as they are scored: the one code path of the batch
     ``detect`` and the live job.
 
-    The redundancy checks need only the period; the per-fuel detectors also need the period before it (a run of one
-    reading, a step between readings), so each scored period's ``FuelTrack``s are kept by its start. A period
-    rescored (late demand, AGWS or B1610 refining it) is scored against the same preceding period again, and a
-    period whose predecessor was never scored (a gap) starts its runs afresh, as a null row does in a table.
+    The redundancy checks need the period and their residuals of the periods before it (a step's baseline); the
+    per-fuel detectors need the period before it (a run of one reading, a step between readings). So each scored
+    period's ``FuelTrack``s and normalised residuals are kept by its start. A period rescored (late demand, AGWS or
+    B1610 refining it) is scored against the same preceding periods again, and a period whose predecessors were never
+    scored (a gap) starts its runs afresh and has no step, as a null row does in a table.
 
     Args:
         calibration: The fitted detectors.
-        keep_periods: Periods whose tracks are kept (the live job keeps one more than it keeps periods for
-            refinement, so the oldest refinable period still has its predecessor's).
+        keep_periods: Periods whose state is kept (the live job keeps ``STEP_BASELINE_PERIODS`` more than it keeps
+            periods for refinement, so the oldest refinable period still has its predecessors').
     """
 
-    def __init__(self, calibration: DetectorCalibration, keep_periods: int = 2):
+    def __init__(self, calibration: DetectorCalibration, keep_periods: int = STEP_BASELINE_PERIODS):
         self.calibration, self.keep_periods = calibration, keep_periods
         self.checks = PeriodChecks(calibration.relations)
         self.fuel_checks = FuelChecks(calibration.fuel_limits)
         self.tracks: dict[dt.datetime, dict[str, FuelTrack]] = {}
+        self.residuals: dict[dt.datetime, dict[str, float]] = {}
 
     def score(self, settlement_date: dt.date, number: int, start: dt.datetime,
               values: Mapping[str, float | None]) -> PeriodDetection:
         """Score one period's measurements (name → MW, ``None`` when unknown; see ``measurements``' names)."""
         key = {"settlementDate": settlement_date, "settlementPeriod": number, "start": start}
         fuel, self.tracks[start] = self.fuel_checks.score(key, values, self.tracks.get(start - PERIOD, {}))
-        if len(self.tracks) > self.keep_periods:
-            for old in sorted(self.tracks)[: len(self.tracks) - self.keep_periods]:
-                del self.tracks[old]
-        return PeriodDetection([{**key, **row} for row in self.checks.evaluate(values)], fuel)
+        previous = [self.residuals.get(start - lag * PERIOD, {}) for lag in range(1, STEP_BASELINE_PERIODS + 1)]
+        redundancy = self.checks.evaluate(values, previous)
+        self.residuals[start] = {row["check"]: row["normalised_residual"] for row in redundancy}
+        for state in (self.tracks, self.residuals):
+            if len(state) > self.keep_periods:
+                for old in sorted(state)[: len(state) - self.keep_periods]:
+                    del state[old]
+        return PeriodDetection([{**key, **row} for row in redundancy], fuel)
 
     def to_json(self) -> dict[str, Any]:
-        return {start.isoformat(): {name: [t.value, t.run] for name, t in tracks.items()}
-                for start, tracks in self.tracks.items()}
+        return {
+            "tracks": {start.isoformat(): {name: [t.value, t.run] for name, t in tracks.items()}
+                       for start, tracks in self.tracks.items()},
+            "residuals": {start.isoformat(): residuals for start, residuals in self.residuals.items()},
+        }
 
     def load_json(self, data: Mapping[str, Any]) -> None:
         self.tracks = {dt.datetime.fromisoformat(start): {name: FuelTrack(float(v), int(r)) for name, (v, r) in tracks.items()}
-                       for start, tracks in data.items()}
+                       for start, tracks in data.get("tracks", {}).items()}
+        self.residuals = {dt.datetime.fromisoformat(start): {name: float(z) for name, z in residuals.items()}
+                          for start, residuals in data.get("residuals", {}).items()}
 
 
 def balance_checked(findings: Iterable[Finding]) -> bool:
@@ -242,14 +255,17 @@ def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame) -> 
 
     Known bad, by criteria that do not depend on any detector's threshold: two independent measurements of one
     quantity disagree by ``GROSS_ERROR_SPREADS`` or more of the check's normal spread (FUELHH's IFA reading 334 MW
-    while NESO's flow on the link is 1,999 MW, on 2018-07-12 at 11:00), a drop-out (``dropouts``), or a FUELHH fuel
+    while NESO's flow on the link is 1,999 MW, on 2018-07-12 at 11:00), or their disagreement jumps by as many of its
+    normal step spreads from one period to the next (the checks' thresholds leave both out as bad data), a drop-out (``dropouts``), or a FUELHH fuel
     type missing from or doubled in the period (``integrity_findings``). The 2018 files hold such periods on most
     days (some in 51 of the 92 days of July to September), so the benchmark cannot leave them out; it marks them,
     and an alarm on a marked period is not a false alert (``verifier.evaluation``). The period
     before and after each is marked too: a check that reads the period before (a step, a run) alarms next to it.
     """
     found = detect(calibration, table)
-    gross = found.redundancy.filter(pl.col("normalised_residual").abs() >= GROSS_ERROR_SPREADS)["start"].to_list()
+    # A step without a baseline is NaN, which polars sorts above every number: it is no gross step.
+    gross = found.redundancy.filter((pl.col("normalised_residual").abs() >= GROSS_ERROR_SPREADS)
+                                    | (pl.col("step_residual").fill_nan(0.0).abs() >= GROSS_ERROR_SPREADS))["start"].to_list()
     dropped = table.filter(dropouts(table))["start"].to_list()
     broken = [f.time for day in table["settlementDate"].unique().to_list()
               for f in integrity_findings(FUELHH, day, recorded.fuelhh_records(day))]

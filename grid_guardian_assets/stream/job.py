@@ -31,6 +31,7 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_a
 
 from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector
 from grid_guardian_assets.detect.data_quality import rejected_reading_finding
+from grid_guardian_assets.detect.redundancy import STEP_BASELINE_PERIODS
 from grid_guardian_assets.grid.branch_limits import load_branch_limits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
@@ -229,8 +230,8 @@ class InferenceJob:
         calibration = DetectorCalibration.load(path)
         log.info("redundancy checks %s and %d fuel types' data-quality limits from %s", ", ".join(calibration.relations),
                  len(calibration.fuel_limits), path)
-        # One period more than the book keeps for refinement: the oldest refinable period keeps its predecessor.
-        return PeriodDetector(calibration, keep_periods=self.config.keep_periods + 1)
+        # More periods than the book keeps for refinement: the oldest refinable period keeps its step baseline.
+        return PeriodDetector(calibration, keep_periods=self.config.keep_periods + STEP_BASELINE_PERIODS)
 
     # --- model ------------------------------------------------------------------------------------------------
     def _promoted_scorer(self) -> LiveScorer | None:

@@ -24,12 +24,14 @@ def detector_calibration(context: dg.AssetExecutionContext, bmrs_storage: BmrsSt
     path.parent.mkdir(parents=True, exist_ok=True)
     calibration.save(path)
     checks = pl.DataFrame(
-        [(name, r.threshold, r.spread_mw, r.slope, r.intercept, r.fit_periods, r.validation_periods, r.gross_errors)
+        [(name, r.threshold, r.spread_mw, r.step_threshold, r.step_spread_mw, r.slope, r.intercept, r.fit_periods,
+          r.validation_periods, r.gross_errors)
          for name, r in calibration.relations.items()],
-        schema=["check", "threshold_spreads", "spread_mw", "slope", "intercept_mw", "fit_periods",
-                "validation_periods", "gross_errors"],
+        schema=["check", "threshold_spreads", "spread_mw", "step_threshold_spreads", "step_spread_mw", "slope",
+                "intercept_mw", "fit_periods", "validation_periods", "gross_errors"],
         orient="row",
-    ).with_columns(pl.col("threshold_spreads", "spread_mw", "slope", "intercept_mw").round(3))
+    ).with_columns(pl.col("threshold_spreads", "spread_mw", "step_threshold_spreads", "step_spread_mw", "slope",
+                          "intercept_mw").round(3))
     fuels = pl.DataFrame(
         [(f, limit.repeat_limit, ",".join(limit.signs), round(limit.jump_limit_decades, 3), limit.periods)
          for f, limit in sorted(calibration.fuel_limits.items())],
