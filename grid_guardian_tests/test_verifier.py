@@ -42,7 +42,7 @@ from grid_guardian_assets.verifier.pipeline import (
     train_verifier,
 )
 from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector, case_measurements
-from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
+from grid_guardian_assets.verifier.scoring import TAIL_SHARE, Calibration, LearnedDetector, tail_level
 from grid_guardian_assets.verifier.sequences import Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, build_model, masked_mse, train_model
 from grid_guardian_assets.verifier.train_config import TrainConfig
@@ -220,6 +220,23 @@ def test_calibration_fires_at_the_stated_rate_on_other_normal_days() -> None:
     unseen = _daily_alarm_rates(detector, calibration, unseen_days)
     standard_error = np.sqrt(seen.var(ddof=1) / seen.size + unseen.var(ddof=1) / unseen.size)
     assert abs(unseen.mean() - 0.05) <= 3 * standard_error, (unseen.round(3), seen.round(3))
+
+
+@pytest.mark.parametrize("rate", [1e-4, 1e-5])
+def test_a_level_rarer_than_the_sample_shows_is_extrapolated_from_its_tail(rate: float) -> None:
+    """672 draws (14 calibration days) of an exponential tail above a bulk: the level exceeded at ``rate`` lies past
+    the sample's largest draws, where a quantile cannot reach; the fitted tail finds it within 10 %."""
+    rng = np.random.default_rng(7)
+    scores = 1.0 + rng.exponential(0.2, size=672)
+    true_level = 1.0 + 0.2 * np.log(1 / rate)
+    assert np.quantile(scores, 1 - rate) < 0.9 * true_level  # the quantile stops at the largest draws
+    assert tail_level(scores, rate) == pytest.approx(true_level, rel=0.1)
+
+
+def test_a_level_the_sample_shows_is_its_quantile() -> None:
+    scores = np.random.default_rng(7).exponential(1.0, size=1000)
+    assert tail_level(scores, TAIL_SHARE) == np.quantile(scores, 1 - TAIL_SHARE)
+    assert tail_level(scores, 0.5) == np.quantile(scores, 0.5)
 
 
 @pytest.mark.integration
