@@ -192,7 +192,10 @@ class PeriodDetector:
         fuel, self.tracks[start] = self.fuel_checks.score(key, values, self.tracks.get(start - PERIOD, {}))
         previous = [self.residuals.get(start - lag * PERIOD, {}) for lag in range(1, STEP_BASELINE_PERIODS + 1)]
         redundancy = self.checks.evaluate(values, previous)
-        self.residuals[start] = {row["check"]: row["normalised_residual"] for row in redundancy}
+        if redundancy:  # a catch-up's FUELHH, ahead of every reference, leaves nothing to keep
+            self.residuals[start] = {row["check"]: row["normalised_residual"] for row in redundancy}
+        else:
+            self.residuals.pop(start, None)
         for state in (self.tracks, self.residuals):
             if len(state) > self.keep_periods:
                 for old in sorted(state)[: len(state) - self.keep_periods]:
