@@ -144,6 +144,18 @@ def test_a_step_is_the_residual_less_the_mean_of_the_usable_two_before(residuals
     np.testing.assert_allclose(step_residuals(np.array(residuals)), steps, equal_nan=True)
 
 
+def test_the_scored_step_is_the_fitted_step(calibration: DetectorCalibration) -> None:
+    """Thresholds are fitted with ``step_residuals`` over tables; periods are scored one by one (``PeriodDetector``,
+    carrying the residuals before). On a real day with a 700 MW fault (beyond the gross level, so the baseline skips
+    it) both give the same step."""
+    table = with_fault(day_table(DAYS[0]), ITSDO_COLUMN, [20], lambda v: v + 700)
+    rows = detect(calibration, table).redundancy.filter(pl.col("check") == BALANCE).sort("start")
+    relation = calibration.relations[BALANCE]
+    fitted = step_residuals(rows["normalised_residual"].to_numpy()) * relation.spread_mw / relation.step_spread_mw
+    assert abs(rows["normalised_residual"][19]) > 6  # period 20's residual is gross: periods 21 and 22 step from the rest
+    np.testing.assert_allclose(rows["step_residual"].to_numpy(), fitted, rtol=1e-12, equal_nan=True)
+
+
 # --- untouched days ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("previous", "value"), [(1000.0, 1.0), (1.0, 1000.0), (-250.0, 250.0), (0.0, 5.0), (5.0, 0.0),
                                                  (float("nan"), 5.0), (5.0, float("nan")), (812.5, 812.5)])

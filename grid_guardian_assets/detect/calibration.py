@@ -259,8 +259,8 @@ def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame) -> 
     Known bad, by criteria that do not depend on any detector's threshold: two independent measurements of one
     quantity disagree by ``GROSS_ERROR_SPREADS`` or more of the check's normal spread (FUELHH's IFA reading 334 MW
     while NESO's flow on the link is 1,999 MW, on 2018-07-12 at 11:00), or their disagreement jumps by as many of its
-    normal step spreads from one period to the next (the checks' thresholds leave both out as bad data), a drop-out (``dropouts``), or a FUELHH fuel
-    type missing from or doubled in the period (``integrity_findings``). The 2018 files hold such periods on most
+    normal step spreads from one period to the next (the checks' thresholds leave both out as bad data), a drop-out
+    (``dropouts``), or a FUELHH fuel type missing from or doubled in the period (``integrity_findings``). The 2018 files hold such periods on most
     days (some in 51 of the 92 days of July to September), so the benchmark cannot leave them out; it marks them,
     and an alarm on a marked period is not a false alert (``verifier.evaluation``). The period
     before and after each is marked too: a check that reads the period before (a step, a run) alarms next to it.

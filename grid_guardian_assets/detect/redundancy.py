@@ -72,8 +72,9 @@ MIN_SPREAD_MW = 10.0
 MIN_THRESHOLD_SPREADS = 3.0
 HUBER_K = 1.345  # 95 % efficiency on normal residuals
 # The step's baseline: residuals are correlated over about an hour (the balance's lag-1 autocorrelation is 0.66, lag-2
-# 0.23, lag-4 0.03 on the validation days), so the mean of the two periods before is where a period's residual should
-# be. A longer baseline drifts away from it (the balance's step alarms at 541 MW with four periods, 660 MW with eight).
+# 0.23, lag-4 0.03 on the validation days), so the two periods before are where a period's residual should be. A
+# longer baseline drifts away from it: in a first measurement on the validation days (a median baseline) the balance's
+# step alarmed at 428 MW with two periods, 541 MW with four and 660 MW with eight.
 STEP_BASELINE_PERIODS = 2
 MIN_FIT_PERIODS = 96  # two days
 # Relative difference under which two suspects' statistics are one tie (the same formula rounds differently).
@@ -324,7 +325,8 @@ PERIOD_KEY = ("settlementDate", "settlementPeriod", "start")
 RESULT_SCHEMA = {
     "settlementDate": pl.Date, "settlementPeriod": pl.Int64, "start": pl.Datetime("us", "UTC"), "check": pl.Utf8,
     "measured_mw": pl.Float64, "reference_mw": pl.Float64, "expected_mw": pl.Float64, "normalised_residual": pl.Float64,
-    "step_residual": pl.Float64, "score": pl.Float64, "suspect": pl.Utf8, "suspect_statistic": pl.Float64, "candidates": pl.List(pl.Utf8),
+    "step_residual": pl.Float64, "score": pl.Float64, "suspect": pl.Utf8, "suspect_statistic": pl.Float64,
+    "candidates": pl.List(pl.Utf8),
 }
 
 

@@ -121,8 +121,8 @@ def _progress_metadata(summary_metadata: dict[str, object]) -> dict[str, object]
     description="The live path: consumes the bmrs.* topics, scores readings with the physics rules and the promoted "
     "checkpoint (gnn_verifier's, or a self-play round's), writes scores and alerts to Redis and then commits. "
     "Line overloads are judged on the branches with credible ratings that branch_limits stored (the run fails without "
-    "them); the redundancy "
-    "checks and per-fuel data-quality detectors run with detector_calibration's file when it is stored. Long-running: "
+    "them); the redundancy checks and per-fuel data-quality detectors run with detector_calibration's file when it is "
+    "stored. Long-running: "
     "progress is recorded as observations (readings, alerts, consumer lag, checkpoint in use, offsets covered); "
     "terminating the run finishes the batch, commits, and records the final materialisation.",
 )
