@@ -11,21 +11,26 @@ Tune on ``--split validation`` (July to September); ``held_out`` (October to Dec
 The validation days lie inside the training range (``verifier/benchmark_config.py`` says why), so the model, its
 calibration days and the rules' thresholds have seen them: validation figures are optimistic, and only tell settings
 apart.
-``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone.
+``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone. ``--observed`` scores every
+detector on the cases as the live job would see them (``rule_detectors.observed_case``: the national readings
+spread over buses again), without the bus-level detail an injector writes and no real snapshot holds.
 
-Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--rules-only] [--epochs N]
+Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--rules-only] [--epochs N] [--observed]
 """
 
 import argparse
 import collections
+import dataclasses
 import time
 
+import numpy as np
 import polars as pl
 
 from grid_guardian_assets.detect.calibration import fit_detectors, known_bad_periods
 from grid_guardian_assets.detect.measurements import measurement_table
 from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
@@ -35,7 +40,7 @@ from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS,
 from grid_guardian_assets.verifier.bootstrap import summary_table
 from grid_guardian_assets.verifier.evaluation import GRACE, evaluate, summarise
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences
-from grid_guardian_assets.verifier.rule_detectors import RulesDetector
+from grid_guardian_assets.verifier.rule_detectors import RulesDetector, observed_case
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
 
 TRAIN_RANGE = DEFAULT_TRAIN_DAYS
@@ -65,6 +70,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--false-alarm-rate", type=float, default=FALSE_ALARM_RATE,
                         help="the redundancy checks' alarms per check and normal period (fit_detectors' argument)")
+    parser.add_argument("--observed", action="store_true",
+                        help="score the cases as the live job would see them (national readings spread over buses again)")
     parser.add_argument("--count-known-bad", action="store_true",
                         help="count alarms on periods of known bad real data as false alerts (as before they were marked)")
     args = parser.parse_args()
@@ -77,6 +84,11 @@ def main() -> None:
     known_bad = [] if args.count_known_bad else known_bad_periods(
         detectors, measurement_table(days_between(*SPLIT_DAYS[args.split]), b1610_days=()))
     benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad)
+    if args.observed:
+        mapping, flow = bus_mapping(network), DCPowerFlow(network)
+        seen = [observed_case(benchmark.case(k), mapping, flow) for k in range(len(benchmark.labels))]
+        benchmark = dataclasses.replace(benchmark, node=np.stack([c.node for c in seen]),
+                                        loading=np.stack([c.loading for c in seen]))
     print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days, {benchmark.known_bad.mean():.1%} of "
           f"their periods on known bad data; training range {len(train_days)} days ({time.perf_counter() - started:.0f} s)")
 

@@ -41,7 +41,7 @@ from grid_guardian_assets.verifier.pipeline import (
     save_checkpoint,
     train_verifier,
 )
-from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector, case_measurements
+from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector, case_measurements, observed_case
 from grid_guardian_assets.verifier.scoring import TAIL_SHARE, Calibration, LearnedDetector, tail_level
 from grid_guardian_assets.verifier.sequences import Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, build_model, masked_mse, train_model
@@ -289,6 +289,21 @@ def test_each_injector_puts_the_anomaly_where_its_label_says(kind: str, held_out
     net = NODE_FEATURES.index("net_injection")
     if kind not in ("missing_period",):
         assert np.abs(changed.node[inside][:, :, net].sum(axis=1)).max() < 1.0  # re-derived injections balance
+
+
+def test_the_observed_case_is_the_case_untouched_and_hides_a_redispatch(held_out) -> None:
+    """An untouched day re-spread from its national readings is the day; a redispatch between buses leaves the
+    national readings nearly as they were, so the branch it overloads is not overloaded in what the live job sees."""
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    window = held_out.slice(20, 68)
+    observed = observed_case(window, mapping, flow)
+    np.testing.assert_allclose(observed.node, window.node, atol=0.01)
+    np.testing.assert_allclose(observed.loading, window.loading, atol=1e-4)
+    changed, label = Injector(network, flow, np.random.default_rng(5)).inject("overload_redispatch", window, 12)
+    overloaded = (changed.loading[label.start] > 1.0) & (window.loading[label.start] < 0.9)
+    seen = observed_case(changed, mapping, flow).loading[label.start]
+    assert overloaded.any() and np.all(seen[overloaded] < 1.0)
 
 
 def test_event_scoring_on_hand_made_cases() -> None:

@@ -44,8 +44,9 @@ from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodD
 from grid_guardian_assets.detect.data_quality import row_integrity_findings
 from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, fuel_of, measurement, measurement_table
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
-from grid_guardian_assets.grid.snapshots import NODE_FEATURES
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES, period_arrays
 from grid_guardian_assets.replay import neso
 from grid_guardian_assets.settlement import UTC, period_of
 from grid_guardian_assets.stream.rules import NATIONAL_NODE, Finding, frequency_findings, imbalance_score
@@ -138,6 +139,32 @@ def case_measurements(sequence: GridSequence, mapping: BusMapping) -> pl.DataFra
     columns = [pl.Series(name, np.where(missing, np.nan, values), dtype=pl.Float64).fill_nan(None)
                for name, values in rebuilt.items()]
     return recorded.with_columns(columns).drop(RECORDED_INDO)
+
+
+def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow) -> GridSequence:
+    """The case as the live job would see it: its national readings (``case_measurements``' FUELHH per fuel type and
+    interconnector, and its summed demand) spread over the buses by ``mapping``, and the flows solved again, as
+    ``grid_snapshots`` and the live processor build every real period.
+
+    An injector changes one bus's readings; no real snapshot shows that, since each national FUELHH reading is
+    spread with fixed weights (there is no BM unit → bus table for the reduced network). A redispatch between buses,
+    or a trip picked up by the same fuel elsewhere, leaves the national readings as they were, so the live job
+    cannot see it. ``bench_ablation.py --observed`` scores every detector on these. A period that never arrived
+    stays all zeros.
+    """
+    node = np.asarray(sequence.node, dtype=np.float64)
+    table = case_measurements(sequence, mapping)
+    national = {fuel: node[:, :, k].sum(axis=1) for fuel, k in zip(GENERATION_FUELS, _GEN)}
+    for column in fuel_columns(table.columns):
+        if fuel_of(column).startswith("INT"):
+            national[fuel_of(column)] = table[column].fill_null(0.0).to_numpy()
+    observed, edge, _ = period_arrays(mapping, flow, national, node[:, :, _DEMAND].sum(axis=1))
+    missing = np.all(node == 0, axis=(1, 2))
+    observed[missing] = 0.0
+    loading = np.nan_to_num(edge[:, :, 2], nan=0.0)
+    loading[missing] = 0.0
+    return GridSequence(observed.astype(sequence.node.dtype), sequence.frequency, loading.astype(sequence.loading.dtype),
+                        sequence.start_us)
 
 
 class RulesDetector:
