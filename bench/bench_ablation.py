@@ -20,17 +20,14 @@ Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--r
 
 import argparse
 import collections
-import dataclasses
 import time
 
-import numpy as np
 import polars as pl
 
 from grid_guardian_assets.detect.calibration import fit_detectors, known_bad_periods
 from grid_guardian_assets.detect.measurements import measurement_table
 from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
-from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
@@ -40,7 +37,7 @@ from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS,
 from grid_guardian_assets.verifier.bootstrap import summary_table
 from grid_guardian_assets.verifier.evaluation import GRACE, evaluate, summarise
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences
-from grid_guardian_assets.verifier.rule_detectors import RulesDetector, observed_case
+from grid_guardian_assets.verifier.rule_detectors import RulesDetector, observed_benchmark
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
 
 TRAIN_RANGE = DEFAULT_TRAIN_DAYS
@@ -85,10 +82,7 @@ def main() -> None:
         detectors, measurement_table(days_between(*SPLIT_DAYS[args.split]), b1610_days=()))
     benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad)
     if args.observed:
-        mapping, flow = bus_mapping(network), DCPowerFlow(network)
-        seen = [observed_case(benchmark.case(k), mapping, flow) for k in range(len(benchmark.labels))]
-        benchmark = dataclasses.replace(benchmark, node=np.stack([c.node for c in seen]),
-                                        loading=np.stack([c.loading for c in seen]))
+        benchmark = observed_benchmark(benchmark, network)
     print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days, {benchmark.known_bad.mean():.1%} of "
           f"their periods on known bad data; training range {len(train_days)} days ({time.perf_counter() - started:.0f} s)")
 

@@ -504,6 +504,8 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     assert store.versions() == [version]
     assert meta["f1_gnn_lo"].value <= meta["f1_gnn"].value <= meta["f1_gnn_hi"].value
     assert "false_alerts_per_clean_day_three_sigma" in meta and "3-sigma" in meta["benchmark_summary"].value
+    # Beside the gate: the same cases as the live job would see them, every detector scored again.
+    assert "rules + GNN verifier" in meta["benchmark_summary_as_observed"].value and "f1_combined_as_observed" in meta
     # The gate: the lower end of the verifier's interval against the 3-sigma rule's F1 plus the default margin, 0.25.
     assert check.passed == (meta["f1_gnn_lo"].value >= meta["f1_three_sigma"].value + 0.25)
     assert check.metadata["margin"].value == 0.25
@@ -512,6 +514,7 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     (experiment,) = [e for e in client.search_experiments() if e.name == "grid_guardian_verifier"]
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics["f1_gnn"] == pytest.approx(meta["f1_gnn"].value)
+    assert run.data.metrics["f1_gnn_as_observed"] == pytest.approx(meta["f1_gnn_as_observed"].value)
     assert run.data.tags["checkpoint_version"] == version
     assert "loss" in run.data.metrics and run.data.params["benchmark_version"] == meta["benchmark_version"].value
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}

@@ -34,6 +34,7 @@ calibrated scores. Both have ``ThreeSigma``'s and ``LearnedDetector``'s interfac
 them alike.
 """
 
+import dataclasses
 import datetime as dt
 from functools import cache
 
@@ -45,11 +46,13 @@ from grid_guardian_assets.detect.data_quality import row_integrity_findings
 from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, fuel_of, measurement, measurement_table
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
-from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
+from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping, bus_mapping
+from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES, period_arrays
 from grid_guardian_assets.replay import neso
 from grid_guardian_assets.settlement import UTC, period_of
 from grid_guardian_assets.stream.rules import NATIONAL_NODE, Finding, frequency_findings, imbalance_score
+from grid_guardian_assets.verifier.anomalies import Benchmark
 from grid_guardian_assets.verifier.scoring import Calibration, RawScores
 from grid_guardian_assets.verifier.sequences import GridSequence
 
@@ -165,6 +168,13 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
     loading[missing] = 0.0
     return GridSequence(observed.astype(sequence.node.dtype), sequence.frequency, loading.astype(sequence.loading.dtype),
                         sequence.start_us)
+
+
+def observed_benchmark(benchmark: Benchmark, network: GridNetwork) -> Benchmark:
+    """``benchmark`` with every case replaced by ``observed_case``'s (labels, marks and version as they were)."""
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    seen = [observed_case(benchmark.case(k), mapping, flow) for k in range(len(benchmark.labels))]
+    return dataclasses.replace(benchmark, node=np.stack([c.node for c in seen]), loading=np.stack([c.loading for c in seen]))
 
 
 class RulesDetector:
