@@ -152,8 +152,8 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
     An injector changes one bus's readings; no real snapshot shows that, since each national FUELHH reading is
     spread with fixed weights (there is no BM unit → bus table for the reduced network). A redispatch between buses,
     or a trip picked up by the same fuel elsewhere, leaves the national readings as they were, so the live job
-    cannot see it. ``bench_ablation.py --observed`` scores every detector on these. A period that never arrived
-    stays all zeros.
+    cannot see it. ``observed_benchmark`` applies this to every case (``gnn_verifier``'s
+    ``benchmark_summary_as_observed``, ``bench_ablation.py --observed``). A period that never arrived stays all zeros.
     """
     node = np.asarray(sequence.node, dtype=np.float64)
     table = case_measurements(sequence, mapping)
