@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 LONDON = ZoneInfo("Europe/London")
 UTC = dt.UTC
 PERIOD = dt.timedelta(minutes=30)
+PERIODS_PER_DAY = 48  # a settlement day without a clock change: what "a day" means in rates and budgets
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,13 @@ import numpy as np
 
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, SnapshotDay
+from grid_guardian_assets.settlement import PERIODS_PER_DAY
 
 # A rating exceeded in more than this share of one season's measured periods is unreliable: the branch is not judged.
 UNRELIABLE_RATING_SHARE = 0.01
 # A season seen for fewer periods (two weeks) counts as this many, so one overload on a day or two of it does not
 # condemn a rating.
-SEASON_MIN_PERIODS = 14 * 48
+SEASON_MIN_PERIODS = 14 * PERIODS_PER_DAY
 # Meteorological seasons, in which a rating's reliability is judged; GB's transmission owners rate lines by season too.
 SEASONS = ("winter", "spring", "summer", "autumn")  # DJF, MAM, JJA, SON
 

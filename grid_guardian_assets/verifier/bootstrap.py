@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.settlement import PERIOD
+from grid_guardian_assets.settlement import PERIOD, PERIODS_PER_DAY
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES
 from grid_guardian_assets.verifier.benchmark_config import (
     DEFAULT_GATE_MARGIN,
@@ -26,7 +26,6 @@ from grid_guardian_assets.verifier.benchmark_config import (
     TARGET_TYPE_F1,
 )
 from grid_guardian_assets.verifier.evaluation import CLEAN, CaseOutcome
-from grid_guardian_assets.verifier.train_config import PERIODS_PER_DAY
 
 DEFAULT_RESAMPLES = 1_000
 DEFAULT_BOOTSTRAP_SEED = 0

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from grid_guardian_assets.settlement import PERIODS_PER_DAY
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, normal_periods
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, predict
-from grid_guardian_assets.verifier.train_config import DEFAULT_ALERTS_PER_DAY, DEFAULT_FALSE_ALARM_RATE, PERIODS_PER_DAY
+from grid_guardian_assets.verifier.train_config import DEFAULT_ALERTS_PER_DAY, DEFAULT_FALSE_ALARM_RATE
 
 # The share of calibration periods whose scores are fitted as the tail (``tail_level``): enough periods to estimate
 # its scale (34 of 14 days' 672), few enough to be the tail. On the validation benchmark (bench_ablation.py) the

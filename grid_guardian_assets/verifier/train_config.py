@@ -14,7 +14,6 @@ DEFAULT_TRAIN_DAYS = (dt.date(2018, 1, 1), dt.date(2018, 9, 30))
 # together (29 buses at DEFAULT_FALSE_ALARM_RATE alone would alarm about 1.4 times a day). Chosen on the validation
 # benchmark with bench/bench_ablation.py; the figures are in the README ("The GNN verifier").
 DEFAULT_ALERTS_PER_DAY = 0.05
-PERIODS_PER_DAY = 48  # a settlement day without a clock change: what "a day" means in rates and budgets
 
 
 @dataclass
