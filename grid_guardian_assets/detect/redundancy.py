@@ -39,7 +39,6 @@ the finding lists every tied candidate.
 """
 
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
@@ -254,17 +253,21 @@ class PairRelation:
         return cls(**{**data, "check": PairCheck.from_json(data["check"])})
 
 
+def local_level(baseline: np.ndarray) -> np.ndarray:
+    """The mean over axis 0 of a step's baseline residuals (normalised; one row per baseline period), counting only
+    those known and within ``GROSS_ERROR_SPREADS``: bad data is no level to step from. NaN where none counts."""
+    usable = np.where(np.abs(baseline) <= GROSS_ERROR_SPREADS, baseline, np.nan)
+    counted = np.isfinite(usable).sum(axis=0)
+    return np.where(counted > 0, np.nansum(usable, axis=0) / np.maximum(counted, 1), np.nan)
+
+
 def step_residuals(normalised: np.ndarray) -> np.ndarray:
-    """Each period's normalised residual less the mean of the previous ``STEP_BASELINE_PERIODS`` periods' (rows in
-    time order, one per period), counting only those known and within ``GROSS_ERROR_SPREADS``: bad data is no level
-    to step from. NaN where the period or all of its baseline is unknown."""
-    usable = np.where(np.abs(normalised) <= GROSS_ERROR_SPREADS, normalised, np.nan)
+    """Each period's normalised residual less the ``local_level`` of the previous ``STEP_BASELINE_PERIODS`` periods'
+    (rows in time order, one per period). NaN where the period or all of its baseline is unknown."""
     baseline = np.full((STEP_BASELINE_PERIODS, len(normalised)), np.nan)
     for lag in range(1, STEP_BASELINE_PERIODS + 1):
-        baseline[lag - 1, lag:] = usable[:-lag]
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a period with no usable baseline: NaN, as documented
-        return normalised - np.nanmean(baseline, axis=0)
+        baseline[lag - 1, lag:] = normalised[:-lag]
+    return normalised - local_level(baseline)
 
 
 def _spread(residual: np.ndarray) -> float:
@@ -420,13 +423,9 @@ class PeriodChecks:
         return rows
 
     def _levels(self, previous: Sequence[Mapping[str, float]]) -> np.ndarray:
-        """``(K,)`` each check's local level, in its spreads: the mean of its usable residuals in the baseline
-        periods (``step_residuals``), NaN where none is."""
-        baseline = np.array([[p.get(r.check.name, math.nan) for r in self.relations]
-                             for p in previous[:STEP_BASELINE_PERIODS]] or [[math.nan] * len(self.relations)])
-        baseline[~(np.abs(baseline) <= GROSS_ERROR_SPREADS)] = np.nan
-        counted = np.isfinite(baseline).sum(axis=0)
-        return np.where(counted > 0, np.nansum(baseline, axis=0) / np.maximum(counted, 1), np.nan)
+        """``(K,)`` each check's ``local_level`` over the baseline periods, in its spreads."""
+        return local_level(np.array([[p.get(r.check.name, math.nan) for r in self.relations]
+                                     for p in previous[:STEP_BASELINE_PERIODS]] or [[math.nan] * len(self.relations)]))
 
 
 def period_suspects(result: pl.DataFrame) -> pl.DataFrame:
