@@ -35,7 +35,7 @@ from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.verifier.anomalies import build_benchmark
 from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS, VALIDATION, BenchmarkSpec
 from grid_guardian_assets.verifier.bootstrap import summary_table
-from grid_guardian_assets.verifier.evaluation import GRACE, evaluate, summarise
+from grid_guardian_assets.verifier.evaluation import evaluate, event_span, summarise
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 from grid_guardian_assets.verifier.rule_detectors import RulesDetector, observed_benchmark
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
@@ -50,8 +50,9 @@ def alarm_sources(rules: RulesDetector, benchmark) -> tuple[collections.Counter,
     outside: collections.Counter = collections.Counter()
     inside: collections.Counter = collections.Counter()
     for k, label in enumerate(benchmark.labels):
+        span = event_span(label, benchmark.known_bad.shape[1])
         for t, found in enumerate(rules.findings(benchmark.case(k))):
-            within = label is not None and label.start <= t < label.start + label.duration + GRACE
+            within = bool(span[t])
             if not within and benchmark.known_bad[k, t]:
                 continue
             for source in {f.source for f in found if f.alert}:

@@ -44,13 +44,21 @@ def _runs(mask: np.ndarray) -> int:
     return int(np.sum(mask[1:] & ~mask[:-1]) + (1 if mask.size and mask[0] else 0))
 
 
+def event_span(label, periods: int) -> np.ndarray:
+    """``(periods,)`` where an alarm detects ``label``'s event: its start to ``GRACE`` periods after its end (none
+    for a clean case, ``label`` ``None``)."""
+    span = np.zeros(periods, dtype=bool)
+    if label is not None:
+        span[label.start : label.start + label.duration + GRACE] = True
+    return span
+
+
 def evaluate_case(period_score: np.ndarray, label, known_bad: np.ndarray | None = None) -> CaseOutcome:
     alarms = np.nan_to_num(period_score, nan=0.0) >= 1.0
     countable = alarms if known_bad is None else alarms & ~known_bad  # what can be a false alert
     if label is None:
         return CaseOutcome(CLEAN, False, float("nan"), _runs(countable), alarms.size)
-    span = np.zeros_like(alarms)
-    span[label.start : label.start + label.duration + GRACE] = True
+    span = event_span(label, alarms.size)
     hits = np.flatnonzero(alarms & span)
     return CaseOutcome(label.kind, hits.size > 0, float(hits[0] - label.start) if hits.size else float("nan"),
                        _runs(countable & ~span), alarms.size)
