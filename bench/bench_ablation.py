@@ -11,11 +11,10 @@ Tune on ``--split validation`` (July to September); ``held_out`` (October to Dec
 The validation days lie inside the training range (``verifier/benchmark_config.py`` says why), so the model, its
 calibration days and the rules' thresholds have seen them: validation figures are optimistic, and only tell settings
 apart.
-``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone. ``--observed`` scores every
-detector on the cases as the live job would see them (``rule_detectors.observed_case``: the national readings
-spread over buses again), without the bus-level detail an injector writes and no real snapshot holds.
+``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone. The cases are as the live job
+would observe them (``build_benchmark``: national readings spread over the buses again, as every real snapshot is).
 
-Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--rules-only] [--epochs N] [--observed]
+Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--rules-only] [--epochs N]
 """
 
 import argparse
@@ -37,7 +36,7 @@ from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS,
 from grid_guardian_assets.verifier.bootstrap import summary_table
 from grid_guardian_assets.verifier.evaluation import evaluate, event_span, summarise
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences
-from grid_guardian_assets.verifier.rule_detectors import RulesDetector, observed_benchmark
+from grid_guardian_assets.verifier.rule_detectors import RulesDetector
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
 
 TRAIN_RANGE = DEFAULT_TRAIN_DAYS
@@ -68,8 +67,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     parser.add_argument("--false-alarm-rate", type=float, default=FALSE_ALARM_RATE,
                         help="the redundancy checks' alarms per check and normal period (fit_detectors' argument)")
-    parser.add_argument("--observed", action="store_true",
-                        help="score the cases as the live job would see them (national readings spread over buses again)")
     parser.add_argument("--count-known-bad", action="store_true",
                         help="count alarms on periods of known bad real data as false alerts (as before they were marked)")
     args = parser.parse_args()
@@ -82,8 +79,6 @@ def main() -> None:
     known_bad = [] if args.count_known_bad else known_bad_periods(
         detectors, measurement_table(days_between(*SPLIT_DAYS[args.split]), b1610_days=()))
     benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad)
-    if args.observed:
-        benchmark = observed_benchmark(benchmark, network)
     print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days, {benchmark.known_bad.mean():.1%} of "
           f"their periods on known bad data; training range {len(train_days)} days ({time.perf_counter() - started:.0f} s)")
 

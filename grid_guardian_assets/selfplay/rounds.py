@@ -22,6 +22,7 @@ import polars as pl
 import torch
 
 from grid_guardian_assets.grid.branch_limits import BranchLimits
+from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.selfplay.environment import PhysicsVerifier
 from grid_guardian_assets.selfplay.proposer import (
@@ -38,6 +39,7 @@ from grid_guardian_assets.selfplay.solver import Solver, signature
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, Benchmark
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.evaluation import evaluate, summarise
+from grid_guardian_assets.verifier.observation import observed_case
 from grid_guardian_assets.verifier.pipeline import load_detector
 from grid_guardian_assets.verifier.scoring import ThreeSigma
 from grid_guardian_assets.verifier.sequences import GridSequence
@@ -138,6 +140,14 @@ def run_round(
         policy.load_state_dict(state["policy"])
         optimiser.load_state_dict(state["optimiser"])
     verifier = PhysicsVerifier(network, limits, detector, calibration)
+    mapping = bus_mapping(network)
+
+    def verify(window: GridSequence, scenario: Scenario):
+        """The environment's verdict on the scenario's physics, and what the solver sees of an accepted one: the
+        window as the live job would observe it (national readings spread over the buses), as the benchmark holds
+        its cases."""
+        verdict, after = verifier.verify(window, scenario)
+        return verdict, observed_case(after, mapping, verifier.flow) if verdict.accepted else after
     buffer = ScenarioBuffer.of_rounds(root)
     earlier = buffer.read().filter(pl.col("round") < number)
 
@@ -148,13 +158,13 @@ def run_round(
         action = policy.sample(context, generator)
         w = int(rng.integers(len(windows)))
         scenario = scenario_from_action(action, windows[w], w, rng)
-        verdict, injected = verifier.verify(windows[w], scenario)
+        verdict, injected = verify(windows[w], scenario)
         solved, tried, typed = 0, 0, 0
         if verdict.accepted:
             for j in range(config.attempts):
                 other = (w + j * max(1, len(windows) // config.attempts)) % len(windows)
                 attempt_scenario = Scenario(scenario.kind, scenario.bus, scenario.start, scenario.duration, scenario.magnitude, other)
-                ok, attempt_window = (verdict, injected) if j == 0 else verifier.verify(windows[other], attempt_scenario)
+                ok, attempt_window = (verdict, injected) if j == 0 else verify(windows[other], attempt_scenario)
                 if not ok.accepted:
                     continue
                 result = solver.attempt(attempt_window, attempt_scenario)

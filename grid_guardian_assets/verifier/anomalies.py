@@ -1,9 +1,12 @@
 """Labelled anomalies injected into real held-out snapshot sequences, and the frozen benchmark made of them.
 
-Every injector works on bus readings (MW) and then re-derives what the pipeline derives from readings — net
-injection and DC flows, as ``grid.snapshots`` does — so an injected case looks exactly like what the live path would
-see. Real physical events (a unit trip, a redispatch) move other units too and keep the books balanced; sensor
-faults (stuck, scaled, sign-flipped readings) and data faults (missing, duplicated periods) do not.
+Every injector works on bus readings (MW), where the event or fault happens, and then re-derives net injection and DC
+flows, as ``grid.snapshots`` does. Real physical events (a unit trip, a redispatch) move other units too and keep the
+books balanced; sensor faults (stuck, scaled, sign-flipped readings) and data faults (missing, duplicated periods) do
+not. ``build_benchmark`` then freezes each case as the live job would observe it (``observation.observed_case``): the
+national readings the injected buses add up to, spread over the buses again. A real snapshot holds no more than that,
+so a fault that leaves the national readings as they were (a redispatch between buses, a CCGT trip picked up by CCGT
+elsewhere) is as invisible in the benchmark as it would be live.
 """
 
 import datetime as dt
@@ -17,11 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.physics import HZ_PER_MW_FIRST_PERIOD, HZ_PER_MW_SECOND_PERIOD, LARGEST_INFEED_LOSS_MW
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.settlement import LONDON, PERIOD
 from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
+from grid_guardian_assets.verifier.observation import observed_case
 from grid_guardian_assets.verifier.sequences import GridSequence
 
 ANOMALY_TYPES = (
@@ -273,8 +278,9 @@ def whole_days(sequence: GridSequence, length: int) -> list[int]:
 
 def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: BenchmarkSpec | None = None,
                     known_bad: Iterable[dt.datetime] = ()) -> Benchmark:
-    """Cut ``spec.length``-period windows from held-out sequences and inject one labelled anomaly into each, plus
-    ``spec.clean_days`` clean whole days, all from ``spec.seed``. ``spec.lead_in`` periods before an anomaly give
+    """Cut ``spec.length``-period windows from held-out sequences and inject one labelled anomaly into each, kept as the
+    live job would observe it (``observation.observed_case``), plus ``spec.clean_days`` clean whole days, all from
+    ``spec.seed``. ``spec.lead_in`` periods before an anomaly give
     detectors their context window. Periods starting at a time in ``known_bad`` (real data known to be bad:
     ``detect.calibration.known_bad_periods``) are marked in every case that holds them.
 
@@ -293,6 +299,7 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
     rng = np.random.default_rng(spec.seed)
     flow = DCPowerFlow(network)
     injector = Injector(network, flow, rng)
+    mapping = bus_mapping(network)
     usable = [s for s in held_out if len(s) >= length]
     if not usable:
         raise ValueError(f"no held-out sequence is {length} periods long; materialise more grid_snapshots")
@@ -308,10 +315,11 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
             window = source.slice(offset, offset + length)
             start = int(rng.integers(lead_in, length - 12))
             try:
-                cases.append(injector.inject(kind, window, start))
-                break
+                injected, label = injector.inject(kind, window, start)
             except InjectionError:
                 continue
+            cases.append((observed_case(injected, mapping, flow), label))
+            break
         else:
             raise InjectionError(f"could not place a {kind} anomaly in the held-out data after 50 tries")
     for pick in rng.choice(len(day_starts), size=spec.clean_days, replace=False):

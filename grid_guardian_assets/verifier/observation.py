@@ -1,0 +1,159 @@
+"""A benchmark case as the live job sees it: the national readings a window of snapshots stands for, and the window
+rebuilt from them alone.
+
+``case_measurements`` turns a window of snapshots (``GridSequence``) back into the measurements the live job's
+detectors take (``detect.measurements``' names), one row per period:
+
+* ``FUELHH:{fuel}``: the case's generation of the fuel summed over buses: what the national FUELHH reading was, since
+  the snapshot spread it over buses with weights that sum to one. A fault injected into one bus's reading changes the
+  national figure by the same amount.
+* ``FUELHH:INT*``: the case's net import at each interconnector's landing bus (``grid.mapping``). Where several
+  interconnectors land on one bus (IFA and Nemo at Sellindge on ``gb29``; every link on ``gb2224``, whose mapping
+  spreads them all alike) the bus's import is split between them in proportion to their recorded readings of the
+  period, evenly when those are all zero: a fault on the bus's import moves each link by the same factor. In 2018
+  Nemo reads 0 throughout, so IFA takes Sellindge's import whole.
+* ``ITSDO``: the snapshot's demand is INDO (National Demand) spread over buses; ITSDO (Transmission System Demand,
+  what the redundancy check compares with) is INDO plus station load, pumping and exports. The case's ITSDO is the
+  recorded ITSDO plus the change of the case's summed demand from the recorded INDO: a demand meter fault moves both
+  publications alike, and an untouched period reads exactly the recorded ITSDO.
+* ``AGWS:*`` (wind and solar outturn) and ``NESO:*`` (interconnector flows): looked up in the bundled recordings by the
+  case's period starts. They are independent measurements: an injected fault does not reach them, as in reality a
+  faulty FUELHH reading leaves AGWS and NESO's metering alone. (A real physical event would show in them too; the
+  injectors' unit trips and redispatches do not, so a trip of a wind unit reads here as a FUELHH-against-AGWS
+  mismatch. That makes the rules' score on ``unit_trip`` somewhat optimistic for wind trips.)
+* B1610 is left out: it is published about five days after the day, so it cannot raise an alarm within an event and
+  its grace periods, which is what the benchmark scores.
+
+A period whose snapshot is all zeros (``Injector``'s missing period: its readings never arrived) has no FUELHH or
+ITSDO reading.
+
+``observed_case`` rebuilds the window from those national readings, as ``grid_snapshots`` builds every real period:
+each reading spread over the buses by the fixed mapping weights and the flows solved again. ``build_benchmark`` and
+self-play give the detectors this view of every injected case, since no real snapshot holds the bus-level detail an
+injector writes (there is no BM unit → bus table for the reduced network).
+"""
+
+import datetime as dt
+from functools import cache
+
+import numpy as np
+import polars as pl
+
+from grid_guardian_assets.detect.measurements import ITSDO, fuel_columns, fuel_of, measurement, measurement_table
+from grid_guardian_assets.grid.dcflow import DCPowerFlow
+from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
+from grid_guardian_assets.grid.snapshots import NODE_FEATURES, period_arrays
+from grid_guardian_assets.replay import neso
+from grid_guardian_assets.settlement import UTC, period_of
+from grid_guardian_assets.verifier.sequences import GridSequence
+
+_GEN = [NODE_FEATURES.index(f"gen_{fuel.lower()}") for fuel in GENERATION_FUELS]
+_IMPORT, _DEMAND = NODE_FEATURES.index("net_import"), NODE_FEATURES.index("demand")
+# The recorded INDO of a period, beside the measurement table's columns: what the case's demand is compared with.
+RECORDED_INDO = "recorded:INDO"
+KEY_COLUMNS = ("settlementDate", "settlementPeriod", "start")
+
+
+@cache
+def _recorded_day(day: dt.date) -> pl.DataFrame:
+    """The bundled measurements of ``day`` (no B1610) and its recorded INDO, one row per period."""
+    indo = neso.neso_demand().filter(pl.col("settlementDate") == day).select(
+        "settlementDate", "settlementPeriod", pl.col(neso.DEMAND_COLUMNS["INDO"]).cast(pl.Float64).alias(RECORDED_INDO))
+    return measurement_table([day], b1610_days=()).join(indo, on=["settlementDate", "settlementPeriod"], how="left")
+
+
+def recorded_measurements(start_us: np.ndarray) -> pl.DataFrame:
+    """The bundled measurements of the periods starting at ``start_us`` (µs since the epoch, UTC), in that order.
+
+    Returns:
+        ``measurement_table``'s columns (without B1610) plus ``RECORDED_INDO``; a period the recordings lack has
+        nulls.
+    """
+    starts = [dt.datetime.fromtimestamp(int(us) / 1e6, UTC) for us in start_us]
+    days = sorted({period_of(s)[0] for s in starts})
+    recorded = pl.concat([_recorded_day(day) for day in days], how="diagonal_relaxed")
+    wanted = pl.DataFrame({"start": pl.Series(np.asarray(start_us, dtype=np.int64)).cast(pl.Datetime("us", "UTC"))})
+    return wanted.with_row_index("order").join(recorded, on="start", how="left").sort("order").select(
+        *KEY_COLUMNS, pl.exclude("order", *KEY_COLUMNS))
+
+
+def _interconnector_groups(mapping: BusMapping, links: list[str]) -> list[tuple[np.ndarray, list[str]]]:
+    """The links that land on the same buses, with those buses: ``[(bus mask, [INT..])]``.
+
+    Raises:
+        ValueError: Two links land on overlapping but different buses (no mapping does this; the split would be
+            ambiguous).
+    """
+    groups: list[tuple[np.ndarray, list[str]]] = []
+    for link in links:
+        weights = mapping.weights(link)
+        for mask, members in groups:
+            if np.array_equal(mask, weights > 0) and np.allclose(mapping.weights(members[0]), weights):
+                members.append(link)
+                break
+            if np.any(mask & (weights > 0)):
+                raise ValueError(f"{link} shares some but not all landing buses with {', '.join(members)}")
+        else:
+            groups.append((weights > 0, [link]))
+    return groups
+
+
+def case_measurements(sequence: GridSequence, mapping: BusMapping) -> pl.DataFrame:
+    """The measurements the detectors take, one row per period of ``sequence`` (the module docstring says how each
+    is rebuilt).
+
+    Args:
+        sequence: A benchmark case (or any run of snapshots) of ``mapping``'s network.
+        mapping: How the snapshots were spread over buses.
+
+    Returns:
+        A measurement table (``detect.measurements``: ``settlementDate``, ``settlementPeriod``, ``start``, then one
+        Float64 column per measurement, B1610 left out) in the case's period order; on an untouched day it equals
+        ``measurement_table`` of that day to float32 rounding.
+    """
+    node = np.asarray(sequence.node, dtype=np.float64)
+    recorded = recorded_measurements(sequence.start_us)
+    missing = np.all(node == 0, axis=(1, 2))
+    rebuilt: dict[str, np.ndarray] = {
+        measurement("FUELHH", fuel): node[:, :, k].sum(axis=1) for fuel, k in zip(GENERATION_FUELS, _GEN)
+    }
+    links = [fuel_of(c) for c in fuel_columns(recorded.columns) if fuel_of(c).startswith("INT")]
+    for buses, members in _interconnector_groups(mapping, links):
+        imported = node[:, buses, _IMPORT].sum(axis=1)
+        readings = recorded.select(pl.col(measurement("FUELHH", m)).fill_null(0.0) for m in members).to_numpy()
+        total = readings.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(total != 0, readings / total, 1.0 / len(members))
+        for i, link in enumerate(members):
+            rebuilt[measurement("FUELHH", link)] = imported * share[:, i]
+    demand = node[:, :, _DEMAND].sum(axis=1)
+    rebuilt[ITSDO] = recorded[ITSDO].to_numpy() + (demand - recorded[RECORDED_INDO].to_numpy())
+    columns = [pl.Series(name, np.where(missing, np.nan, values), dtype=pl.Float64).fill_nan(None)
+               for name, values in rebuilt.items()]
+    return recorded.with_columns(columns).drop(RECORDED_INDO)
+
+
+def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow) -> GridSequence:
+    """The case as the live job would see it: its national readings (``case_measurements``' FUELHH per fuel type and
+    interconnector, and its summed demand) spread over the buses by ``mapping``, and the flows solved again, as
+    ``grid_snapshots`` and the live processor build every real period.
+
+    An injector changes one bus's readings; no real snapshot shows that, since each national FUELHH reading is
+    spread with fixed weights (there is no BM unit → bus table for the reduced network). A redispatch between buses,
+    or a trip picked up by the same fuel elsewhere, leaves the national readings as they were, so the live job
+    cannot see it; a trip's frequency dip stays, as FREQ is a national measurement. A period that never arrived stays
+    all zeros. On a case already observed it returns the case again (to float32 rounding).
+    """
+    node = np.asarray(sequence.node, dtype=np.float64)
+    table = case_measurements(sequence, mapping)
+    national = {fuel: node[:, :, k].sum(axis=1) for fuel, k in zip(GENERATION_FUELS, _GEN)}
+    for column in fuel_columns(table.columns):
+        if fuel_of(column).startswith("INT"):
+            national[fuel_of(column)] = table[column].fill_null(0.0).to_numpy()
+    observed, edge, _ = period_arrays(mapping, flow, national, node[:, :, _DEMAND].sum(axis=1))
+    missing = np.all(node == 0, axis=(1, 2))
+    observed[missing] = 0.0
+    loading = np.nan_to_num(edge[:, :, 2], nan=0.0)
+    loading[missing] = 0.0
+    return GridSequence(observed.astype(sequence.node.dtype), sequence.frequency, loading.astype(sequence.loading.dtype),
+                        sequence.start_us)
