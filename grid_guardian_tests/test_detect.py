@@ -24,6 +24,7 @@ from grid_guardian_assets.detect.calibration import (
 )
 from grid_guardian_assets.detect.data_quality import (
     DUPLICATED_PERIOD,
+    INFEED_LOSS,
     MISSING_PERIOD,
     REJECTED_READING,
     STUCK_READING,
@@ -56,6 +57,7 @@ from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
 # through both, by 7 GW and 5 GW; IFA imports all day).
 DAYS = [dt.date(2018, 9, 23), dt.date(2018, 10, 21)]
 BALANCE, WIND = "redundancy:balance", "redundancy:wind"
+FUEL_SOURCES = (INFEED_LOSS, STUCK_READING, UNSEEN_SIGN, UNIT_JUMP)
 
 
 @pytest.fixture(scope="module")
@@ -118,18 +120,24 @@ def test_fitting_refuses_held_out_days() -> None:
 
 
 def test_a_periods_fuel_rows_come_by_node_and_source_whichever_detectors_fire() -> None:
-    limits = {fuel: FuelLimits(fuel, longest_repeat=1, signs=("positive",), max_step_decades=0.2, periods=100)
-              for fuel in ("WIND", "CCGT", "INTFR")}
+    limits = {fuel: FuelLimits(fuel, longest_repeat=1, signs=("positive",), max_step_decades=0.2, periods=100,
+                               drop_quantile_mw=None if fuel.startswith("INT") else 500.0)
+              for fuel in ("WIND", "CCGT", "NUCLEAR", "INTFR")}
     checks = FuelChecks(limits)
     key = {"settlementDate": dt.date(2018, 7, 1), "settlementPeriod": 5, "start": dt.datetime(2018, 6, 30, 1, tzinfo=dt.UTC)}
-    previous = {"FUELHH:WIND": FuelTrack(900.0, 3), "FUELHH:CCGT": FuelTrack(1.0, 1), "FUELHH:INTFR": FuelTrack(1000.0, 1)}
-    # WIND stuck for a fourth period, CCGT jumping 1 -> 1000 MW, INTFR flipping sign and shrinking (step and sign).
-    rows, tracks = checks.score(key, {"FUELHH:WIND": 900.0, "FUELHH:CCGT": 1000.0, "FUELHH:INTFR": -10.0, "ITSDO": 3e4},
-                                previous)
+    previous = {"FUELHH:WIND": FuelTrack(900.0, 3), "FUELHH:CCGT": FuelTrack(1.0, 1), "FUELHH:NUCLEAR": FuelTrack(7000.0, 9),
+                "FUELHH:INTFR": FuelTrack(1000.0, 1)}
+    # WIND stuck for a fourth period, CCGT jumping 1 -> 1000 MW, NUCLEAR losing 1000 MW, INTFR flipping sign and
+    # shrinking (a factor and a sign; an interconnector's fall is not judged).
+    values = {"FUELHH:WIND": 900.0, "FUELHH:CCGT": 1000.0, "FUELHH:NUCLEAR": 6000.0, "FUELHH:INTFR": -10.0, "ITSDO": 3e4}
+    rows, tracks = checks.score(key, values, previous)
     order = [(r["node"], r["source"]) for r in rows]
-    assert order == sorted(order) and {s for _, s in order} == {STUCK_READING, UNIT_JUMP, UNSEEN_SIGN}
+    assert order == sorted(order) and {s for _, s in order} == {INFEED_LOSS, STUCK_READING, UNIT_JUMP, UNSEEN_SIGN}
     assert all(r["settlementPeriod"] == 5 for r in rows) and tracks["FUELHH:WIND"] == FuelTrack(900.0, 4)
-    assert [s for n, s in order if n == "FUELHH:INTFR"] == [STUCK_READING, UNIT_JUMP, UNSEEN_SIGN]  # all three fire
+    assert [s for n, s in order if n == "FUELHH:INTFR"] == [STUCK_READING, UNIT_JUMP, UNSEEN_SIGN]
+    assert [s for n, s in order if n == "FUELHH:WIND"] == [STUCK_READING]  # no fall: no infeed_loss row
+    (loss,) = [r for r in rows if r["source"] == INFEED_LOSS]
+    assert (loss["node"], loss["evidence"], loss["limit"], loss["score"]) == ("FUELHH:NUCLEAR", 1000.0, 500.0, 2.0)
 
 
 nan = float("nan")
@@ -248,11 +256,33 @@ def test_agws_wind_off_by_1200_mw_alarms_the_wind_checks_step_and_names_agws(cal
 def test_a_units_error_alarms_unit_jump_and_the_b1610_and_balance_checks(calibration: DetectorCalibration, day: dt.date, factor: float) -> None:
     table = with_fault(day_table(day), "FUELHH:CCGT", [30], lambda v: v * factor)
     found = by_source(alarms(calibration, table))
-    assert set(found) == {UNIT_JUMP, BALANCE, "redundancy:b1610:CCGT+OCGT"}
+    assert set(found) == {UNIT_JUMP, INFEED_LOSS, BALANCE, "redundancy:b1610:CCGT+OCGT"}
     assert {(f.node, period_of(f)) for f in found[UNIT_JUMP]} == {("FUELHH:CCGT", 30), ("FUELHH:CCGT", 31)}  # in, and back
+    falling = 30 if factor < 1 else 31  # the fall: into a reading 1000 times too small, or back from one too large
+    assert {(f.node, period_of(f)) for f in found[INFEED_LOSS]} == {("FUELHH:CCGT", falling)}
     assert all(2.9 < f.detail["step_decades"] < 3.1 for f in found[UNIT_JUMP])
     for source in (BALANCE, "redundancy:b1610:CCGT+OCGT"):
         assert {(f.node, period_of(f)) for f in found[source]} == {("FUELHH:CCGT", 30)}
+
+
+@pytest.mark.parametrize("day", DAYS)
+def test_a_nuclear_trip_picked_up_by_ccgt_alarms_infeed_loss_and_names_fuelhh_nuclear(calibration: DetectorCalibration,
+                                                                                       day: dt.date) -> None:
+    """A reactor trips at period 20 and stays off: nuclear falls 900 MW and CCGT rises as much, so supply still
+    meets demand and the balance stays silent; only the fall names it. A 300 MW fall, within what nuclear does in
+    training, does not alarm. (B1610 is left out: a real trip moves it too, and it is published days later.)"""
+    limit = calibration.fuel_limits["NUCLEAR"].drop_limit_mw
+    assert 300 < limit < 900 < calibration.fuel_limits["CCGT"].drop_limit_mw
+    table = measurement_table([day], b1610_days=())
+
+    def tripped(lost: float) -> pl.DataFrame:
+        picked_up = with_fault(table, "FUELHH:CCGT", range(20, 49), lambda v: v + lost)
+        return with_fault(picked_up, "FUELHH:NUCLEAR", range(20, 49), lambda v: v - lost)
+
+    found = alarms(calibration, tripped(900))
+    assert [(f.source, f.node, period_of(f)) for f in found] == [(INFEED_LOSS, "FUELHH:NUCLEAR", 20)]
+    assert found[0].detail["drop_mw"] > 800 and found[0].detail["drop_limit_mw"] == limit
+    assert alarms(calibration, tripped(300)) == []
 
 
 @pytest.mark.parametrize("day", DAYS)
@@ -372,9 +402,9 @@ def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(cali
     # A period is rescored as its references arrive (ITSDO and AGWS at once here, B1610 on the tick); its last score
     # stands: one finding per redundancy check, and one per fuel type and detector.
     def key(f: Finding) -> tuple:
-        return f.source, f.time, f.node if f.source in (STUCK_READING, UNSEEN_SIGN, UNIT_JUMP) else ""
+        return f.source, f.time, f.node if f.source in FUEL_SOURCES else ""
 
-    final = {key(f): f for f in live if f.source in {*calibration.relations, STUCK_READING, UNSEEN_SIGN, UNIT_JUMP}}
+    final = {key(f): f for f in live if f.source in {*calibration.relations, *FUEL_SOURCES}}
     assert {key(f) for f in batch} == set(final)
     for f in batch:
         mine = final[key(f)]

@@ -56,7 +56,7 @@ HELD_OUT_DAYS = tuple(days_between(dt.date(2018, 10, 1), dt.date(2018, 12, 31)))
 B1610_EVERY = 7
 # A reading under this share of both its neighbours is a drop-out (a whole-system FUELHH gap, a B1630 wind glitch).
 DROPOUT_SHARE = 0.6
-FORMAT_VERSION = 2  # 2: the redundancy checks' step spreads and thresholds
+FORMAT_VERSION = 3  # 2: the redundancy checks' step spreads and thresholds; 3: the fuel types' step limits
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,13 @@ def fit_detectors(fit_days: Sequence[dt.date] = FIT_DAYS, validation_days: Seque
     validation = measurement_table(validation_days, b1610_days=validation_days[::b1610_every])
     relations = {c.name: fit_relation(c, fit, validation, false_alarm_rate) for c in default_checks(fit.columns)}
     training = pl.concat([fit, validation], how="diagonal_relaxed").sort("start")
-    return DetectorCalibration(relations, fit_fuel_limits(training), (fit_days[0], fit_days[-1]),
-                               (validation_days[0], validation_days[-1]), false_alarm_rate)
+    fit_range, validation_range = (fit_days[0], fit_days[-1]), (validation_days[0], validation_days[-1])
+    # Bad data teaches no step limit: the periods the relations just fitted know to be bad (FUELHH's whole-system
+    # glitches move nuclear by 3,000 MW and more), found before any fuel type has limits.
+    relations_only = DetectorCalibration(relations, {}, fit_range, validation_range, false_alarm_rate)
+    bad = training["start"].is_in(known_bad_periods(relations_only, training)).to_numpy()
+    return DetectorCalibration(relations, fit_fuel_limits(training, false_alarm_rate, bad), fit_range, validation_range,
+                               false_alarm_rate)
 
 
 @dataclass(frozen=True)

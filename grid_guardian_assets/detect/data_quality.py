@@ -15,6 +15,15 @@ Learned per FUELHH fuel type (``fit_fuel_limits``, from the training days' measu
   Score: the step in decades over the fuel's limit, the larger of its largest training step and
   ``UNIT_JUMP_MIN_DECADES`` (half a decade short of ×1000), so a ×1000 step alarms on every fuel while a coal unit
   starting up from 1 MW, which 2018 shows at ×850, does not.
+* ``infeed_loss``: a generating fuel type's output falls further in one period (MW) than training shows it falling,
+  at the false-alarm rate shared out over the generating fuel types (so that the detector as a whole alarms about
+  as often as one redundancy check), and at least ``DROP_LIMIT_FLOOR_MW``. A unit tripping shows here even when
+  other plant picks the loss up, as it does within seconds: nuclear's output falls by at most about 600 MW in a
+  half hour of January to September 2018, a reactor trips with 500-1,800 MW, and the CCGT fleet that picks the loss
+  up moves by thousands of MW every day. Interconnectors (``INT*``) are not judged: their flows follow the market's
+  hourly schedules, falling from full import to none in a period as a matter of course, and NESO's independent
+  metering of each link checks them (``detect.redundancy``). Falls into or out of periods of known bad data
+  (``calibration.known_bad_periods``) are left out of the fit. Score: the fall over the limit.
 
 Integrity (``integrity_findings``), not learned: a settlement period with no row for a group that the day reports
 elsewhere (``missing_period``) or with two rows for one key (``duplicated_period``), against the day's own period
@@ -35,6 +44,7 @@ import polars as pl
 
 from grid_guardian_assets.datasets import FUELHH, DatasetSpec
 from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of, measurement
+from grid_guardian_assets.grid.mapping import GENERATION_FUELS
 from grid_guardian_assets.settlement import UTC, settlement_periods
 from grid_guardian_assets.stream.messages import Origin, Rejected
 from grid_guardian_assets.stream.rules import Finding
@@ -43,6 +53,7 @@ from grid_guardian_assets.stream.topics import spec_for_topic
 STUCK_READING = "stuck_reading"
 UNSEEN_SIGN = "unseen_sign"
 UNIT_JUMP = "unit_jump"
+INFEED_LOSS = "infeed_loss"
 MISSING_PERIOD = "missing_period"
 DUPLICATED_PERIOD = "duplicated_period"
 REJECTED_READING = "rejected_reading"
@@ -50,6 +61,9 @@ REJECTED_READING = "rejected_reading"
 STUCK_MARGIN = 2
 UNIT_JUMP_MIN_DECADES = 2.5
 SIGN_RESOLUTION_MW = 1.0  # FUELHH reports whole MW
+# The smallest infeed-loss limit: a fuel type that hardly moves in training (oil) would otherwise alarm on a few MW,
+# less than one small unit stopping, which nobody in a control room acts on.
+DROP_LIMIT_FLOOR_MW = 100.0
 # Integrity problems and rejected readings are facts, not degrees: they alarm exactly at the threshold.
 INTEGRITY_SCORE = 1.0
 REJECTED_SCORE = 1.0
@@ -61,7 +75,7 @@ SCORE_SCHEMA = {
 }
 # What ``evidence`` and ``limit`` measure, per detector (the names the findings' details use).
 EVIDENCE = {STUCK_READING: ("run_periods", "repeat_limit"), UNSEEN_SIGN: ("value_mw", "sign_resolution_mw"),
-            UNIT_JUMP: ("step_decades", "limit_decades")}
+            UNIT_JUMP: ("step_decades", "limit_decades"), INFEED_LOSS: ("drop_mw", "drop_limit_mw")}
 
 
 def sign_of(value: float) -> str:
@@ -81,6 +95,8 @@ class FuelLimits:
         signs: The signs its readings showed (of ``SIGNS``).
         max_step_decades: Largest ``|log10(reading / previous)|`` between consecutive non-zero readings.
         periods: Training periods with a reading.
+        drop_quantile_mw: The one-period fall (MW) that training exceeds at the fuel type's share of the false-alarm
+            rate; ``None`` for an interconnector (not judged).
     """
 
     fuel: str
@@ -88,6 +104,7 @@ class FuelLimits:
     signs: tuple[str, ...]
     max_step_decades: float
     periods: int
+    drop_quantile_mw: float | None
 
     @property
     def repeat_limit(self) -> int:
@@ -97,6 +114,11 @@ class FuelLimits:
     @property
     def jump_limit_decades(self) -> float:
         return max(self.max_step_decades, UNIT_JUMP_MIN_DECADES)
+
+    @property
+    def drop_limit_mw(self) -> float | None:
+        """The one-period fall (MW) at which ``infeed_loss`` alarms; ``None``: not judged."""
+        return None if self.drop_quantile_mw is None else max(self.drop_quantile_mw, DROP_LIMIT_FLOOR_MW)
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "signs": list(self.signs)}
@@ -132,21 +154,37 @@ def step_decades(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(steps), steps, np.nan)
 
 
-def fit_fuel_limits(table: pl.DataFrame) -> dict[str, FuelLimits]:
-    """Per FUELHH fuel type of a training measurement table (consecutive periods in time order), its limits."""
+def fit_fuel_limits(table: pl.DataFrame, false_alarm_rate: float, bad: np.ndarray | None = None) -> dict[str, FuelLimits]:
+    """Per FUELHH fuel type of a training measurement table, its limits.
+
+    Args:
+        table: Consecutive periods in time order.
+        false_alarm_rate: The share of training periods in which ``infeed_loss`` may alarm on some generating fuel
+            type (each of them gets an equal part).
+        bad: ``(periods,)`` periods of known bad data (``calibration.known_bad_periods``): no fall into or out of one
+            teaches the infeed-loss limit.
+    """
+    bad = np.zeros(table.height, dtype=bool) if bad is None else np.asarray(bad, dtype=bool)
+    touches_bad = bad | np.concatenate([[False], bad[:-1]])  # the step into a bad period, and the one out of it
+    generating = [c for c in fuel_columns(table.columns) if fuel_of(c) in GENERATION_FUELS]
     limits = {}
     for column in fuel_columns(table.columns):
         values = table[column].cast(pl.Float64).to_numpy()
         known = values[np.isfinite(values)]
         runs = repeat_runs(values)
         steps = step_decades(values)
+        falls = -np.diff(values, prepend=np.nan)[~touches_bad]
+        falls = np.maximum(falls[np.isfinite(falls)], 0.0)
         fuel = fuel_of(column)
+        drop_quantile = (float(np.quantile(falls, 1 - false_alarm_rate / len(generating))) if falls.size else 0.0) \
+            if column in generating else None
         limits[fuel] = FuelLimits(
             fuel=fuel,
             longest_repeat=int(runs[np.isfinite(values) & (values != 0)].max(initial=0)),
             signs=tuple(s for s in SIGNS if s in {sign_of(v) for v in known}),
             max_step_decades=float(np.nanmax(steps)) if np.isfinite(steps).any() else 0.0,
             periods=int(known.size),
+            drop_quantile_mw=drop_quantile,
         )
     return limits
 
@@ -159,7 +197,7 @@ class FuelTrack(NamedTuple):
 
 
 class FuelChecks:
-    """The three learned per-fuel detectors, laid out for one settlement period after another.
+    """The four learned per-fuel detectors, laid out for one settlement period after another.
 
     Each fuel type's bounds are read from its limits once (the live job scores tens of thousands of periods while it
     catches up, about twenty fuel types each).
@@ -169,8 +207,9 @@ class FuelChecks:
     """
 
     def __init__(self, limits: Mapping[str, FuelLimits]):
-        # measurement name -> (repeat limit, signs seen, jump limit in decades)
-        self._bounds = {measurement("FUELHH", fuel): (float(limit.repeat_limit), frozenset(limit.signs), limit.jump_limit_decades)
+        # measurement name -> (repeat limit, signs seen, jump limit in decades, infeed-loss limit in MW or None)
+        self._bounds = {measurement("FUELHH", fuel): (float(limit.repeat_limit), frozenset(limit.signs), limit.jump_limit_decades,
+                                                      limit.drop_limit_mw)
                         for fuel, limit in limits.items()}
 
     def score(self, key: Mapping[str, Any], values: Mapping[str, float | None],
@@ -201,10 +240,14 @@ class FuelChecks:
             bounds = self._bounds.get(column)
             if bounds is None:
                 continue
-            repeat_limit, signs, jump_limit = bounds
+            repeat_limit, signs, jump_limit, drop_limit = bounds
             step = step_decade(before.value if before else math.nan, value)
             head = {**key, "node": column}
             # In the order of the sources' names, as a table of the rows sorts.
+            if drop_limit is not None and before is not None and value < before.value:
+                fall = before.value - value
+                rows.append({**head, "source": INFEED_LOSS, "score": fall / drop_limit, "value_mw": value,
+                             "evidence": fall, "limit": drop_limit})
             if value != 0:
                 rows.append({**head, "source": STUCK_READING, "score": run / (repeat_limit + 1), "value_mw": value,
                              "evidence": float(run), "limit": repeat_limit})

@@ -12,7 +12,7 @@ from grid_guardian_assets.reporting import markdown_table
     group_name="detect",
     kinds={"json"},
     description="The redundancy checks (FUELHH against ITSDO, AGWS, NESO's interconnector flows and B1610) and the "
-    "per-fuel data-quality limits (stuck readings, unseen signs, unit jumps), fitted on the bundled 2018 data of the "
+    "per-fuel data-quality limits (stuck readings, unseen signs, unit jumps, infeed losses), fitted on the bundled 2018 data of the "
     "training days: relations and spreads on January–June, thresholds at the stated false-alarm rate on July–September; "
     "October–December is never used. Stored as data/detect/detector_calibration.json, which the live job loads.",
 )
@@ -33,9 +33,10 @@ def detector_calibration(context: dg.AssetExecutionContext, bmrs_storage: BmrsSt
     ).with_columns(pl.col("threshold_spreads", "spread_mw", "step_threshold_spreads", "step_spread_mw", "slope",
                           "intercept_mw").round(3))
     fuels = pl.DataFrame(
-        [(f, limit.repeat_limit, ",".join(limit.signs), round(limit.jump_limit_decades, 3), limit.periods)
+        [(f, limit.repeat_limit, ",".join(limit.signs), round(limit.jump_limit_decades, 3),
+          None if limit.drop_limit_mw is None else round(limit.drop_limit_mw, 1), limit.periods)
          for f, limit in sorted(calibration.fuel_limits.items())],
-        schema=["fuel", "repeat_limit", "signs", "jump_limit_decades", "periods"],
+        schema=["fuel", "repeat_limit", "signs", "jump_limit_decades", "drop_limit_mw", "periods"],
         orient="row",
     )
     context.log.info(f"{len(calibration.relations)} redundancy checks and {len(calibration.fuel_limits)} fuel types "
