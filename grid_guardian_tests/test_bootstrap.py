@@ -121,6 +121,18 @@ def test_gate_compares_the_candidates_interval_lower_end_with_the_baselines_f1_p
         gate(summary, "combined", "3-sigma")
 
 
+@pytest.mark.parametrize("combined_f1, passed", [(0.70, True), (0.72, True), (0.69, False)])
+def test_the_gate_refuses_a_model_that_makes_the_rules_worse(combined_f1: float, passed: bool) -> None:
+    """A model that clears the 3-sigma rule but adds more false alerts than detections to the rules is not promoted."""
+    summary = pl.DataFrame({"detector": ["rules", "GNN verifier", "rules + GNN verifier", "3-sigma"],
+                            "f1": [0.70, 0.8, combined_f1, 0.4], "f1_lo": [0.6, 0.66, 0.6, 0.3]})
+    decision = gate(summary, "GNN verifier", "3-sigma", combined="rules + GNN verifier", rules="rules")
+    assert decision.beats_baseline and decision.adds_to_the_rules is passed and decision.passed is passed
+    assert f"rules + GNN verifier F1 {combined_f1:.3f} against rules alone 0.700" in decision.describe()
+    with pytest.raises(ValueError, match="name both"):
+        gate(summary, "GNN verifier", "3-sigma", combined="rules + GNN verifier")
+
+
 def test_issue_targets_say_which_of_the_four_the_combination_meets() -> None:
     every_type = {f"f1_{kind}": 0.9 for kind in ANOMALY_TYPES}
     summary = pl.DataFrame([

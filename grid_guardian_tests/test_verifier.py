@@ -525,7 +525,8 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     assert meta["f1_gnn_lo"].value <= meta["f1_gnn"].value <= meta["f1_gnn_hi"].value
     assert "false_alerts_per_clean_day_three_sigma" in meta and "3-sigma" in meta["benchmark_summary"].value
     # The gate: the lower end of the verifier's interval against the 3-sigma rule's F1 plus the default margin, 0.25.
-    assert check.passed == (meta["f1_gnn_lo"].value >= meta["f1_three_sigma"].value + 0.25)
+    assert check.passed == (meta["f1_gnn_lo"].value >= meta["f1_three_sigma"].value + 0.25
+                            and meta["f1_combined"].value >= meta["f1_rules"].value)
     assert check.metadata["margin"].value == 0.25
     assert (store.promoted() == version) is check.passed
     client = mlflow.MlflowClient(tracking_uri=uri)

@@ -201,32 +201,53 @@ def summary_table(
 
 @dataclass(frozen=True)
 class GateDecision:
-    """The verifier's promotion gate: ``candidate_f1_lo`` (the lower end of the candidate's 95 % F1 interval) must be
-    at least ``baseline_f1`` (the baseline's point F1) plus ``margin``."""
+    """The verifier's promotion gate.
+
+    ``candidate_f1_lo`` (the lower end of the candidate's 95 % F1 interval) must be at least ``baseline_f1`` (the
+    baseline's point F1) plus ``margin``; and where ``combined`` is named, the live job's detector with the candidate
+    (``combined_f1``) must score at least as well as without it (``rules``, ``rules_f1``): a model that adds more false
+    alerts than detections makes the live job worse, whatever it scores alone."""
 
     candidate: str
     baseline: str
     candidate_f1_lo: float
     baseline_f1: float
     margin: float
+    combined: str | None = None
+    combined_f1: float = float("nan")
+    rules: str | None = None
+    rules_f1: float = float("nan")
+
+    @property
+    def beats_baseline(self) -> bool:
+        return bool(np.isfinite(self.candidate_f1_lo)) and self.candidate_f1_lo >= self.baseline_f1 + self.margin
+
+    @property
+    def adds_to_the_rules(self) -> bool:
+        return self.combined is None or bool(np.isfinite(self.combined_f1)) and self.combined_f1 >= self.rules_f1
 
     @property
     def passed(self) -> bool:
-        return bool(np.isfinite(self.candidate_f1_lo)) and self.candidate_f1_lo >= self.baseline_f1 + self.margin
+        return self.beats_baseline and self.adds_to_the_rules
 
     def describe(self) -> str:
         verdict = "passes" if self.passed else "fails"
-        return (f"{self.candidate} F1 95 % interval starts at {self.candidate_f1_lo:.3f}; {self.baseline} F1 "
-                f"{self.baseline_f1:.3f} + margin {self.margin:.2f} = {self.baseline_f1 + self.margin:.3f}: {verdict}")
+        text = (f"{self.candidate} F1 95 % interval starts at {self.candidate_f1_lo:.3f}; {self.baseline} F1 "
+                f"{self.baseline_f1:.3f} + margin {self.margin:.2f} = {self.baseline_f1 + self.margin:.3f}")
+        if self.combined is not None:
+            text += f"; {self.combined} F1 {self.combined_f1:.3f} against {self.rules} alone {self.rules_f1:.3f}"
+        return f"{text}: {verdict}"
 
 
-def gate(summary: pl.DataFrame, candidate: str, baseline: str, margin: float = DEFAULT_GATE_MARGIN) -> GateDecision:
+def gate(summary: pl.DataFrame, candidate: str, baseline: str, margin: float = DEFAULT_GATE_MARGIN, *,
+         combined: str | None = None, rules: str | None = None) -> GateDecision:
     """Compare ``candidate`` against ``baseline`` in a ``summary_table``: the interval's lower end of one against the
     point estimate of the other (the issue's target), so a candidate passes only when chance in which cases were
-    drawn cannot explain its lead.
+    drawn cannot explain its lead; with ``combined`` and ``rules``, the point F1 of the rules with the candidate
+    against the rules alone too.
 
     Raises:
-        KeyError: ``summary`` has no row for one of the two detectors.
+        KeyError: ``summary`` has no row for one of the detectors.
     """
     def value(detector: str, column: str) -> float:
         picked = summary.filter(pl.col("detector") == detector)[column]
@@ -234,7 +255,11 @@ def gate(summary: pl.DataFrame, candidate: str, baseline: str, margin: float = D
             raise KeyError(f"no {detector!r} row in the benchmark summary (detectors: {summary['detector'].to_list()})")
         return float("nan") if picked[0] is None else float(picked[0])
 
-    return GateDecision(candidate, baseline, value(candidate, "f1_lo"), value(baseline, "f1"), margin)
+    if (combined is None) != (rules is None):
+        raise ValueError("gate: name both the combined detector and the rules alone, or neither")
+    with_rules = {} if combined is None else {"combined": combined, "combined_f1": value(combined, "f1"), "rules": rules,
+                                              "rules_f1": value(rules, "f1")}
+    return GateDecision(candidate, baseline, value(candidate, "f1_lo"), value(baseline, "f1"), margin, **with_rules)
 
 
 def issue_targets(summary: pl.DataFrame, detector: str, baseline: str, margin: float = DEFAULT_GATE_MARGIN) -> dict[str, object]:
@@ -265,7 +290,7 @@ def issue_targets(summary: pl.DataFrame, detector: str, baseline: str, margin: f
 
     met = {
         "f1_met": at_least(row["f1"], TARGET_F1),
-        "f1_lo_met": gate(summary, detector, baseline, margin).passed,  # the promotion gate's own rule
+        "f1_lo_met": gate(summary, detector, baseline, margin).beats_baseline,  # the promotion gate's first rule
         "every_type_met": len(by_type) == len(ANOMALY_TYPES) and all(f1 >= TARGET_TYPE_F1 for f1 in by_type.values()),
         "false_alerts_met": row["false_alerts_per_clean_day"] is not None
         and row["false_alerts_per_clean_day"] <= TARGET_FALSE_ALERTS_PER_CLEAN_DAY,
