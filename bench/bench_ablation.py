@@ -4,8 +4,9 @@ Builds the snapshots of the verifier's training range (January to September 2018
 the bundled recordings, cuts the benchmark from the split (``build_benchmark`` with ``BenchmarkSpec``'s defaults),
 fits the rules (``fit_detectors``' defaults, line limits measured on the training range as the asset does), trains
 the GNN verifier and the per-bus GRU (``TrainConfig``'s defaults), and prints the bootstrap summary of every detector
-(F1, false alerts per clean day, delay, each with its 95 % interval), plus which rule findings raised the false alerts
-on the clean days.
+(F1, false alerts per clean day, delay, each with its 95 % interval), how many events leave no trace in the national
+readings the live job receives (``observation.national_trace_mw``: a bound on any detector's recall), and which rule
+findings raised the false alerts on the clean days.
 
 Tune on ``--split validation`` (July to September); ``held_out`` (October to December) is for the final table only.
 The validation days lie inside the training range (``verifier/benchmark_config.py`` says why), so the model, its
@@ -35,6 +36,7 @@ from grid_guardian_assets.verifier.anomalies import build_benchmark
 from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS, VALIDATION, BenchmarkSpec
 from grid_guardian_assets.verifier.bootstrap import summary_table
 from grid_guardian_assets.verifier.evaluation import evaluate, event_span, summarise
+from grid_guardian_assets.verifier.observation import national_trace_mw
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 from grid_guardian_assets.verifier.rule_detectors import RulesDetector
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
@@ -104,6 +106,11 @@ def main() -> None:
         for name, run in outcomes.items():
             print(name)
             print(summarise(run).select("type", "events", "detected", "false_positives", "f1"))
+    traceless = collections.Counter(
+        label.kind for k, label in enumerate(benchmark.labels)
+        if label is not None and national_trace_mw(benchmark.case(k), rules.mapping, range(label.start, label.start + label.duration)) < 1.0)
+    print("events that change no national reading the live job receives by 1 MW (no detector can find them), by type:",
+          dict(traceless.most_common()))
     outside, inside = alarm_sources(rules, benchmark)
     print("rules' alarming periods outside the events (false alerts), by finding:", dict(outside.most_common()))
     print("rules' alarming periods inside the events, by finding:", dict(inside.most_common()))

@@ -33,7 +33,7 @@ from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStor
 from grid_guardian_assets.verifier.evaluation import evaluate_case, summarise
 from grid_guardian_assets.verifier.graph import GraphTensors
 from grid_guardian_assets.verifier.model import GridVerifier, PerBusGRU
-from grid_guardian_assets.verifier.observation import case_measurements, observed_case
+from grid_guardian_assets.verifier.observation import case_measurements, national_trace_mw, observed_case
 from grid_guardian_assets.verifier.pipeline import (
     benchmark_outcomes,
     benchmark_table,
@@ -322,6 +322,19 @@ def test_the_benchmark_holds_each_case_as_the_live_job_observes_it(held_out) -> 
     nuclear = NODE_FEATURES.index("gen_nuclear")
     national = bench.node[k][:, :, nuclear].sum(axis=1)
     np.testing.assert_allclose(bench.node[k][:, :, nuclear], np.outer(national, mapping.weights("NUCLEAR")), atol=0.05)
+
+
+@pytest.mark.parametrize("kind, traced", [("overload_redispatch", False), ("unit_scaling", True), ("missing_period", True)])
+def test_the_national_trace_says_whether_an_event_reaches_what_the_live_job_receives(kind: str, traced: bool, held_out) -> None:
+    """A redispatch between buses changes no national reading; a scaled unit and a missing period do; the window
+    untouched changes nothing (to float32 rounding)."""
+    network = reduced_network()
+    mapping, flow = bus_mapping(network), DCPowerFlow(network)
+    window = held_out.slice(20, 68)
+    assert national_trace_mw(window, mapping, range(0, 48)) < 0.05
+    changed, label = Injector(network, flow, np.random.default_rng(5)).inject(kind, window, 12)
+    trace = national_trace_mw(observed_case(changed, mapping, flow), mapping, range(label.start, label.start + label.duration))
+    assert (trace > 100) if traced else (trace < 1.0), trace
 
 
 def test_event_scoring_on_hand_made_cases() -> None:

@@ -157,3 +157,24 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
     loading[missing] = 0.0
     return GridSequence(observed.astype(sequence.node.dtype), sequence.frequency, loading.astype(sequence.loading.dtype),
                         sequence.start_us)
+
+
+def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: range) -> float:
+    """The largest change (MW) an event leaves in the national readings the live job receives over ``periods``: each
+    FUELHH fuel type and interconnector, and ITSDO, of ``sequence`` (``case_measurements``) against the bundled
+    recordings of the same periods; infinite where a reading is missing from one and not the other.
+
+    An event under about 1 MW leaves nothing for any detector to find (a redispatch between buses, a CCGT trip that
+    CCGT elsewhere picks up): the share of such events bounds the recall any detector can reach on the benchmark
+    (``bench_ablation.py`` prints it per type)."""
+    seen = case_measurements(sequence, mapping)
+    recorded = recorded_measurements(sequence.start_us)
+    columns = [*fuel_columns(seen.columns), ITSDO]
+    window = slice(periods.start, periods.stop)
+    a = seen.select(columns).to_numpy()[window].astype(float)
+    b = recorded.select(columns).to_numpy()[window].astype(float)
+    differ = np.isnan(a) != np.isnan(b)
+    if differ.any():
+        return float("inf")
+    change = np.abs(np.nan_to_num(a) - np.nan_to_num(b))
+    return float(change.max()) if change.size else 0.0
