@@ -56,7 +56,7 @@ HELD_OUT_DAYS = tuple(days_between(dt.date(2018, 10, 1), dt.date(2018, 12, 31)))
 B1610_EVERY = 7
 # A reading under this share of both its neighbours is a drop-out (a whole-system FUELHH gap, a B1630 wind glitch).
 DROPOUT_SHARE = 0.6
-FORMAT_VERSION = 3  # 2: the redundancy checks' step spreads and thresholds; 3: the fuel types' step limits
+FORMAT_VERSION = 3  # 2: the redundancy checks' step spreads and thresholds; 3: the fuel types' infeed-loss limits
 
 
 @dataclass(frozen=True)

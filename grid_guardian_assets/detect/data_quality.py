@@ -173,11 +173,8 @@ def fit_fuel_limits(table: pl.DataFrame, false_alarm_rate: float, bad: np.ndarra
         known = values[np.isfinite(values)]
         runs = repeat_runs(values)
         steps = step_decades(values)
-        falls = -np.diff(values, prepend=np.nan)[~touches_bad]
-        falls = np.maximum(falls[np.isfinite(falls)], 0.0)
         fuel = fuel_of(column)
-        drop_quantile = (float(np.quantile(falls, 1 - false_alarm_rate / len(generating))) if falls.size else 0.0) \
-            if column in generating else None
+        drop_quantile = _drop_quantile(values, touches_bad, false_alarm_rate / len(generating)) if column in generating else None
         limits[fuel] = FuelLimits(
             fuel=fuel,
             longest_repeat=int(runs[np.isfinite(values) & (values != 0)].max(initial=0)),
@@ -187,6 +184,14 @@ def fit_fuel_limits(table: pl.DataFrame, false_alarm_rate: float, bad: np.ndarra
             drop_quantile_mw=drop_quantile,
         )
     return limits
+
+
+def _drop_quantile(values: np.ndarray, touches_bad: np.ndarray, rate: float) -> float:
+    """The one-period fall of ``values`` (MW; a rise is a fall of 0) exceeded in a share ``rate`` of the periods
+    not touching bad data (0 without any)."""
+    falls = -np.diff(values, prepend=np.nan)[~touches_bad]
+    falls = np.maximum(falls[np.isfinite(falls)], 0.0)
+    return float(np.quantile(falls, 1 - rate)) if falls.size else 0.0
 
 
 class FuelTrack(NamedTuple):

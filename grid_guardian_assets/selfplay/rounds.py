@@ -148,6 +148,7 @@ def run_round(
         its cases."""
         verdict, after = verifier.verify(window, scenario)
         return verdict, observed_case(after, mapping, verifier.flow) if verdict.accepted else after
+
     buffer = ScenarioBuffer.of_rounds(root)
     earlier = buffer.read().filter(pl.col("round") < number)
 
