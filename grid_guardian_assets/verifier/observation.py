@@ -111,8 +111,12 @@ def case_measurements(sequence: GridSequence, mapping: BusMapping) -> pl.DataFra
         Float64 column per measurement, B1610 left out) in the case's period order; on an untouched day it equals
         ``measurement_table`` of that day to float32 rounding.
     """
+    return _rebuilt_measurements(sequence, mapping, recorded_measurements(sequence.start_us))
+
+
+def _rebuilt_measurements(sequence: GridSequence, mapping: BusMapping, recorded: pl.DataFrame) -> pl.DataFrame:
+    """``case_measurements`` given the recordings of the case's periods (``recorded_measurements``)."""
     node = np.asarray(sequence.node, dtype=np.float64)
-    recorded = recorded_measurements(sequence.start_us)
     missing = np.all(node == 0, axis=(1, 2))
     rebuilt: dict[str, np.ndarray] = {
         measurement("FUELHH", fuel): node[:, :, k].sum(axis=1) for fuel, k in zip(GENERATION_FUELS, _GEN)
@@ -167,8 +171,8 @@ def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: rang
     An event under about 1 MW leaves nothing for any detector to find (a redispatch between buses, a CCGT trip that
     CCGT elsewhere picks up): the share of such events bounds the recall any detector can reach on the benchmark
     (``bench_ablation.py`` prints it per type)."""
-    seen = case_measurements(sequence, mapping)
     recorded = recorded_measurements(sequence.start_us)
+    seen = _rebuilt_measurements(sequence, mapping, recorded)
     columns = [*fuel_columns(seen.columns), ITSDO]
     window = slice(periods.start, periods.stop)
     a = seen.select(columns).to_numpy()[window].astype(float)
