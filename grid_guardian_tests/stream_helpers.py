@@ -73,6 +73,22 @@ def timeline(client: redis.Redis) -> dict[str, float]:
     return {m.decode(): s for m, s in client.zrange("anomaly:timeline", 0, -1, withscores=True)}
 
 
+def out_of_band_times(start: dt.datetime, values: list[float]) -> list[str]:
+    """The times of the 15-s FREQ samples ``values`` from ``start`` that leave the operational band."""
+    return [(start + dt.timedelta(seconds=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i, v in enumerate(values) if abs(v - 50) >= 0.2]
+
+
+def assert_every_alarm_recorded_once(client: redis.Redis, start: dt.datetime, values: list[float], dips: int) -> None:
+    """Every out-of-band sample of ``values`` is recorded once in ``alerts:ids``, merged into its dip's incident or
+    not; each of the ``dips`` is alerted, no alert twice, and fewer alerts than alarming samples (the dips merge)."""
+    expected = out_of_band_times(start, values)
+    recorded = [m.decode().split("|")[1] for m in client.zrange("alerts:ids", 0, -1)]
+    assert sorted(recorded) == sorted(expected)
+    alerts = stream_alerts(client)
+    assert len({a["alert_id"] for a in alerts}) == len(alerts) and {a["time"] for a in alerts} <= set(expected)
+    assert dips <= len(alerts) < len(expected)
+
+
 
 def dlq_records(bootstrap: str, expect: int, timeout_s: float = 20.0) -> list[dict]:
     from confluent_kafka import Consumer

@@ -11,14 +11,18 @@ Layout (the README's "Redis layout"):
 * ``alerts:ids`` sorted set: alert ids already written (``{node}|{time}|{source}``, plus ``|{model_version}`` for
   model alerts and ``|{topic}/{partition}@{offset}`` for rejected readings), so a replayed batch never duplicates an
   alert; trimmed to the newest ``2 × maxlen``.
-* ``alerts:incidents`` hash: per incident key (``{source}|{node}``, plus ``|{model_version}`` for model alerts) the
-  time of its latest alarming period. A settlement-period alarm within one period of that time continues the incident:
-  its id is recorded and its score kept, but it is not added to ``alerts`` or published, so a fault that lasts five
-  periods is one alert, not five. Rejected readings of one dataset merge the same way (a burst of bad messages is one
-  alert on the dataset: the 705 unreadable rows of the recording's 2018-12-31 are one, not 705; every message still
-  lies in ``bmrs.dlq`` and counts in ``dlq_total``); they are merged by when they are written, since a rejected
-  message's own time may be missing (its arrival time stands in) or unreadable. Frequency samples are each their own
-  alert.
+* ``alerts:incident:{incident}`` sorted set, one per incident (``{source}|{node}``, plus ``|{model_version}`` for
+  model alerts): the spans (``{first_ms}:{last_ms}``, scored by the last) of its alarms. An alarm within the incident
+  gap of a span (``incident_gap``: a settlement period for readings of periods, two minutes for frequency samples)
+  continues it: its id is recorded and its score kept, but it is not added to ``alerts`` or published, so a fault
+  that lasts five periods, or a frequency dip that lasts a minute of 15-s samples, is one alert. Spans merge in any
+  order: messages keyed by their time spread over a topic's partitions and arrive out of time order, and an older
+  alarm inside a span continues it as a newer one does. Only alarms that arrive before the ones joining them to a
+  span (two ends of one dip read from two partitions first) are reported apart. Rejected readings of one dataset
+  merge the same way (a burst of bad messages is one alert on the dataset: the 705 unreadable rows of the recording's
+  2018-12-31 are one, not 705; every message still lies in ``bmrs.dlq`` and counts in ``dlq_total``); they are merged
+  by when they are written, since a rejected message's own time may be missing (its arrival time stands in) or
+  unreadable. Spans that ended more than ``INCIDENT_MEMORY`` before the incident's newest are forgotten.
 * ``live:state:{group}``: the job's assembly state, written in the same transaction as the results it led to.
 
 Everything a batch produced is written in one MULTI/EXEC transaction; the job commits Kafka offsets only after it
@@ -41,7 +45,7 @@ from grid_guardian_assets.stream.redis_keys import (
     ALERT_CHANNEL,
     ALERT_IDS_KEY,
     ALERT_STREAM,
-    INCIDENTS_KEY,
+    INCIDENT_KEY_PREFIX,
     NODE_KEY_PREFIX,
     TIMELINE_KEY,
 )
@@ -69,17 +73,29 @@ end
 for i = 1, #timeline, 2000 do  -- score, member pairs; 2,000 arguments per call stays well inside Lua's stack
   redis.call('ZADD', KEYS[1], unpack(timeline, i, math.min(i + 1999, #timeline)))
 end
-local incident_gap_ms = tonumber(ARGV[6])
+local incident_prefix = ARGV[6]
+local incident_memory_ms = tonumber(ARGV[7])
 local written = {}
 for i, a in ipairs(alerts) do
   written[i] = 0
   if redis.call('ZADD', KEYS[2], 'NX', a.time_ms, a.alert_id) == 1 then
     local continues = false
-    if a.incident ~= '' then
-      local last = tonumber(redis.call('HGET', KEYS[5], a.incident) or '')
-      continues = last ~= nil and math.abs(a.incident_ms - last) <= incident_gap_ms
-      if (not last) or a.incident_ms > last then redis.call('HSET', KEYS[5], a.incident, a.incident_ms) end
+    -- The incident's spans: members 'first:last' scored by last, more than a gap apart from each other, so those
+    -- ending at or after t - gap, in order of their ends, start in order too. Every span within a gap of t joins t
+    -- into one: the alarm continues an incident whatever order its alarms arrive in.
+    local key, t, gap = incident_prefix .. a.incident, a.incident_ms, a.gap_ms
+    local first, last = t, t
+    for _, span in ipairs(redis.call('ZRANGEBYSCORE', key, t - gap, '+inf')) do
+      local s, e = string.match(span, '^(%-?%d+):(%-?%d+)$')
+      s, e = tonumber(s), tonumber(e)
+      if s > t + gap then break end
+      continues = true
+      first, last = math.min(first, s), math.max(last, e)
+      redis.call('ZREM', key, span)
     end
+    redis.call('ZADD', key, last, string.format('%.0f:%.0f', first, last))
+    local newest = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%.0f', newest - incident_memory_ms))
     if continues then
       written[i] = 2
     else
@@ -131,20 +147,34 @@ def alert_json(finding: Finding) -> dict[str, Any]:
     }
 
 
-PERIOD_MS = int(PERIOD.total_seconds() * 1000)  # alarms this close to an incident's latest one continue it
+# Two alarms of one source and node this close together belong to one incident: a settlement period for readings of
+# periods (a fault lasting five periods is one alert), two minutes for frequency samples, which are seconds apart: a
+# dip that stays outside the band is one incident however many 15-s samples it lasts, and a second one after two
+# minutes back inside the band is reported again (a second loss, or a recovery that did not hold).
+PERIOD_INCIDENT_GAP = PERIOD
+SAMPLE_INCIDENT_GAP = dt.timedelta(minutes=2)
+# How long an incident's spans are remembered after its newest alarm: an alarm arriving later than this after the
+# incident's newest one (a replay from days back) opens an incident of its own.
+INCIDENT_MEMORY = dt.timedelta(days=1)
 
-# Frequency is judged per sample, seconds apart: each out-of-band sample is its own alert.
-_PER_READING_SOURCES = ("frequency_", "rocof")
+# Frequency is judged per sample: its incidents merge over the sample gap, not a period's.
+_PER_SAMPLE_SOURCES = ("frequency_", "rocof")
 
 
 def incident_key(finding: Finding) -> str:
-    """Which incident an alert belongs to (``{source}|{node}``, plus the checkpoint for model alerts: a new
-    checkpoint's verdicts open new incidents; a rejected reading's node is its dataset); ``""`` for frequency
-    samples, which are never merged."""
-    if finding.source.startswith(_PER_READING_SOURCES):
-        return ""
+    """Which incident an alert belongs to: ``{source}|{node}``, plus the checkpoint for model alerts (a new
+    checkpoint's verdicts open new incidents); a rejected reading's node is its dataset."""
     base = f"{finding.source}|{finding.node}"
     return f"{base}|{finding.model_version}" if finding.source == "model" else base
+
+
+def incident_gap(finding: Finding) -> dt.timedelta:
+    """How close to an incident's alarms ``finding`` must lie to continue it (see ``PERIOD_INCIDENT_GAP``)."""
+    return SAMPLE_INCIDENT_GAP if finding.source.startswith(_PER_SAMPLE_SOURCES) else PERIOD_INCIDENT_GAP
+
+
+def _ms(span: dt.timedelta) -> int:
+    return int(span.total_seconds() * 1000)
 
 
 def _finite(score: float) -> float:
@@ -191,21 +221,26 @@ class RedisSink:
                 latest[node] = [node, when, time_ms, score, f.source, f.model_version, f.dataset, f.origin.topic,
                                 f.origin.partition, f.origin.offset]
             timeline += (score, f"{node}:{when}")
-        alerts = [f for f in findings if f.score >= 1.0 and f.alert]  # the cheap test first: most findings are not
         # A rejected message's time is its record's when it has one, else its arrival: within one burst the two mix,
         # so rejected readings join an incident by when they are written, not by the times they carry.
         written_ms = int(self.clock() * 1000)
+
+        def incident_ms(finding: Finding) -> int:
+            return written_ms if finding.source == REJECTED_READING else int(finding.time.timestamp() * 1000)
+
+        # The cheap test first: most findings are not alerts. In incident time order, so that a batch joins its own
+        # alarms to their incidents whatever order its messages came in.
+        alerts = sorted((f for f in findings if f.score >= 1.0 and f.alert), key=incident_ms)
         payload = []
         for finding in alerts:
             body = alert_json(finding)
-            time_ms = int(finding.time.timestamp() * 1000)
-            payload.append({**body, "time_ms": time_ms, "incident_ms": written_ms if finding.source == REJECTED_READING else time_ms,
-                            "score": f"{body['score']:.6g}",
+            payload.append({**body, "time_ms": int(finding.time.timestamp() * 1000), "incident_ms": incident_ms(finding),
+                            "score": f"{body['score']:.6g}", "gap_ms": _ms(incident_gap(finding)),
                             "detail": json.dumps(body["detail"]), "json": json.dumps(body), "incident": incident_key(finding)})
         pipe = self.client.pipeline(transaction=True)
-        self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL, INCIDENTS_KEY],
+        self._write(keys=[TIMELINE_KEY, ALERT_IDS_KEY, ALERT_STREAM, ALERT_CHANNEL],
                     args=[orjson.dumps(list(latest.values())), orjson.dumps(timeline), json.dumps(payload), self.stream_maxlen,
-                          NODE_KEY_PREFIX, PERIOD_MS], client=pipe)
+                          NODE_KEY_PREFIX, INCIDENT_KEY_PREFIX, _ms(INCIDENT_MEMORY)], client=pipe)
         if state is not None:
             pipe.set(self.state_key, state)
         written = pipe.execute()[0] or []
