@@ -3,7 +3,6 @@ through Kafka with an incident in it, and the live inference run (``live_anomaly
 asks for."""
 
 import datetime as dt
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis, free_port, port_open
+from grid_guardian_assets.grid.physics import TRIP_RECOVERY_S, trip_frequency_dip_hz
 from grid_guardian_assets.settlement import day_bounds_utc, to_api_time
 from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.stream.kafka import DEFAULT_BOOTSTRAP, KafkaSettings, ensure_topics
@@ -24,8 +24,6 @@ from grid_guardian_assets.stream.redis_keys import ALERT_STREAM
 
 INCIDENT_PERIOD = 34  # late afternoon
 INCIDENT_MW = 1000.0
-NADIR_DROP_HZ = 0.45
-RECOVERY_S = 60.0
 
 
 @dataclass
@@ -73,7 +71,8 @@ def live_servers(root: Path, console: Console, bootstrap_servers: str = "", redi
 def incident_records(store: HDF5Store, day: dt.date) -> tuple[dict[str, list[dict]], dt.datetime]:
     """The day's stored FUELHH, INDO and FREQ records by dataset code, with an incident written in: a
     1,000 MW nuclear trip at the start of ``INCIDENT_PERIOD`` (CCGT picks the loss up for the next four periods) and
-    the frequency dip it causes (0.45 Hz, recovering with a one-minute time constant)."""
+    the frequency dip it causes (``grid.physics.trip_frequency_dip_hz``: 0.45 Hz, recovering with a one-minute time
+    constant)."""
     fuel, demand, freq = (store.read_range(spec, day, day).to_dicts() for spec in (FUELHH, INDO, FREQ))
     if not fuel or not demand:
         raise ValueError(f"FUELHH and INDO for {day} are not stored: materialise them first")
@@ -86,8 +85,8 @@ def incident_records(store: HDF5Store, day: dt.date) -> tuple[dict[str, list[dic
                 r["generation"] += int(INCIDENT_MW)
     for r in freq:
         after = (r["measurementTime"] - trip).total_seconds()
-        if 0 <= after < 10 * RECOVERY_S:
-            r["frequency"] = round(r["frequency"] - NADIR_DROP_HZ * math.exp(-after / RECOVERY_S), 3)
+        if 0 <= after < 10 * TRIP_RECOVERY_S:
+            r["frequency"] = round(r["frequency"] - float(trip_frequency_dip_hz(INCIDENT_MW, after)), 3)
     return {"FUELHH": fuel, "INDO": demand, "FREQ": freq}, trip
 
 

@@ -4,6 +4,10 @@ The live rules (``stream/rules.py``), the snapshots' balance check, the benchmar
 environment, the replay's synthetic frequency and the plots import them from here; none restates a number.
 """
 
+import numpy as np
+
+from grid_guardian_assets.settlement import PERIOD
+
 # --- Frequency ------------------------------------------------------------------------------------------------------
 NOMINAL_FREQUENCY_HZ = 50.0  # GB system frequency (Grid Code CC.6.1.3: "nominally 50 Hz")
 # Half-widths of the bands around nominal. Operational: NESO keeps frequency within 49.8–50.2 Hz in normal operation
@@ -28,10 +32,40 @@ ROCOF_PLAUSIBLE_MAX_HZ_PER_S = 1.0
 SYSTEM_INERTIA_MWS = 150_000.0
 # NETS SQSS infrequent infeed loss risk: the largest single loss of generation the system is secured against.
 LARGEST_INFEED_LOSS_MW = 1800.0
-# System response to a sudden loss, on the half-hour means the snapshots hold: roughly −0.2 Hz for the loss of 1.6 GW
-# in the period of the loss, decaying over the next (a modelling estimate, not a measured figure).
-HZ_PER_MW_FIRST_PERIOD = 1 / 8000
-HZ_PER_MW_SECOND_PERIOD = 1 / 20000
+
+# --- The frequency a sudden loss leaves ------------------------------------------------------------------------------
+# Seconds after a loss, frequency reaches its nadir: 0.45 Hz below its value before for each GW lost, so 2018's normal
+# infeed loss (1,000 MW) stays inside the 0.5 Hz the SQSS allows it. Primary and secondary response then bring it back
+# with a time constant of about a minute: inside the operational band within a minute of a 1 GW loss, at its old value
+# within minutes. A model of GB's response in 2018, not a measured figure; the demo's incident written into FREQ, the
+# benchmark's trips and self-play's all take their dip from it (``trip_frequency_dip_hz``, ``trip_period_dips_hz``).
+TRIP_NADIR_HZ_PER_MW = 0.45 / 1000
+TRIP_RECOVERY_S = 60.0
+
+
+def trip_frequency_dip_hz(loss_mw: float, seconds_after: np.ndarray | float) -> np.ndarray:
+    """How far below its value before the loss ``loss_mw`` MW lost holds frequency ``seconds_after`` it (0 before).
+
+    Args:
+        loss_mw: Infeed lost, MW.
+        seconds_after: Seconds since the loss, one or many.
+
+    Returns:
+        The dip in Hz (positive: frequency is lower), shaped like ``seconds_after``.
+    """
+    t = np.asarray(seconds_after, dtype=float)
+    return np.where(t >= 0, loss_mw * TRIP_NADIR_HZ_PER_MW * np.exp(-np.clip(t, 0, None) / TRIP_RECOVERY_S), 0.0)
+
+
+def trip_period_dips_hz(loss_mw: float, periods: int = 2) -> np.ndarray:
+    """The mean dip over each of the ``periods`` settlement periods from a loss at the start of the first: what the
+    loss takes from the half-hourly mean frequency that snapshots hold (the integral of ``trip_frequency_dip_hz``).
+    A 1,000 MW loss takes 0.015 Hz from its period's mean and nothing measurable from the next: the nadir is seconds
+    long, so the mean hides it."""
+    span, tau = PERIOD.total_seconds(), TRIP_RECOVERY_S
+    edges = np.exp(-np.arange(periods + 1) * span / tau)
+    return loss_mw * TRIP_NADIR_HZ_PER_MW * tau / span * (edges[:-1] - edges[1:])
+
 
 # --- Losses and the national balance --------------------------------------------------------------------------------
 # Transmission losses as a share of supply: about 2 % on GB's transmission system (NESO). Used where demand must be

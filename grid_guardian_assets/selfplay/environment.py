@@ -33,13 +33,13 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, station_capacity
 from grid_guardian_assets.grid.network import GridNetwork
 from grid_guardian_assets.grid.physics import (
-    HZ_PER_MW_FIRST_PERIOD,
     LARGEST_INFEED_LOSS_MW,
     LOSS_MAX,
     LOSS_MIN,
     NOMINAL_FREQUENCY_HZ,
     ROCOF_PLAUSIBLE_MAX_HZ_PER_S,
     SYSTEM_INERTIA_MWS,
+    trip_period_dips_hz,
 )
 from grid_guardian_assets.selfplay.scenarios import DEMAND, GEN, IMPORT, PHYSICAL_KINDS, SYSTEM_KINDS, Scenario, apply_scenario, tripped_fuel
 from grid_guardian_assets.verifier.scoring import Calibration, LearnedDetector
@@ -183,9 +183,10 @@ class PhysicsVerifier:
         if rocof > ROCOF_PLAUSIBLE_MAX_HZ_PER_S:
             return f"initial RoCoF {rocof:.2f} Hz/s exceeds {ROCOF_PLAUSIBLE_MAX_HZ_PER_S} Hz/s"
         dip = float(np.nan_to_num(before.frequency[s.start] - after.frequency[s.start]))
-        expected = s.magnitude * HZ_PER_MW_FIRST_PERIOD
+        expected = float(trip_period_dips_hz(s.magnitude)[0])
         if not np.isclose(dip, expected, rtol=0.5, atol=0.005):
-            return f"frequency dips {dip:.3f} Hz for a {s.magnitude:.0f} MW loss; the swing response says about {expected:.3f} Hz"
+            return (f"frequency dips {dip:.3f} Hz for a {s.magnitude:.0f} MW loss; the grid's response to a loss "
+                    f"(grid.physics) says about {expected:.3f} Hz")
         return None
 
     def _plausibility(self, before: GridSequence, after: GridSequence, s: Scenario) -> str | None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import GridNetwork
-from grid_guardian_assets.grid.physics import HZ_PER_MW_FIRST_PERIOD, HZ_PER_MW_SECOND_PERIOD
+from grid_guardian_assets.grid.physics import trip_period_dips_hz
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, flex_share, rederive
 from grid_guardian_assets.verifier.sequences import GridSequence
@@ -70,9 +70,8 @@ def apply_scenario(window: GridSequence, scenario: Scenario, network: GridNetwor
         for t in ts:
             s.node[t, bus, fuel] -= scenario.magnitude
             s.node[t, :, FLEX[0]] += scenario.magnitude * flex_share(s.node[t], bus)  # other units pick the loss up
-        s.frequency[scenario.start] -= scenario.magnitude * HZ_PER_MW_FIRST_PERIOD
-        if scenario.start + 1 < len(s):
-            s.frequency[scenario.start + 1] -= scenario.magnitude * HZ_PER_MW_SECOND_PERIOD
+        dips = trip_period_dips_hz(scenario.magnitude)[: len(s) - scenario.start]
+        s.frequency[scenario.start : scenario.start + len(dips)] -= dips
     elif kind == "stuck_sensor":
         fuel = tripped_fuel(s, scenario)
         s.node[ts, bus, fuel] = s.node[scenario.start - 1, bus, fuel]

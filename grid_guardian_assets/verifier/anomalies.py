@@ -22,7 +22,7 @@ import numpy as np
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
-from grid_guardian_assets.grid.physics import HZ_PER_MW_FIRST_PERIOD, HZ_PER_MW_SECOND_PERIOD, LARGEST_INFEED_LOSS_MW
+from grid_guardian_assets.grid.physics import LARGEST_INFEED_LOSS_MW, trip_period_dips_hz
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.settlement import LONDON, PERIOD
 from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
@@ -108,9 +108,8 @@ class Injector:
             take = min(lost, float(s.node[t, bus, fuel]))
             s.node[t, bus, fuel] -= take
             s.node[t, :, _FLEX[0]] += take * flex_share(s.node[t], bus)  # other units pick the loss up (response, reserve)
-        s.frequency[start] -= lost * HZ_PER_MW_FIRST_PERIOD
-        if start + 1 < len(s):
-            s.frequency[start + 1] -= lost * HZ_PER_MW_SECOND_PERIOD
+        dips = trip_period_dips_hz(lost)[: len(s) - start]
+        s.frequency[start : start + len(dips)] -= dips
         rederive(s, periods, self.network, self.flow)
         return AnomalyLabel("unit_trip", bus, start, len(periods), lost)
 
