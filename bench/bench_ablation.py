@@ -5,8 +5,10 @@ the bundled recordings, cuts the benchmark from the split (``build_benchmark`` w
 fits the rules (``fit_detectors``' defaults, line limits measured on the training range as the asset does), trains
 the GNN verifier and the per-bus GRU (``TrainConfig``'s defaults), and prints the bootstrap summary of every detector
 (F1, false alerts per clean day, delay, each with its 95 % interval), how many events leave no trace in the national
-readings the live job receives (``observation.national_trace_mw``: a bound on any detector's recall), and which rule
-findings raised the false alerts on the clean days.
+readings the live job receives (``observation.national_trace_mw``: a bound on any detector's recall), how many unit
+trips take frequency out of the operational band at their nadir (the live job alerts on those from FREQ samples; a
+half-hourly case holds the period's mean, which hides the nadir), and which rule findings raised the false alerts on
+the clean days.
 
 Tune on ``--split validation`` (July to September); ``held_out`` (October to December) is for the final table only.
 The validation days lie inside the training range (``verifier/benchmark_config.py`` says why), so the model, its
@@ -30,6 +32,7 @@ from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
+from grid_guardian_assets.grid.physics import FREQUENCY_OPERATIONAL_BAND_HZ, trip_frequency_dip_hz
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.verifier.anomalies import build_benchmark
@@ -106,11 +109,17 @@ def main() -> None:
         for name, run in outcomes.items():
             print(name)
             print(summarise(run).select("type", "events", "detected", "false_positives", "f1"))
-    traceless = collections.Counter(
-        label.kind for k, label in enumerate(benchmark.labels)
-        if label is not None and national_trace_mw(benchmark.case(k), rules.mapping, range(label.start, label.start + label.duration)) < 1.0)
+    traceless = {k for k, label in enumerate(benchmark.labels)
+                 if label is not None and national_trace_mw(benchmark.case(k), rules.mapping, range(label.start, label.start + label.duration)) < 1.0}
     print("events that change no national reading the live job receives by 1 MW (no detector can find them), by type:",
-          dict(traceless.most_common()))
+          dict(collections.Counter(benchmark.labels[k].kind for k in traceless).most_common()))
+    # The live job scores every 15-s FREQ sample; a case holds each period's mean frequency, in which a trip's nadir
+    # (seconds long) is lost: trips the live job would alert on from FREQ that the benchmark cannot credit.
+    trips = [k for k, label in enumerate(benchmark.labels) if label is not None and label.kind == "unit_trip"]
+    in_freq = [k for k in trips if trip_frequency_dip_hz(benchmark.labels[k].magnitude, 0.0) >= FREQUENCY_OPERATIONAL_BAND_HZ]
+    print(f"unit trips whose frequency nadir (grid.physics) leaves the operational band, which the live job alerts on from "
+          f"FREQ samples and a half-hourly case cannot show: {len(in_freq)} of {len(trips)}, "
+          f"{len(traceless.intersection(in_freq))} of them without a national trace")
     outside, inside = alarm_sources(rules, benchmark)
     print("rules' alarming periods outside the events (false alerts), by finding:", dict(outside.most_common()))
     print("rules' alarming periods inside the events, by finding:", dict(inside.most_common()))
