@@ -371,10 +371,41 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
     assert marked.known_bad.sum() >= 1 and marked.version != a.version  # the marks are content
     reloaded = Benchmark.load(marked.save(tmp_path))
     np.testing.assert_array_equal(reloaded.known_bad, marked.known_bad)
+    np.testing.assert_array_equal(reloaded.untouched_node, marked.untouched_node)
+    bare = Benchmark(a.node, a.frequency, a.loading, a.start_us, a.labels, a.seed, a.network)  # as saved before
+    assert Benchmark.load(bare.save(tmp_path)).untouched(0) is None and bare.version != a.version
     other = tmp_path / path.name.replace(a.version, "0" * 16)
     path.rename(other)
     with pytest.raises(ValueError, match="does not match its content"):
         Benchmark.load(other)
+
+
+def test_each_case_keeps_its_window_untouched_which_differs_only_where_the_event_was_written(held_out) -> None:
+    bench = build_benchmark([held_out], reduced_network(), BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
+    for k, label in enumerate(bench.labels):
+        case, untouched = bench.case(k), bench.untouched(k)
+        np.testing.assert_array_equal(untouched.start_us, case.start_us)
+        differs = ~np.all(np.isclose(case.node, untouched.node, atol=0.05, equal_nan=True), axis=(1, 2))
+        differs |= ~np.isclose(case.frequency, untouched.frequency, rtol=0, atol=1e-4, equal_nan=True)
+        if label is None:
+            assert not differs.any()
+        else:
+            outside = np.ones(len(case), dtype=bool)
+            outside[label.start : label.start + label.duration] = False
+            assert not differs[outside].any(), (label.kind, np.flatnonzero(differs & outside))
+            # A redispatch between buses may leave no national trace (the observed view hides it).
+            assert differs[~outside].any() or label.kind == "overload_redispatch", label.kind
+
+
+def test_an_alarm_the_untouched_window_raises_too_does_not_detect_the_event() -> None:
+    label = AnomalyLabel("unit_trip", 3, start=10, duration=3)
+    scores, untouched = np.zeros(30), np.zeros(30)
+    scores[[5, 11, 12]] = untouched[[5, 11]] = 2.0  # the detector alarms at 5 and 11 without the event
+    assert evaluate_case(scores, label, untouched_score=untouched).delay == 2  # only period 12 is the event's doing
+    untouched[12] = 1.0
+    outcome = evaluate_case(scores, label, untouched_score=untouched)
+    assert not outcome.detected and outcome.false_positives == 1  # the alarm at 5 is still a false one
+    assert evaluate_case(scores, label).detected
 
 
 def test_an_alarm_on_known_bad_real_data_is_no_false_alert_and_still_detects_a_labelled_event() -> None:

@@ -193,7 +193,12 @@ class Benchmark:
     (``None`` for a clean case), the seed, and a version derived from the content.
 
     ``known_bad (K, L)`` marks the periods whose real data underneath is known to be bad
-    (``detect.calibration.known_bad_periods``): an alarm there is not a false alert (``verifier.evaluation``)."""
+    (``detect.calibration.known_bad_periods``): an alarm there is not a false alert (``verifier.evaluation``).
+
+    ``untouched_node``, ``untouched_frequency``, ``untouched_loading`` hold each case's window as it was before its
+    anomaly was written in (a clean case's is the case itself): a detector that alarms at a period of the untouched
+    window too would alarm there without the event, so that alarm does not detect it (``verifier.evaluation``).
+    Benchmarks saved before they were kept load without them (``None``) and are scored without that test."""
 
     node: np.ndarray
     frequency: np.ndarray
@@ -203,12 +208,25 @@ class Benchmark:
     seed: int
     network: str
     known_bad: np.ndarray | None = None
+    untouched_node: np.ndarray | None = None
+    untouched_frequency: np.ndarray | None = None
+    untouched_loading: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.known_bad is None:
             self.known_bad = np.zeros(self.start_us.shape, dtype=bool)
         if self.known_bad.shape != self.start_us.shape:
             raise ValueError(f"known_bad has shape {self.known_bad.shape}, the cases {self.start_us.shape}")
+        untouched = (self.untouched_node, self.untouched_frequency, self.untouched_loading)
+        if any(a is None for a in untouched) != all(a is None for a in untouched):
+            raise ValueError("the untouched windows come as node, frequency and loading together, or not at all")
+        for name, array, like in zip(("node", "frequency", "loading"), untouched, (self.node, self.frequency, self.loading)):
+            if array is not None and array.shape != like.shape:
+                raise ValueError(f"untouched_{name} has shape {array.shape}, the cases' {name} {like.shape}")
+
+    @property
+    def has_untouched(self) -> bool:
+        return self.untouched_node is not None
 
     @property
     def version(self) -> str:
@@ -217,11 +235,20 @@ class Benchmark:
             digest.update(np.ascontiguousarray(array).tobytes())
         if self.known_bad.any():  # a benchmark without marks keeps the version it had before marks existed
             digest.update(np.packbits(self.known_bad).tobytes())
+        if self.has_untouched:  # so does one saved before the untouched windows were kept
+            for array in (self.untouched_node, self.untouched_frequency, self.untouched_loading):
+                digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(json.dumps([asdict(label) if label else None for label in self.labels]).encode())
         return digest.hexdigest()[:16]
 
     def case(self, k: int) -> GridSequence:
         return GridSequence(self.node[k], self.frequency[k], self.loading[k], self.start_us[k])
+
+    def untouched(self, k: int) -> GridSequence | None:
+        """Case ``k``'s window before its anomaly was written in (``None`` if this benchmark does not keep it)."""
+        if not self.has_untouched:
+            return None
+        return GridSequence(self.untouched_node[k], self.untouched_frequency[k], self.untouched_loading[k], self.start_us[k])
 
     def save(self, folder: Path) -> Path:
         """Write ``anomaly_benchmark_{network}_{version}.npz`` (an existing version is left as it is)."""
@@ -232,6 +259,8 @@ class Benchmark:
             np.savez_compressed(
                 buffer, node=self.node, frequency=self.frequency, loading=self.loading, start_us=self.start_us,
                 known_bad=self.known_bad,
+                **({"untouched_node": self.untouched_node, "untouched_frequency": self.untouched_frequency,
+                    "untouched_loading": self.untouched_loading} if self.has_untouched else {}),
                 labels=np.array(json.dumps([asdict(label) if label else None for label in self.labels])),
                 meta=np.array(json.dumps({"seed": self.seed, "network": self.network})),
             )
@@ -246,8 +275,10 @@ class Benchmark:
             meta = json.loads(str(data["meta"]))
             labels = [AnomalyLabel(**label) if label else None for label in json.loads(str(data["labels"]))]
             known_bad = data["known_bad"] if "known_bad" in data.files else None
+            untouched = [data[f"untouched_{name}"] if f"untouched_{name}" in data.files else None
+                         for name in ("node", "frequency", "loading")]
             bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"],
-                        known_bad)
+                        known_bad, *untouched)
         if not path.name.endswith(f"_{bench.version}.npz"):
             raise ValueError(f"benchmark file {path} does not match its content (version {bench.version}): refusing it")
         return bench
@@ -307,6 +338,7 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
         raise ValueError(f"{spec.clean_days} clean days asked for, but the held-out data holds {len(day_starts)} whole "
                          f"{length}-period days; materialise more grid_snapshots or ask for fewer")
     cases: list[tuple[GridSequence, AnomalyLabel | None]] = []
+    untouched: list[GridSequence] = []
     for kind in [kind for kind in ANOMALY_TYPES for _ in range(spec.cases_per_type)]:
         for _attempt in range(50):
             source = usable[int(rng.integers(len(usable)))]
@@ -318,12 +350,14 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
             except InjectionError:
                 continue
             cases.append((observed_case(injected, mapping, flow), label))
+            untouched.append(window)  # real snapshots are observed already: the window is what the live job saw
             break
         else:
             raise InjectionError(f"could not place a {kind} anomaly in the held-out data after 50 tries")
     for pick in rng.choice(len(day_starts), size=spec.clean_days, replace=False):
         source, offset = day_starts[int(pick)]
         cases.append((source.slice(offset, offset + length).copy(), None))
+        untouched.append(cases[-1][0])
     start_us = np.stack([c.start_us for c, _ in cases])
     bad_us = np.array(sorted(int(t.timestamp() * 1_000_000) for t in known_bad), dtype=np.int64)
     return Benchmark(
@@ -335,4 +369,7 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
         seed=spec.seed,
         network=network.name,
         known_bad=np.isin(start_us.astype(np.int64), bad_us),
+        untouched_node=np.stack([w.node for w in untouched]).astype(np.float32),
+        untouched_frequency=np.stack([w.frequency for w in untouched]).astype(np.float32),
+        untouched_loading=np.stack([w.loading for w in untouched]).astype(np.float32),
     )
