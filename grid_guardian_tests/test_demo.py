@@ -69,7 +69,9 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     # The dip stays below 49.8 Hz for several 15-s samples: each is recorded, and the dip is one alert.
     assert sum(source == "frequency_operational" and "2018-10-28T15:32:00Z" <= time <= "2018-10-28T15:42:00Z"
                for _, time, source, *_ in alarms) >= 3
-    assert [a["source"] for a in in_incident] == ["frequency_operational"]
+    # One alert per rule: the operational band's, and the statutory band's when the nadir and noise cross 49.5 Hz.
+    sources = [a["source"] for a in in_incident]
+    assert "frequency_operational" in sources and len(sources) == len(set(sources)), sources
     # Only the incident leaves the statutory band (the synthetic day's own noise can touch 49.8/50.2 Hz, never 49.5).
     assert all(a in in_incident for a in alerts if a["source"] == "frequency_statutory")
     assert {a["model_version"] for a in alerts} == {promoted or "none"}

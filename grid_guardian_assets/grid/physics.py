@@ -4,9 +4,12 @@ The live rules (``stream/rules.py``), the snapshots' balance check, the benchmar
 environment, the replay's synthetic frequency and the plots import them from here; none restates a number.
 """
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from grid_guardian_assets.settlement import PERIOD
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the code location imports this module
+    import numpy as np
 
 # --- Frequency ------------------------------------------------------------------------------------------------------
 NOMINAL_FREQUENCY_HZ = 50.0  # GB system frequency (Grid Code CC.6.1.3: "nominally 50 Hz")
@@ -43,7 +46,7 @@ TRIP_NADIR_HZ_PER_MW = 0.45 / 1000
 TRIP_RECOVERY_S = 60.0
 
 
-def trip_frequency_dip_hz(loss_mw: float, seconds_after: np.ndarray | float) -> np.ndarray:
+def trip_frequency_dip_hz(loss_mw: float, seconds_after: "np.ndarray | float") -> "np.ndarray":
     """How far below its value before the loss ``loss_mw`` MW lost holds frequency ``seconds_after`` it (0 before).
 
     Args:
@@ -53,15 +56,19 @@ def trip_frequency_dip_hz(loss_mw: float, seconds_after: np.ndarray | float) -> 
     Returns:
         The dip in Hz (positive: frequency is lower), shaped like ``seconds_after``.
     """
+    import numpy as np
+
     t = np.asarray(seconds_after, dtype=float)
     return np.where(t >= 0, loss_mw * TRIP_NADIR_HZ_PER_MW * np.exp(-np.clip(t, 0, None) / TRIP_RECOVERY_S), 0.0)
 
 
-def trip_period_dips_hz(loss_mw: float, periods: int = 2) -> np.ndarray:
+def trip_period_dips_hz(loss_mw: float, periods: int = 2) -> "np.ndarray":
     """The mean dip over each of the ``periods`` settlement periods from a loss at the start of the first: what the
     loss takes from the half-hourly mean frequency that snapshots hold (the integral of ``trip_frequency_dip_hz``).
     A 1,000 MW loss takes 0.015 Hz from its period's mean and nothing measurable from the next: the nadir is seconds
     long, so the mean hides it."""
+    import numpy as np
+
     span, tau = PERIOD.total_seconds(), TRIP_RECOVERY_S
     edges = np.exp(-np.arange(periods + 1) * span / tau)
     return loss_mw * TRIP_NADIR_HZ_PER_MW * tau / span * (edges[:-1] - edges[1:])

@@ -5,7 +5,8 @@ Per period ``t`` of a settlement day:
 * node features ``(N, F)``: generation of each fuel type at the bus (MW), net interconnector import, demand,
   and net injection (generation + import − demand − the bus's share of losses);
 * edge features ``(E, 3)``: branch susceptance (per unit), DC flow (MW, from → to), loading (|flow| / rating);
-* graph features: mean system frequency over the period (Hz) and the national balance.
+* graph features: mean system frequency over the period (Hz), the period's sample farthest from nominal, and the
+  national balance.
 
 National balance: supply (all FUELHH generation, pumping negative, plus net imports) minus INDO demand leaves
 transmission losses, station load, pumping and exports (INDO, NESO's National Demand, excludes the last three).
@@ -22,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
-from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
-from grid_guardian_assets.settlement import settlement_periods
+from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN, NOMINAL_FREQUENCY_HZ
+from grid_guardian_assets.settlement import PERIOD, settlement_periods
 
 if TYPE_CHECKING:  # scipy: only where a flow is solved
     from grid_guardian_assets.grid.dcflow import DCPowerFlow
@@ -47,7 +48,8 @@ class SnapshotDay:
     start_us: np.ndarray  # (T,) period start, µs since the epoch, UTC
     node_features: np.ndarray  # (T, N, F) float32
     edge_features: np.ndarray  # (T, E, 3) float32
-    frequency_hz: np.ndarray  # (T,) NaN where no reading fell in the period
+    frequency_hz: np.ndarray  # (T,) mean of the period's FREQ samples; NaN where no reading fell in the period
+    frequency_extreme_hz: np.ndarray  # (T,) the period's FREQ sample farthest from nominal (what the band rule judges)
     supply_mw: np.ndarray  # (T,)
     demand_mw: np.ndarray  # (T,)
 
@@ -107,6 +109,7 @@ def build_snapshot_day(
     demand_national = indo.sort("settlementPeriod")["demand"].to_numpy().astype(float)
     node, edge, supply = period_arrays(mapping, flow, national, demand_national)
     starts = np.array([int(p.start.timestamp() * 1_000_000) for p in periods])
+    frequency = period_frequency(freq, periods)
     return SnapshotDay(
         day=day,
         network=mapping.network.name,
@@ -114,7 +117,8 @@ def build_snapshot_day(
         start_us=starts,
         node_features=node.astype(np.float32),
         edge_features=edge.astype(np.float32),
-        frequency_hz=_mean_frequency(freq, periods),
+        frequency_hz=frequency[0],
+        frequency_extreme_hz=frequency[1],
         supply_mw=supply,
         demand_mw=demand_national,
     )
@@ -152,14 +156,18 @@ def period_arrays(
     return node, edge, supply
 
 
-def _mean_frequency(freq: pl.DataFrame | None, periods: list) -> np.ndarray:
-    out = np.full(len(periods), np.nan)
+def period_frequency(freq: pl.DataFrame | None, periods: list) -> tuple[np.ndarray, np.ndarray]:
+    """``(T,)`` mean of each period's FREQ samples and ``(T,)`` its sample farthest from nominal (NaN where none)."""
+    mean, extreme = np.full(len(periods), np.nan), np.full(len(periods), np.nan)
     if freq is None or freq.height == 0:
-        return out
+        return mean, extreme
     start = periods[0].start
-    index = ((freq["measurementTime"] - pl.lit(start)).dt.total_seconds() // 1800).cast(pl.Int64)
-    means = freq.with_columns(index.alias("i")).group_by("i").agg(pl.col("frequency").mean())
-    for i, value in zip(means["i"].to_list(), means["frequency"].to_list()):
+    index = ((freq["measurementTime"] - pl.lit(start)).dt.total_seconds() // PERIOD.total_seconds()).cast(pl.Int64)
+    by_period = freq.with_columns(index.alias("i")).group_by("i").agg(
+        pl.col("frequency").mean().alias("mean"),
+        pl.col("frequency").sort_by((pl.col("frequency") - NOMINAL_FREQUENCY_HZ).abs()).last().alias("extreme"),
+    )
+    for i, m, e in zip(by_period["i"].to_list(), by_period["mean"].to_list(), by_period["extreme"].to_list()):
         if 0 <= i < len(periods):
-            out[i] = value
-    return out
+            mean[i], extreme[i] = m, e
+    return mean, extreme

@@ -13,7 +13,6 @@ import numpy as np
 
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.network import GridNetwork
-from grid_guardian_assets.grid.physics import trip_period_dips_hz
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, AnomalyLabel, flex_share, rederive
 from grid_guardian_assets.verifier.sequences import GridSequence
@@ -70,8 +69,7 @@ def apply_scenario(window: GridSequence, scenario: Scenario, network: GridNetwor
         for t in ts:
             s.node[t, bus, fuel] -= scenario.magnitude
             s.node[t, :, FLEX[0]] += scenario.magnitude * flex_share(s.node[t], bus)  # other units pick the loss up
-        dips = trip_period_dips_hz(scenario.magnitude)[: len(s) - scenario.start]
-        s.frequency[scenario.start : scenario.start + len(dips)] -= dips
+        s.lose_infeed(scenario.start, scenario.magnitude)
     elif kind == "stuck_sensor":
         fuel = tripped_fuel(s, scenario)
         s.node[ts, bus, fuel] = s.node[scenario.start - 1, bus, fuel]
@@ -86,13 +84,10 @@ def apply_scenario(window: GridSequence, scenario: Scenario, network: GridNetwor
             s.node[t, :, FLEX[0]] -= scenario.magnitude * flex_share(s.node[t], bus)
             s.node[t, bus, FLEX[0]] += scenario.magnitude
     elif kind == "missing_period":
-        s.node[ts] = 0.0
-        s.frequency[ts] = np.nan
-        s.loading[ts] = 0.0
+        s.blank(ts)
         return s
     elif kind == "duplicated_period":
-        for t in ts:
-            s.node[t], s.frequency[t], s.loading[t] = s.node[scenario.start - 1], s.frequency[scenario.start - 1], s.loading[scenario.start - 1]
+        s.repeat(scenario.start - 1, ts)
         return s
     rederive(s, range(ts[0], ts[-1] + 1) if ts else range(0), network, flow)
     return s

@@ -1,9 +1,10 @@
 """HDF5 store of grid snapshots: ``{root}/grid_snapshots_{network}.h5``, one group per settlement day.
 
-``/days/2018-03-01/{node_features (T,N,F), edge_features (T,E,3), periods, start_us, frequency_hz, supply_mw,
-demand_mw}``, the feature arrays gzip-compressed in one chunk per day; a rewrite replaces the day whole (see
+``/days/2018-03-01/{node_features (T,N,F), edge_features (T,E,3), periods, start_us, frequency_hz,
+frequency_extreme_hz, supply_mw, demand_mw}``, the feature arrays gzip-compressed in one chunk per day; a rewrite replaces the day whole (see
 ``h5atomic``). Readers take a day whole, and a chunk per period (96 chunks of about 1.5 kB a day) cost twice the
-time to write and a fifth more space; files written with per-period chunks read the same.
+time to write and a fifth more space; files written with per-period chunks read the same. Days written before
+``frequency_extreme_hz`` was kept read it as NaN (no sample known): materialise ``grid_snapshots`` again to have it.
 """
 
 import datetime as dt
@@ -12,13 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+import numpy as np
 from filelock import FileLock
 
 from grid_guardian_assets.grid.snapshots import EDGE_FEATURES, NODE_FEATURES, SnapshotDay
 from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.store.h5atomic import committed, replace_group
 
-_ARRAYS = ("periods", "start_us", "node_features", "edge_features", "frequency_hz", "supply_mw", "demand_mw")
+_ARRAYS = ("periods", "start_us", "node_features", "edge_features", "frequency_hz", "frequency_extreme_hz", "supply_mw",
+           "demand_mw")
+_ADDED_LATER = {"frequency_extreme_hz": "frequency_hz"}  # array -> the array whose shape it takes, NaN, when absent
 
 
 def _fill(group: h5py.Group, snapshots: SnapshotDay) -> None:
@@ -81,7 +85,10 @@ class SnapshotStore:
             for day in days_between(start, end):
                 group = days.get(day.isoformat()) if days is not None else None
                 if group is not None:
-                    yield SnapshotDay(day=day, network=network, **{name: group[name][()] for name in _ARRAYS})
+                    arrays = {name: group[name][()] for name in _ARRAYS if name in group}
+                    for name, like in _ADDED_LATER.items():
+                        arrays.setdefault(name, np.full(arrays[like].shape, np.nan))
+                    yield SnapshotDay(day=day, network=network, **arrays)
 
     def read_day(self, network: str, day: dt.date) -> SnapshotDay:
         found = self.read_range(network, day, day)

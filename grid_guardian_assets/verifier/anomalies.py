@@ -22,7 +22,7 @@ import numpy as np
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
-from grid_guardian_assets.grid.physics import LARGEST_INFEED_LOSS_MW, trip_period_dips_hz
+from grid_guardian_assets.grid.physics import FREQUENCY_OPERATIONAL_BAND_HZ, LARGEST_INFEED_LOSS_MW, NOMINAL_FREQUENCY_HZ
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.settlement import LONDON, PERIOD
 from grid_guardian_assets.verifier.benchmark_config import BenchmarkSpec
@@ -108,8 +108,7 @@ class Injector:
             take = min(lost, float(s.node[t, bus, fuel]))
             s.node[t, bus, fuel] -= take
             s.node[t, :, _FLEX[0]] += take * flex_share(s.node[t], bus)  # other units pick the loss up (response, reserve)
-        dips = trip_period_dips_hz(lost)[: len(s) - start]
-        s.frequency[start : start + len(dips)] -= dips
+        s.lose_infeed(start, lost)
         rederive(s, periods, self.network, self.flow)
         return AnomalyLabel("unit_trip", bus, start, len(periods), lost)
 
@@ -154,15 +153,12 @@ class Injector:
 
     def _missing_period(self, s: GridSequence, start: int) -> AnomalyLabel:
         periods = range(start, min(start + int(self.rng.integers(1, 3)), len(s)))
-        s.node[list(periods)] = 0.0  # what a snapshot holds when a period's readings never arrived
-        s.frequency[list(periods)] = np.nan
-        s.loading[list(periods)] = 0.0
+        s.blank(list(periods))
         return AnomalyLabel("missing_period", -1, start, len(periods))
 
     def _duplicated_period(self, s: GridSequence, start: int) -> AnomalyLabel:
         periods = range(start, min(start + int(self.rng.integers(1, 3)), len(s)))
-        for t in periods:
-            s.node[t], s.frequency[t], s.loading[t] = s.node[start - 1], s.frequency[start - 1], s.loading[start - 1]
+        s.repeat(start - 1, list(periods))
         return AnomalyLabel("duplicated_period", -1, start, len(periods))
 
     def _overload_redispatch(self, s: GridSequence, start: int) -> AnomalyLabel:
@@ -198,7 +194,11 @@ class Benchmark:
     ``untouched_node``, ``untouched_frequency``, ``untouched_loading`` hold each case's window as it was before its
     anomaly was written in (a clean case's is the case itself): a detector that alarms at a period of the untouched
     window too would alarm there without the event, so that alarm does not detect it (``verifier.evaluation``).
-    Benchmarks saved before they were kept load without them (``None``) and are scored without that test."""
+    Benchmarks saved before they were kept load without them (``None``) and are scored without that test.
+
+    ``frequency_extreme (K, L)`` (and the untouched windows') holds each period's FREQ sample farthest from nominal,
+    which the live job's band rule judges; benchmarks saved before it was kept load it as ``None``, and the rules
+    judge the period's mean instead."""
 
     node: np.ndarray
     frequency: np.ndarray
@@ -211,6 +211,8 @@ class Benchmark:
     untouched_node: np.ndarray | None = None
     untouched_frequency: np.ndarray | None = None
     untouched_loading: np.ndarray | None = None
+    frequency_extreme: np.ndarray | None = None
+    untouched_frequency_extreme: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.known_bad is None:
@@ -238,17 +240,22 @@ class Benchmark:
         if self.has_untouched:  # so does one saved before the untouched windows were kept
             for array in (self.untouched_node, self.untouched_frequency, self.untouched_loading):
                 digest.update(np.ascontiguousarray(array).tobytes())
+        for array in (self.frequency_extreme, self.untouched_frequency_extreme):  # and before the extremes were
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(json.dumps([asdict(label) if label else None for label in self.labels]).encode())
         return digest.hexdigest()[:16]
 
     def case(self, k: int) -> GridSequence:
-        return GridSequence(self.node[k], self.frequency[k], self.loading[k], self.start_us[k])
+        return GridSequence(self.node[k], self.frequency[k], self.loading[k], self.start_us[k],
+                            None if self.frequency_extreme is None else self.frequency_extreme[k])
 
     def untouched(self, k: int) -> GridSequence | None:
         """Case ``k``'s window before its anomaly was written in (``None`` if this benchmark does not keep it)."""
         if not self.has_untouched:
             return None
-        return GridSequence(self.untouched_node[k], self.untouched_frequency[k], self.untouched_loading[k], self.start_us[k])
+        extreme = None if self.untouched_frequency_extreme is None else self.untouched_frequency_extreme[k]
+        return GridSequence(self.untouched_node[k], self.untouched_frequency[k], self.untouched_loading[k], self.start_us[k], extreme)
 
     def save(self, folder: Path) -> Path:
         """Write ``anomaly_benchmark_{network}_{version}.npz`` (an existing version is left as it is)."""
@@ -261,6 +268,9 @@ class Benchmark:
                 known_bad=self.known_bad,
                 **({"untouched_node": self.untouched_node, "untouched_frequency": self.untouched_frequency,
                     "untouched_loading": self.untouched_loading} if self.has_untouched else {}),
+                **{name: array for name, array in (("frequency_extreme", self.frequency_extreme),
+                                                   ("untouched_frequency_extreme", self.untouched_frequency_extreme))
+                   if array is not None},
                 labels=np.array(json.dumps([asdict(label) if label else None for label in self.labels])),
                 meta=np.array(json.dumps({"seed": self.seed, "network": self.network})),
             )
@@ -275,10 +285,11 @@ class Benchmark:
             meta = json.loads(str(data["meta"]))
             labels = [AnomalyLabel(**label) if label else None for label in json.loads(str(data["labels"]))]
             known_bad = data["known_bad"] if "known_bad" in data.files else None
-            untouched = [data[f"untouched_{name}"] if f"untouched_{name}" in data.files else None
-                         for name in ("node", "frequency", "loading")]
+            kept_later = [data[name] if name in data.files else None
+                          for name in ("untouched_node", "untouched_frequency", "untouched_loading", "frequency_extreme",
+                                       "untouched_frequency_extreme")]
             bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"],
-                        known_bad, *untouched)
+                        known_bad, *kept_later)
         if not path.name.endswith(f"_{bench.version}.npz"):
             raise ValueError(f"benchmark file {path} does not match its content (version {bench.version}): refusing it")
         return bench
@@ -312,7 +323,8 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
     live job would observe it (``observation.observed_case``), plus ``spec.clean_days`` clean whole days, all from
     ``spec.seed``. ``spec.lead_in`` periods before an anomaly give
     detectors their context window. Periods starting at a time in ``known_bad`` (real data known to be bad:
-    ``detect.calibration.known_bad_periods``) are marked in every case that holds them.
+    ``detect.calibration.known_bad_periods``) are marked in every case that holds them, and so are periods whose
+    recorded frequency left the operational band (``frequency_excursions``).
 
     The clean cases are distinct whole days (``whole_days``); the anomaly windows start anywhere and may overlap them
     and each other: 30 cases of each of 8 types plus 60 clean days need more than the 92 days of October to December
@@ -360,6 +372,10 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
         untouched.append(cases[-1][0])
     start_us = np.stack([c.start_us for c, _ in cases])
     bad_us = np.array(sorted(int(t.timestamp() * 1_000_000) for t in known_bad), dtype=np.int64)
+    untouched_extreme = _stacked_extremes(untouched)
+    marked = np.isin(start_us.astype(np.int64), bad_us)
+    if untouched_extreme is not None:
+        marked |= frequency_excursions(untouched_extreme)
     return Benchmark(
         node=np.stack([c.node for c, _ in cases]).astype(np.float32),
         frequency=np.stack([c.frequency for c, _ in cases]).astype(np.float32),
@@ -368,8 +384,24 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
         labels=[label for _, label in cases],
         seed=spec.seed,
         network=network.name,
-        known_bad=np.isin(start_us.astype(np.int64), bad_us),
+        known_bad=marked,
         untouched_node=np.stack([w.node for w in untouched]).astype(np.float32),
         untouched_frequency=np.stack([w.frequency for w in untouched]).astype(np.float32),
         untouched_loading=np.stack([w.loading for w in untouched]).astype(np.float32),
+        frequency_extreme=_stacked_extremes([c for c, _ in cases]),
+        untouched_frequency_extreme=untouched_extreme,
     )
+
+
+def frequency_excursions(extreme: np.ndarray) -> np.ndarray:
+    """Where the recorded frequency itself left the operational band (a period's farthest sample): an excursion the
+    live job alerts on, rightly, whatever the benchmark wrote in, so ``build_benchmark`` marks it with the known bad
+    periods (no false alert there; the untouched window keeps it from detecting an event)."""
+    return np.abs(np.nan_to_num(extreme, nan=NOMINAL_FREQUENCY_HZ) - NOMINAL_FREQUENCY_HZ) >= FREQUENCY_OPERATIONAL_BAND_HZ
+
+
+def _stacked_extremes(sequences: list[GridSequence]) -> np.ndarray | None:
+    """``(K, L)`` the sequences' frequency extremes, or ``None`` when any lacks them (snapshots stored before)."""
+    if any(s.frequency_extreme is None for s in sequences):
+        return None
+    return np.stack([s.frequency_extreme for s in sequences]).astype(np.float32)

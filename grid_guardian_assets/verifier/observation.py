@@ -160,7 +160,7 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
     loading = np.nan_to_num(edge[:, :, 2], nan=0.0)
     loading[missing] = 0.0
     return GridSequence(observed.astype(sequence.node.dtype), sequence.frequency, loading.astype(sequence.loading.dtype),
-                        sequence.start_us)
+                        sequence.start_us, sequence.frequency_extreme)
 
 
 def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: range) -> float:

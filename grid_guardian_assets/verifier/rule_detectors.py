@@ -41,9 +41,11 @@ class RulesDetector:
       AGWS, NESO's interconnector flows) and the per-fuel data-quality detectors (stuck readings, unseen signs, unit
       jumps), with the period before carried as the live job carries it;
     * ``row_integrity_findings``: a missing period, a duplicated one;
-    * physics, as the live job scores it: the period's mean frequency against the bands (``stream.rules``'
-      ``frequency_findings``: alarming outside the operational band, 50 Hz ± 0.2 Hz, and naming the statutory band
-      beyond ± 0.5 Hz; RoCoF needs samples seconds apart, which a half-hourly mean is not, so it is not scored);
+    * physics, as the live job scores it: the period's FREQ sample farthest from nominal against the bands
+      (``stream.rules``' ``frequency_findings``: alarming outside the operational band, 50 Hz ± 0.2 Hz, and naming the
+      statutory band beyond ± 0.5 Hz; the live job judges every sample, so a period alarms there when its farthest
+      does; the period's mean where the case does not keep samples; RoCoF needs samples seconds apart, which a case
+      does not keep, so it is not scored);
       the power imbalance of supply against the snapshot's INDO demand (``imbalance_score``) where the learned
       balance check cannot run (``detect.calibration.balance_checked``), as in the live job; and line overload,
       each branch's loading over its rating where the rating is credible (``BranchLimits.alarm_limit``).
@@ -79,6 +81,8 @@ class RulesDetector:
         demand = node[:, :, _DEMAND].sum(axis=1)
         imbalance = imbalance_score(supply, demand)
         overload = np.nan_to_num(np.asarray(sequence.loading, dtype=np.float64), nan=0.0) / self.limit
+        # Each FREQ sample is judged in the live job: a period alarms when its farthest sample is out of band.
+        judged_frequency = sequence.frequency if sequence.frequency_extreme is None else sequence.frequency_extreme
         detector = PeriodDetector(self.detectors)
         previous: dict[str, float | None] | None = None
         out: list[list[Finding]] = []
@@ -89,7 +93,7 @@ class RulesDetector:
             found += checked
             arrived = any(row[c] is not None for c in fuel_columns(row))
             if arrived:  # a period that never arrived has no supply to balance and no flow of its own
-                hz = float(sequence.frequency[t])
+                hz = float(judged_frequency[t])
                 if np.isfinite(hz):
                     found += frequency_findings(start, hz, STORED, None)
                 if not balance_checked(checked):  # as the live job: the learned balance check replaces the band

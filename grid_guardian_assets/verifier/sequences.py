@@ -5,7 +5,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN, NOMINAL_FREQUENCY_HZ, TRANSMISSION_LOSS_RATIO
+from grid_guardian_assets.grid.physics import (
+    LOSS_MAX,
+    LOSS_MIN,
+    NOMINAL_FREQUENCY_HZ,
+    TRANSMISSION_LOSS_RATIO,
+    trip_frequency_dip_hz,
+    trip_period_dips_hz,
+)
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES, SnapshotDay
 
 NODE_FEATURE_COUNT = len(NODE_FEATURES)
@@ -24,21 +31,56 @@ class GridSequence:
         frequency: ``(T,)`` mean system frequency, Hz (NaN where unknown).
         loading: ``(T, E)`` branch loading (|flow| / rating).
         start_us: ``(T,)`` period starts, µs since the epoch (UTC).
+        frequency_extreme: ``(T,)`` the FREQ sample farthest from nominal in each period, Hz (NaN where none): what
+            the live job's band rule judges, sample by sample. ``None`` where the samples were not kept (the live
+            scorer's model input, which is the mean; benchmarks saved before it was kept).
     """
 
     node: np.ndarray
     frequency: np.ndarray
     loading: np.ndarray
     start_us: np.ndarray
+    frequency_extreme: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.node.shape[0]
 
     def slice(self, start: int, stop: int) -> "GridSequence":
-        return GridSequence(self.node[start:stop], self.frequency[start:stop], self.loading[start:stop], self.start_us[start:stop])
+        extreme = None if self.frequency_extreme is None else self.frequency_extreme[start:stop]
+        return GridSequence(self.node[start:stop], self.frequency[start:stop], self.loading[start:stop], self.start_us[start:stop],
+                            extreme)
 
     def copy(self) -> "GridSequence":
-        return GridSequence(self.node.copy(), self.frequency.copy(), self.loading.copy(), self.start_us.copy())
+        extreme = None if self.frequency_extreme is None else self.frequency_extreme.copy()
+        return GridSequence(self.node.copy(), self.frequency.copy(), self.loading.copy(), self.start_us.copy(), extreme)
+
+    # --- what an event does to the readings of whole periods (the benchmark's injectors and self-play share them) ---
+    def lose_infeed(self, start: int, loss_mw: float) -> None:
+        """Frequency's answer to ``loss_mw`` lost at the start of period ``start`` (``grid.physics``): the periods'
+        means dip by what the response leaves in them, and the period's extreme sample is the nadir below its mean,
+        where that lies further from nominal than the extreme it had."""
+        dips = trip_period_dips_hz(loss_mw)[: len(self) - start]
+        if self.frequency_extreme is not None and start < len(self):
+            nadir = self.frequency[start] - float(trip_frequency_dip_hz(loss_mw, 0.0))
+            held = self.frequency_extreme[start]
+            if not np.isfinite(held) or abs(nadir - NOMINAL_FREQUENCY_HZ) > abs(held - NOMINAL_FREQUENCY_HZ):
+                self.frequency_extreme[start] = nadir
+        self.frequency[start : start + len(dips)] -= dips
+
+    def blank(self, periods: list[int]) -> None:
+        """What a snapshot holds for periods whose readings never arrived: no readings, no flows, no frequency."""
+        self.node[periods] = 0.0
+        self.frequency[periods] = np.nan
+        self.loading[periods] = 0.0
+        if self.frequency_extreme is not None:
+            self.frequency_extreme[periods] = np.nan
+
+    def repeat(self, source: int, periods: list[int]) -> None:
+        """Periods that hold period ``source``'s readings again (a duplicated delivery)."""
+        for t in periods:
+            self.node[t], self.frequency[t], self.loading[t] = self.node[source], self.frequency[source], self.loading[source]
+            if self.frequency_extreme is not None:
+                self.frequency_extreme[t] = self.frequency_extreme[source]
 
 
 def sequence_from_days(days: list[SnapshotDay]) -> GridSequence:
@@ -50,6 +92,7 @@ def sequence_from_days(days: list[SnapshotDay]) -> GridSequence:
         frequency=np.concatenate([d.frequency_hz for d in days]).astype(np.float32),
         loading=np.nan_to_num(np.concatenate([d.edge_features[:, :, 2] for d in days])).astype(np.float32),
         start_us=np.concatenate([d.start_us for d in days]),
+        frequency_extreme=np.concatenate([d.frequency_extreme_hz for d in days]).astype(np.float32),
     )
 
 

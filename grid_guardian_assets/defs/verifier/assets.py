@@ -156,7 +156,7 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
     from grid_guardian_assets.detect.measurements import measurement_table
     from grid_guardian_assets.settlement import days_between
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
-    from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark
+    from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark, frequency_excursions
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
     network = grid.load()
@@ -175,6 +175,10 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
     pointer = bmrs_storage.layout.benchmark_pointer(network.name, config.split)
     pointer.write_text(json.dumps({"version": bench.version, "path": str(path)}))
     counts = {kind: sum(1 for label in bench.labels if label and label.kind == kind) for kind in ANOMALY_TYPES}
+    # Periods whose recorded frequency left the operational band, marked with the known bad (None: snapshots stored
+    # before their FREQ extremes were kept).
+    excursions = (None if bench.untouched_frequency_extreme is None
+                  else int(frequency_excursions(bench.untouched_frequency_extreme).sum()))
     return dg.MaterializeResult(
         metadata={
             "version": bench.version,
@@ -187,6 +191,7 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
             "known_bad_periods": dg.MetadataValue.json({
                 "in_split": len(known_bad), "marked_in_cases": int(bench.known_bad.sum()),
                 "share_of_case_periods": round(float(bench.known_bad.mean()), 4),
+                "frequency_excursions_marked": excursions,
                 "detector_calibration": detectors_source}),
             "spec": dg.MetadataValue.json(spec.to_dict()),
         },
