@@ -167,6 +167,22 @@ def test_generation_and_demand_keep_their_national_totals() -> None:
     assert np.all(np.abs(day.frequency_hz - 50) < 0.5)
 
 
+def test_each_period_keeps_its_farthest_frequency_sample() -> None:
+    """The period's extreme is one of its FREQ samples, the one farthest from 50 Hz; a dip written into one sample
+    becomes that period's extreme and moves its mean by a 120th of the dip."""
+    network = reduced_network()
+    fuelhh, indo, freq = inputs(DAY)
+    day = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo, freq)
+    first = freq.filter(pl.col("measurementTime") < freq["measurementTime"].min() + dt.timedelta(minutes=30))["frequency"]
+    assert day.frequency_extreme_hz[0] in first.to_list()
+    assert abs(day.frequency_extreme_hz[0] - 50) == pytest.approx((first - 50).abs().max())
+    assert np.all(np.abs(day.frequency_extreme_hz - 50) >= np.abs(day.frequency_hz - 50) - 1e-9)
+    dipped = freq.with_columns(pl.when(pl.int_range(pl.len()) == 200).then(49.4).otherwise(pl.col("frequency")).alias("frequency"))
+    after = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo, dipped)
+    assert after.frequency_extreme_hz[1] == 49.4  # sample 200 lies in the second period (120 samples each)
+    assert after.frequency_hz[1] == pytest.approx(day.frequency_hz[1] - (freq["frequency"][200] - 49.4) / 120)
+
+
 def test_power_balance_flags_periods_that_do_not_balance() -> None:
     network = reduced_network()
     fuelhh, indo, freq = inputs(DAY)
@@ -202,7 +218,21 @@ def test_snapshot_store_round_trip_and_rewrite(tmp_path: Path) -> None:
     back = store.read_day("gb29", DAY)
     np.testing.assert_array_equal(back.node_features, day.node_features)
     np.testing.assert_array_equal(back.periods, day.periods)
+    np.testing.assert_array_equal(back.frequency_extreme_hz, day.frequency_extreme_hz)
     assert store.days("gb29") == [DAY]
+
+
+def test_a_day_stored_before_the_farthest_sample_was_kept_reads_it_as_unknown(tmp_path: Path) -> None:
+    import h5py
+
+    _, day = snapshots_for(DAY)
+    store = SnapshotStore(tmp_path)
+    store.write_day(day)
+    with h5py.File(store.path("gb29"), "a") as h5:
+        del h5[f"days/{DAY.isoformat()}/frequency_extreme_hz"]
+    back = store.read_day("gb29", DAY)
+    assert back.frequency_extreme_hz.shape == day.frequency_hz.shape and np.isnan(back.frequency_extreme_hz).all()
+    np.testing.assert_array_equal(back.frequency_hz, day.frequency_hz)
 
 
 def test_branch_limits_judge_only_ratings_that_no_season_routinely_exceeds(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ from grid_guardian_assets.verifier.pipeline import (
 )
 from grid_guardian_assets.verifier.rule_detectors import Combined, RulesDetector
 from grid_guardian_assets.verifier.scoring import TAIL_SHARE, Calibration, LearnedDetector, tail_level
-from grid_guardian_assets.verifier.sequences import Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
+from grid_guardian_assets.verifier.sequences import GridSequence, Normaliser, balance_ratio, batched_edge_index, normal_periods, sequence_from_days
 from grid_guardian_assets.verifier.train import PreparedSequence, SequenceBatch, build_model, masked_mse, train_model
 from grid_guardian_assets.verifier.train_config import TrainConfig
 from grid_guardian_tests.conftest import replay_resources
@@ -403,6 +403,32 @@ def test_each_case_keeps_its_window_untouched_which_differs_only_where_the_event
             assert not differs[outside].any(), (label.kind, np.flatnonzero(differs & outside))
             # A redispatch between buses may leave no national trace (the observed view hides it).
             assert differs[~outside].any() or label.kind == "overload_redispatch", label.kind
+
+
+@pytest.mark.parametrize("loss_mw, extreme_before, extreme_after", [
+    (1000.0, 50.05, 49.55),  # the nadir, 0.45 Hz below the period's mean, is the period's farthest sample now
+    (100.0, 49.9, 49.9),  # a 45 mHz nadir does not reach a sample already further out
+    (1000.0, np.nan, 49.55),  # a period without a sample kept takes the nadir below its mean
+])
+def test_a_lost_infeed_dips_the_mean_a_little_and_the_farthest_sample_by_the_nadir(loss_mw: float, extreme_before: float,
+                                                                                   extreme_after: float) -> None:
+    sequence = GridSequence(np.zeros((3, 2, len(NODE_FEATURES)), dtype=np.float32), np.full(3, 50.0), np.zeros((3, 1)),
+                            np.arange(3), np.array([50.0, extreme_before, 50.0]))
+    sequence.lose_infeed(1, loss_mw)
+    assert sequence.frequency_extreme[1] == pytest.approx(extreme_after)
+    assert sequence.frequency[1] == pytest.approx(50.0 - loss_mw * 0.015 / 1000)  # a one-minute recovery in 30 minutes
+    assert sequence.frequency[0] == 50.0 and sequence.frequency_extreme[2] == 50.0
+
+
+def test_the_rules_see_a_trip_in_the_farthest_frequency_sample_not_in_the_mean(rules: RulesDetector, held_out) -> None:
+    window = held_out.slice(20, 68)
+    quiet = int(np.flatnonzero(~frequency_excursions(window.frequency_extreme))[10])
+    tripped = window.copy()
+    tripped.lose_infeed(quiet, 1000.0)
+    sources = {f.source for f in rules.findings(tripped)[quiet] if f.alert}
+    assert "frequency_operational" in sources or "frequency_statutory" in sources, sources
+    mean_only = GridSequence(tripped.node, tripped.frequency, tripped.loading, tripped.start_us)  # no samples kept
+    assert not {f.source for f in rules.findings(mean_only)[quiet] if f.alert and f.source.startswith("frequency")}
 
 
 def test_an_alarm_the_untouched_window_raises_too_does_not_detect_the_event() -> None:
