@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--false-alarm-rate", type=float, default=FALSE_ALARM_RATE,
                         help="the redundancy checks' alarms per check and normal period (fit_detectors' argument)")
     parser.add_argument("--count-known-bad", action="store_true",
-                        help="count alarms on periods of known bad real data as false alerts (as before they were marked)")
+                        help="count alarms on periods of known bad real data as false alerts (as before they were marked; "
+                             "the recorded frequency's own excursions stay marked)")
     args = parser.parse_args()
 
     network = load_network(args.network)
