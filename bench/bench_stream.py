@@ -5,8 +5,9 @@ measured in the same run on the same broker.
    rate of the broker (a consumer that only reads) is the baseline; the inference job (validation, period assembly,
    DC flow, physics rules, the GNN step per period, one Redis transaction and one offset commit per batch) is timed
    on the same records. Printed: readings per second of each and their ratio.
-2. Latency at the live rate: FREQ readings outside the operational band are produced one by one at ``--rate`` per
-   second while the job runs; each one's alert is received on the ``alerts:anomalies`` channel. Printed: p50/p99
+2. Latency at the live rate: FREQ readings outside the operational band, each more than an incident's gap after the
+   one before (so each is an alert of its own), are produced one by one at ``--rate`` per second while the job runs;
+   each one's alert is received on the ``alerts:anomalies`` channel. Printed: p50/p99
    of produce -> alert in Redis (target p99 <= 50 ms).
 
 Run: .venv/bin/python bench/bench_stream.py [--days 365] [--latency-readings 300] [--rate 20]
@@ -37,6 +38,7 @@ from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import encode_record
 from grid_guardian_assets.stream.redis_keys import ALERT_CHANNEL
+from grid_guardian_assets.stream.redis_sink import SAMPLE_INCIDENT_GAP
 from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import save_checkpoint, train_verifier
@@ -119,8 +121,11 @@ def latency(config: StreamConfig, settings: KafkaSettings, redis_url: str, readi
     producer = Producer({**settings.producer_config(), "linger.ms": 0})
     sent: dict[str, float] = {}
     start = dt.datetime(2024, 1, 15, tzinfo=dt.UTC)
+    # Readings further apart than an incident's gap: each is an incident of its own, so each is published (samples
+    # 15 s apart would be one dip, one alert).
+    step = SAMPLE_INCIDENT_GAP + dt.timedelta(seconds=15)
     for i in range(readings):
-        when = (start + dt.timedelta(seconds=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = (start + step * i).strftime("%Y-%m-%dT%H:%M:%SZ")
         key, value = encode_record(FREQ, {"measurementTime": when, "frequency": 49.7})
         sent[when] = time.perf_counter()
         producer.produce(topic_for(FREQ), key=key, value=value)
