@@ -183,6 +183,10 @@ class Injector:
         raise InjectionError("no redispatch found that overloads a branch")
 
 
+# The arrays a benchmark keeps that older ones lack, in the order they enter its version; each is optional in the file.
+KEPT_LATER = ("untouched_node", "untouched_frequency", "untouched_loading", "frequency_extreme", "untouched_frequency_extreme")
+
+
 @dataclass
 class Benchmark:
     """Frozen cases: ``node (K, L, N, F)``, ``frequency (K, L)``, ``loading (K, L, E)``, one label per case
@@ -237,11 +241,8 @@ class Benchmark:
             digest.update(np.ascontiguousarray(array).tobytes())
         if self.known_bad.any():  # a benchmark without marks keeps the version it had before marks existed
             digest.update(np.packbits(self.known_bad).tobytes())
-        if self.has_untouched:  # so does one saved before the untouched windows were kept
-            for array in (self.untouched_node, self.untouched_frequency, self.untouched_loading):
-                digest.update(np.ascontiguousarray(array).tobytes())
-        for array in (self.frequency_extreme, self.untouched_frequency_extreme):  # and before the extremes were
-            if array is not None:
+        for name in KEPT_LATER:  # so does one saved before the untouched windows and the extremes were kept
+            if (array := getattr(self, name)) is not None:
                 digest.update(np.ascontiguousarray(array).tobytes())
         digest.update(json.dumps([asdict(label) if label else None for label in self.labels]).encode())
         return digest.hexdigest()[:16]
@@ -266,11 +267,7 @@ class Benchmark:
             np.savez_compressed(
                 buffer, node=self.node, frequency=self.frequency, loading=self.loading, start_us=self.start_us,
                 known_bad=self.known_bad,
-                **({"untouched_node": self.untouched_node, "untouched_frequency": self.untouched_frequency,
-                    "untouched_loading": self.untouched_loading} if self.has_untouched else {}),
-                **{name: array for name, array in (("frequency_extreme", self.frequency_extreme),
-                                                   ("untouched_frequency_extreme", self.untouched_frequency_extreme))
-                   if array is not None},
+                **{name: getattr(self, name) for name in KEPT_LATER if getattr(self, name) is not None},
                 labels=np.array(json.dumps([asdict(label) if label else None for label in self.labels])),
                 meta=np.array(json.dumps({"seed": self.seed, "network": self.network})),
             )
@@ -285,11 +282,9 @@ class Benchmark:
             meta = json.loads(str(data["meta"]))
             labels = [AnomalyLabel(**label) if label else None for label in json.loads(str(data["labels"]))]
             known_bad = data["known_bad"] if "known_bad" in data.files else None
-            kept_later = [data[name] if name in data.files else None
-                          for name in ("untouched_node", "untouched_frequency", "untouched_loading", "frequency_extreme",
-                                       "untouched_frequency_extreme")]
+            kept_later = {name: data[name] for name in KEPT_LATER if name in data.files}
             bench = cls(data["node"], data["frequency"], data["loading"], data["start_us"], labels, meta["seed"], meta["network"],
-                        known_bad, *kept_later)
+                        known_bad, **kept_later)
         if not path.name.endswith(f"_{bench.version}.npz"):
             raise ValueError(f"benchmark file {path} does not match its content (version {bench.version}): refusing it")
         return bench
