@@ -16,13 +16,15 @@ detectors take (``detect.measurements``' names), one row per period:
   what the redundancy check compares with) is INDO plus station load, pumping and exports. The case's ITSDO is the
   recorded ITSDO plus the change of the case's summed demand from the recorded INDO: a demand meter fault moves both
   publications alike, and an untouched period reads exactly the recorded ITSDO.
-* ``AGWS:*`` (wind and solar outturn) and ``NESO:*`` (interconnector flows): looked up in the bundled recordings by the
-  case's period starts. They are independent measurements: an injected fault does not reach them, as in reality a
-  faulty FUELHH reading leaves AGWS and NESO's metering alone. (A real physical event would show in them too; the
-  injectors' unit trips and redispatches do not, so a trip of a wind unit reads here as a FUELHH-against-AGWS
-  mismatch. That makes the rules' score on ``unit_trip`` somewhat optimistic for wind trips.)
-* B1610 is left out: it is published about five days after the day, so it cannot raise an alarm within an event and
-  its grace periods, which is what the benchmark scores.
+* ``AGWS:*`` (wind and solar outturn, published within the hour): looked up in the bundled recordings by the case's
+  period starts. It is an independent measurement: an injected fault does not reach it, as in reality a faulty
+  FUELHH reading leaves AGWS's metering alone. (A real physical event would show in it too; the injectors' unit trips
+  and redispatches do not, so a trip of a wind unit reads here as a FUELHH-against-AGWS mismatch. That makes the
+  rules' score on ``unit_trip`` somewhat optimistic for wind trips.)
+* B1610 and NESO's interconnector flows are left out (``detect.measurements.LATE_DATASETS``): B1610 is published
+  about five days after the day and NESO's flows once a day, so neither can raise an alarm within an event and its
+  grace periods, which is what the benchmark scores, and the live job has no topic for NESO's flows at all. Their
+  redundancy checks audit stored days (the ``detect`` asset, ``known_bad_periods``).
 
 A period whose snapshot is all zeros (``Injector``'s missing period: its readings never arrived) has no FUELHH or
 ITSDO reading.
@@ -39,7 +41,14 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.detect.measurements import ITSDO, fuel_columns, fuel_of, measurement, measurement_table
+from grid_guardian_assets.detect.measurements import (
+    ITSDO,
+    fuel_columns,
+    fuel_of,
+    measurement,
+    measurement_table,
+    timely_columns,
+)
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES, period_arrays
@@ -56,18 +65,19 @@ KEY_COLUMNS = ("settlementDate", "settlementPeriod", "start")
 
 @cache
 def _recorded_day(day: dt.date) -> pl.DataFrame:
-    """The bundled measurements of ``day`` (no B1610) and its recorded INDO, one row per period."""
+    """The bundled measurements of ``day`` the live job has while an event lasts (``timely_columns``: no B1610, no
+    NESO flows) and its recorded INDO, one row per period."""
     indo = neso.neso_demand().filter(pl.col("settlementDate") == day).select(
         "settlementDate", "settlementPeriod", pl.col(neso.DEMAND_COLUMNS["INDO"]).cast(pl.Float64).alias(RECORDED_INDO))
-    return measurement_table([day], b1610_days=()).join(indo, on=["settlementDate", "settlementPeriod"], how="left")
+    table = measurement_table([day], b1610_days=())
+    return table.select(timely_columns(table.columns)).join(indo, on=["settlementDate", "settlementPeriod"], how="left")
 
 
 def recorded_measurements(start_us: np.ndarray) -> pl.DataFrame:
     """The bundled measurements of the periods starting at ``start_us`` (µs since the epoch, UTC), in that order.
 
     Returns:
-        ``measurement_table``'s columns (without B1610) plus ``RECORDED_INDO``; a period the recordings lack has
-        nulls.
+        ``measurement_table``'s ``timely_columns`` plus ``RECORDED_INDO``; a period the recordings lack has nulls.
     """
     starts = [dt.datetime.fromtimestamp(int(us) / 1e6, UTC) for us in start_us]
     days = sorted({period_of(s)[0] for s in starts})
@@ -108,8 +118,8 @@ def case_measurements(sequence: GridSequence, mapping: BusMapping) -> pl.DataFra
 
     Returns:
         A measurement table (``detect.measurements``: ``settlementDate``, ``settlementPeriod``, ``start``, then one
-        Float64 column per measurement, B1610 left out) in the case's period order; on an untouched day it equals
-        ``measurement_table`` of that day to float32 rounding.
+        Float64 column per measurement, ``LATE_DATASETS`` left out) in the case's period order; on an untouched day
+        it equals ``measurement_table``'s ``timely_columns`` of that day to float32 rounding.
     """
     return _rebuilt_measurements(sequence, mapping, recorded_measurements(sequence.start_us))
 
