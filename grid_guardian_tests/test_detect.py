@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from grid_guardian_assets.datasets import AGWS, B1610, DEMAND_PUBLISH_MARGIN, FUELHH, INDO, ITSDO, DatasetSpec
+from grid_guardian_assets.datasets import AGWS, B1610, DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO, ITSDO, DatasetSpec
 from grid_guardian_assets.detect.calibration import (
     HELD_OUT_DAYS,
     VALIDATION_DAYS,
@@ -47,7 +47,7 @@ from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import agws, neso, recorded, synthetic
-from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, period_count, settlement_periods
+from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, days_between, period_count, settlement_periods
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Reading, Rejected, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.rules import Finding
@@ -413,6 +413,41 @@ def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(cali
     alarms = sorted((f.source, f.node, period_of(f), f.origin.topic) for f in final.values() if f.alert)
     assert alarms == [(BALANCE, "ITSDO", p, "bmrs.ITSDO") for p in alarming]
     assert {f.source for f in final.values()} >= {BALANCE, WIND, "redundancy:b1610:WIND", STUCK_READING}
+
+
+def test_references_read_days_ahead_of_fuelhh_still_reach_their_periods_checks(calibration: DetectorCalibration) -> None:
+    """A catch-up reads each topic in its own chunks: here a week of ITSDO and AGWS arrives before any of its FUELHH
+    (and FREQ, at 15-s samples, runs days ahead too). Each period's redundancy checks still run when its FUELHH
+    comes, with the same findings as when every dataset arrives in publication order, period by period."""
+    days = days_between(dt.date(2018, 9, 17), dt.date(2018, 9, 23))  # more than the book's two-day window
+    start, end = day_bounds_utc(days[0])[0], day_bounds_utc(days[-1])[1]
+    wanted = {d.isoformat() for d in days}
+    itsdo = [r for r in neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] in wanted]
+    wind = [r for d in days for r in agws.agws_day_records(d)]
+    fuel = [r for d in days for r in recorded.fuelhh_records(d)]
+    freq = synthetic.freq_records(start, end)
+
+    def checks(found: list[Finding]) -> dict[tuple, float]:  # a period's last score of each check stands
+        return {(f.source, f.time): f.score for f in found if f.source in calibration.relations}
+
+    in_order = _live_processor(calibration)
+    live = []
+    for day in days:
+        for period in settlement_periods(day):
+            rows = [(ITSDO, [r for r in itsdo if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number]),
+                    (AGWS, [r for r in wind if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number]),
+                    (FUELHH, [r for r in fuel if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number])]
+            readings = [x for spec, records in rows for x in _readings(spec, records, 0)]
+            live += in_order.add(readings, now=0.0)
+    caught_up = _live_processor(calibration)
+    late = caught_up.add(_readings(ITSDO, itsdo, 0) + _readings(AGWS, wind, 0) + _readings(FREQ, freq[: len(freq) // 2], 0), now=0.0)
+    for day in days:
+        late += caught_up.add(_readings(FUELHH, [r for r in fuel if r["settlementDate"] == day.isoformat()], 0), now=0.0)
+    expected = checks(live)
+    assert {source for source, _ in expected} >= {BALANCE, WIND}
+    assert len({t for source, t in expected if source == BALANCE}) == len(itsdo)  # every period's balance was checked
+    assert checks(late).keys() == expected.keys()
+    assert all(checks(late)[k] == pytest.approx(v, abs=1e-9) for k, v in expected.items())
 
 
 def test_without_a_calibration_the_live_processor_scores_no_detector() -> None:

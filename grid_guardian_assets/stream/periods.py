@@ -22,10 +22,13 @@ import numpy as np
 
 from grid_guardian_assets.detect.measurements import ITSDO, MW_PER_MWH, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
-from grid_guardian_assets.settlement import UTC, period_of, period_start
+from grid_guardian_assets.settlement import PERIODS_PER_DAY, UTC, period_of, period_start
 from grid_guardian_assets.stream.messages import Origin, Reading
 
 DEMAND_SOURCES = ("INDO", "ITSDO")  # preference order
+# Periods read ahead of FUELHH that the book keeps for it (a year's): in a catch-up the consumer fetches each topic
+# in its own chunks and reads the rare references (ITSDO, 48 a day) weeks or months ahead of FUELHH.
+MAX_PERIODS_AHEAD = 366 * PERIODS_PER_DAY
 
 
 def _origin(data: list | None) -> Origin | None:
@@ -56,6 +59,11 @@ class PeriodState:
     @property
     def key(self) -> str:
         return f"{self.settlement_date.isoformat()}/{self.number:02d}"
+
+    @property
+    def holds_reference(self) -> bool:
+        """Whether a dataset the checks compare FUELHH with has arrived for the period (demand, AGWS, B1610)."""
+        return bool(self.demand or self.agws or self.metered)
 
     @property
     def demand_source(self) -> str | None:
@@ -133,6 +141,12 @@ class PeriodBook:
         self.periods: dict[str, PeriodState] = {}
         self.expected_fuels: set[str] = set()
         self.last_freq: tuple[dt.datetime, float] | None = None
+        self.fuel_clock: dt.datetime | None = None  # start of the newest period with FUELHH: the book's clock
+
+    @property
+    def window(self) -> dt.timedelta:
+        """How far back from its clock the book keeps periods (``keep_periods`` of them)."""
+        return self.keep_periods * dt.timedelta(minutes=30)
 
     def period(self, day: dt.date, number: int) -> PeriodState:
         """The state of settlement period ``number`` of ``day`` (created on first sight)."""
@@ -149,9 +163,12 @@ class PeriodBook:
         code, values = reading.spec.code, reading.values
         if code == "FREQ":
             when, hz = values["measurementTime"], float(values["frequency"])
-            period = self.period(*period_of(when))
-            if period.scored is None:
-                period.freq[when.isoformat()] = hz
+            # A sample further ahead of FUELHH than the window (a catch-up reading FREQ ahead, or FUELHH stopped) is
+            # judged on arrival but not kept for its period's mean: samples are 5,760 a day.
+            if self.fuel_clock is None or when - self.fuel_clock <= self.window:
+                period = self.period(*period_of(when))
+                if period.scored is None:
+                    period.freq[when.isoformat()] = hz
             if self.last_freq is None or when > self.last_freq[0]:
                 self.last_freq = (when, hz)
             return None
@@ -161,6 +178,8 @@ class PeriodBook:
         if code == "FUELHH":
             period.fuel[values["fuelType"]] = float(values["generation"])
             period.fuel_origin, period.last_fuel_at = reading.origin, now
+            if self.fuel_clock is None or period.start > self.fuel_clock:
+                self.fuel_clock = period.start
             return period
         if code == "B1610":
             period.metered[values["bmUnit"]] = [values.get("psrType") or "Other", MW_PER_MWH * float(values["quantity"])]
@@ -222,15 +241,28 @@ class PeriodBook:
             self.expected_fuels = seen
 
     def prune(self) -> None:
-        """Forget scored periods beyond the newest ``keep_periods``, and unscored ones older than that window."""
+        """Forget scored periods beyond the newest ``keep_periods``; unscored ones older than the window before the
+        book's clock; and the periods furthest ahead of it beyond ``MAX_PERIODS_AHEAD``.
+
+        The clock is the newest period with FUELHH, not the newest reading of any dataset: in a catch-up a reference
+        read months ahead of FUELHH would otherwise push the window past every period still waiting for its FUELHH,
+        and their redundancy checks would find no reference (a year's backlog ran the balance check on no period).
+        Before any FUELHH has come, periods holding a reference wait for it, and only FREQ's samples fall out of the
+        window before the newest period (a FREQ-only feed keeps two days of samples, not all of them).
+        """
         scored = sorted((p.start, k) for k, p in self.periods.items() if p.scored is not None)
         for _, key in scored[: max(0, len(scored) - self.keep_periods)]:
             del self.periods[key]
-        if self.periods:
-            # Periods that never got FUELHH (a FREQ-only feed) go once they fall out of the refinement window.
-            horizon = max(p.start for p in self.periods.values()) - self.keep_periods * dt.timedelta(minutes=30)
-            for key in [k for k, p in self.periods.items() if p.start < horizon]:
-                del self.periods[key]
+        if not self.periods:
+            return
+        clock = self.fuel_clock or max(p.start for p in self.periods.values())
+        horizon = clock - self.window
+        for key in [k for k, p in self.periods.items()
+                    if p.start < horizon and (self.fuel_clock is not None or not p.holds_reference)]:
+            del self.periods[key]
+        ahead = sorted((p.start, k) for k, p in self.periods.items() if self.fuel_clock is None or p.start > clock)
+        for _, key in ahead[MAX_PERIODS_AHEAD:]:
+            del self.periods[key]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -241,6 +273,7 @@ class PeriodBook:
 
     def load_json(self, state: dict[str, Any]) -> None:
         self.periods = {k: PeriodState.from_json(v) for k, v in state.get("periods", {}).items()}
+        self.fuel_clock = max((p.start for p in self.periods.values() if p.fuel), default=None)
         self.expected_fuels = set(state.get("expected_fuels", []))
         last = state.get("last_freq")
         self.last_freq = (dt.datetime.fromisoformat(last[0]).astimezone(UTC), float(last[1])) if last else None
