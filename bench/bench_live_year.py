@@ -53,7 +53,7 @@ from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc, days_between
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
-from grid_guardian_assets.stream.messages import encode_record
+from grid_guardian_assets.stream.producers import produce_record
 from grid_guardian_assets.stream.redis_keys import ALERT_STREAM
 from grid_guardian_assets.stream.topics import topic_for
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS
@@ -81,13 +81,7 @@ def year_records(days: list[dt.date], specs: tuple[DatasetSpec, ...]) -> list[tu
 def produce(settings: KafkaSettings, records: list[tuple[str, DatasetSpec, dict]]) -> None:
     producer = Producer({**settings.producer_config(), "linger.ms": 20, "queue.buffering.max.messages": 500_000})
     for _, spec, record in records:
-        key, value = encode_record(spec, record)
-        while True:
-            try:
-                producer.produce(topic_for(spec), key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_record(producer, spec, record)
     assert producer.flush(120) == 0
 
 

@@ -37,6 +37,7 @@ from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import encode_record
+from grid_guardian_assets.stream.producers import produce_record
 from grid_guardian_assets.stream.redis_keys import ALERT_CHANNEL
 from grid_guardian_assets.stream.redis_sink import SAMPLE_INCIDENT_GAP
 from grid_guardian_assets.stream.topics import topic_for
@@ -64,13 +65,7 @@ def produce_year(settings: KafkaSettings, days: int) -> int:
     count = 0
     for day in recorded.recorded_days()[:days]:
         for record in recorded.fuelhh_records(day):
-            key, value = encode_record(FUELHH, record)
-            while True:
-                try:
-                    producer.produce(topic_for(FUELHH), key=key, value=value)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce_record(producer, FUELHH, record)
             count += 1
     assert producer.flush(120) == 0
     return count

@@ -31,6 +31,17 @@ def _deliver(producer: Producer, what: str) -> None:
         raise RuntimeError(f"{what}: {undelivered} records not acknowledged by the broker within 60 s")
 
 
+def produce_record(producer: Producer, spec: DatasetSpec, record: dict) -> None:
+    """Queue ``record`` for its dataset's topic, letting deliveries drain while the local queue is full."""
+    key, value = encode_record(spec, record)
+    while True:
+        try:
+            producer.produce(topic_for(spec), key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
 def publication_order(records: dict[str, list[dict]], specs: dict[str, DatasetSpec]) -> list[tuple[dt.datetime, str, int]]:
     """``(available, code, index)`` of every record, in the order they would have been published (FUELHH, INDO and
     ITSDO at the end of their period); ties go by dataset code, then by position."""
@@ -74,14 +85,7 @@ def publish_records(
             if pause > 0:
                 producer.poll(0)
                 time.sleep(pause)
-        spec = specs[code]
-        key, value = encode_record(spec, records[code][index])
-        while True:
-            try:
-                producer.produce(topic_for(spec), key=key, value=value)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain
-                producer.poll(0.1)
+        produce_record(producer, specs[code], records[code][index])
         if n % 1000 == 0:
             producer.poll(0)
             if on_record:
