@@ -22,7 +22,7 @@ import numpy as np
 
 from grid_guardian_assets.detect.measurements import ITSDO, MW_PER_MWH, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
-from grid_guardian_assets.settlement import PERIODS_PER_DAY, UTC, period_of, period_start
+from grid_guardian_assets.settlement import PERIOD, PERIODS_PER_DAY, UTC, period_of, period_start
 from grid_guardian_assets.stream.messages import Origin, Reading
 
 DEMAND_SOURCES = ("INDO", "ITSDO")  # preference order
@@ -142,11 +142,7 @@ class PeriodBook:
         self.expected_fuels: set[str] = set()
         self.last_freq: tuple[dt.datetime, float] | None = None
         self.fuel_clock: dt.datetime | None = None  # start of the newest period with FUELHH: the book's clock
-
-    @property
-    def window(self) -> dt.timedelta:
-        """How far back from its clock the book keeps periods (``keep_periods`` of them)."""
-        return self.keep_periods * dt.timedelta(minutes=30)
+        self.window = keep_periods * PERIOD  # how far back from its clock the book keeps periods
 
     def period(self, day: dt.date, number: int) -> PeriodState:
         """The state of settlement period ``number`` of ``day`` (created on first sight)."""
