@@ -11,9 +11,10 @@ FREQ sample, as the live job sees them sample by sample), how many periods' reco
 with the known bad periods), and which rule findings raised the false alerts on the clean days.
 
 Tune on ``--split validation`` (July to September); ``held_out`` (October to December) is for the final table only.
-The validation days lie inside the training range (``verifier/benchmark_config.py`` says why), so the model, its
-calibration days and the rules' thresholds have seen them: validation figures are optimistic, and only tell settings
-apart.
+For the validation split every fit ends before it (``benchmark_config.VALIDATION_FIT_DAYS``: January–April learn the
+rules' relations, May–June set their thresholds, line limits and the models train on both), so validation figures are
+out of sample as held-out ones are; ``--in-sample`` fits on the assets' defaults (January–September, the validation
+days included) for comparison.
 ``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone. The cases are as the live job
 would observe them (``build_benchmark``: national readings spread over the buses again, as every real snapshot is).
 
@@ -36,7 +37,7 @@ from grid_guardian_assets.grid.physics import FREQUENCY_OPERATIONAL_BAND_HZ, tri
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.verifier.anomalies import build_benchmark, frequency_excursions
-from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS, VALIDATION, BenchmarkSpec
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS, VALIDATION, VALIDATION_FIT_DAYS, BenchmarkSpec
 from grid_guardian_assets.verifier.bootstrap import summary_table
 from grid_guardian_assets.verifier.evaluation import evaluate, event_span, summarise
 from grid_guardian_assets.verifier.observation import national_trace_mw
@@ -44,7 +45,13 @@ from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 from grid_guardian_assets.verifier.rule_detectors import RulesDetector
 from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
 
-TRAIN_RANGE = DEFAULT_TRAIN_DAYS
+
+def fit_ranges(split: str, in_sample: bool) -> tuple[tuple | None, tuple]:
+    """``(rules' (fit, thresholds) day lists or None for fit_detectors' defaults, training range)`` for ``split``."""
+    if split == VALIDATION and not in_sample:
+        fit, thresholds = VALIDATION_FIT_DAYS
+        return (days_between(*fit), days_between(*thresholds)), (fit[0], thresholds[1])
+    return None, DEFAULT_TRAIN_DAYS
 
 
 def alarm_sources(rules: RulesDetector, benchmark) -> tuple[collections.Counter, collections.Counter]:
@@ -75,18 +82,23 @@ def main() -> None:
     parser.add_argument("--count-known-bad", action="store_true",
                         help="count alarms on periods of known bad real data as false alerts (as before they were marked; "
                              "the recorded frequency's own excursions stay marked)")
+    parser.add_argument("--in-sample", action="store_true",
+                        help="fit on the assets' default ranges even for the validation split (which then lies inside them)")
     args = parser.parse_args()
 
     network = load_network(args.network)
     started = time.perf_counter()
-    train_days = bundled_snapshot_days(network, *TRAIN_RANGE)
+    rule_days, train_range = fit_ranges(args.split, args.in_sample)
+    train_days = bundled_snapshot_days(network, *train_range)
     split_days = bundled_snapshot_days(network, *SPLIT_DAYS[args.split])
-    detectors, limits = fit_detectors(false_alarm_rate=args.false_alarm_rate), LoadingHistory.of(train_days, network.n_branches).limits()
+    detectors = fit_detectors(*(rule_days or ()), false_alarm_rate=args.false_alarm_rate)
+    limits = LoadingHistory.of(train_days, network.n_branches).limits()
     known_bad = [] if args.count_known_bad else known_bad_periods(
         detectors, measurement_table(days_between(*SPLIT_DAYS[args.split]), b1610_days=()))
     benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad)
     print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days, {benchmark.known_bad.mean():.1%} of "
-          f"their periods on known bad data; training range {len(train_days)} days ({time.perf_counter() - started:.0f} s)")
+          f"their periods on known bad data; training range "
+          f"{train_range[0]}..{train_range[1]}, {len(train_days)} days ({time.perf_counter() - started:.0f} s)")
 
     rules = RulesDetector(detectors, bus_mapping(network), limits)
     if args.rules_only:

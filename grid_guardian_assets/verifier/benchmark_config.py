@@ -27,6 +27,12 @@ SPLIT_DAYS: dict[str, tuple[dt.date, dt.date]] = {
     VALIDATION: (dt.date(2018, 7, 1), dt.date(2018, 9, 30)),
     HELD_OUT: (dt.date(2018, 10, 1), dt.date(2018, 12, 31)),
 }
+# The days every detector is fitted on when the validation split is scored, as (fit, thresholds) ranges: the rules'
+# relations and spreads learn from the first, their thresholds are set on the second, and line limits and the learned
+# models take both. They end before the split, so that validation cases, like held-out ones, lie on days no fit has
+# seen (forward validation: two months before the split set thresholds, as July–September do for the held-out split
+# with the assets' defaults, detect.calibration's FIT_DAYS and VALIDATION_DAYS).
+VALIDATION_FIT_DAYS = ((dt.date(2018, 1, 1), dt.date(2018, 4, 30)), (dt.date(2018, 5, 1), dt.date(2018, 6, 30)))
 
 
 @dataclass
