@@ -1,6 +1,7 @@
 """The redundancy checks and data-quality detectors on real 2018 days: untouched, with a fault written in, and with
 the real defects the bundled files hold. Detectors are fitted once, on the training days (January–September)."""
 
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -42,6 +43,7 @@ from grid_guardian_assets.detect.data_quality import (
 from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
 from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE, period_suspects, step_residuals
+from grid_guardian_assets.detect.schedules import SCHEDULE_DAYS, ScheduledFalls
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
@@ -281,8 +283,59 @@ def test_a_nuclear_trip_picked_up_by_ccgt_alarms_infeed_loss_and_names_fuelhh_nu
 
     found = alarms(calibration, tripped(900))
     assert [(f.source, f.node, period_of(f)) for f in found] == [(INFEED_LOSS, "FUELHH:NUCLEAR", 20)]
-    assert found[0].detail["drop_mw"] > 800 and found[0].detail["drop_limit_mw"] == limit
+    assert found[0].detail["unscheduled_drop_mw"] > 800 and found[0].detail["drop_limit_mw"] == limit
     assert alarms(calibration, tripped(300)) == []
+
+
+def test_a_fall_recurring_at_a_time_of_day_is_expected_there_and_one_days_fall_is_not() -> None:
+    schedule = ScheduledFalls(["FUELHH:BIOMASS"])
+    first = dt.date(2018, 8, 1)
+    for k in range(SCHEDULE_DAYS):
+        day = first + dt.timedelta(days=k)
+        for number in range(1, 49):
+            ramp = 600.0 if number == 47 else 0.0
+            trip = 900.0 if (k, number) == (3, 20) else 0.0  # one day's trip at period 20
+            schedule.add(day, number, {"FUELHH:BIOMASS": ramp + trip, "FUELHH:WIND": 50.0})
+    today = first + dt.timedelta(days=SCHEDULE_DAYS)
+    assert schedule.expected(today, 47) == {"FUELHH:BIOMASS": 600.0}
+    assert schedule.expected(today, 48) == {"FUELHH:BIOMASS": 600.0}  # a schedule may move by a half-hour
+    assert schedule.expected(today, 20) == {"FUELHH:BIOMASS": 0.0}  # the median leaves one day's trip out
+    assert schedule.expected(today, 10) == {"FUELHH:BIOMASS": 0.0}  # only the measurements it is told to keep
+    restored = ScheduledFalls(["FUELHH:BIOMASS"])
+    restored.load_json(json.loads(json.dumps(schedule.to_json())))
+    assert restored.falls == schedule.falls
+    # A day more than SCHEDULE_DAYS before the newest is forgotten.
+    schedule.add(today + dt.timedelta(days=1), 1, {"FUELHH:BIOMASS": 0.0})
+    assert min(day for day, _ in schedule.falls) == first + dt.timedelta(days=1)
+
+
+def test_a_real_nightly_biomass_ramp_does_not_alarm_infeed_loss_and_a_trip_that_day_does(calibration: DetectorCalibration) -> None:
+    """2018-09-14: biomass falls 820 MW at 23:00 (period 47), as it fell at that hour through the week before (the
+    median of the days' largest falls there is 230 MW). At January to June's biomass limit, 606 MW, the raw fall
+    alarmed; beyond the week's usual fall it does not. A 700 MW trip at 10:00 (period 20, picked up by CCGT) alarms."""
+    day = dt.date(2018, 9, 14)
+    limits = {**calibration.fuel_limits,
+              "BIOMASS": dataclasses.replace(calibration.fuel_limits["BIOMASS"], drop_quantile_mw=606.0)}
+    spring = DetectorCalibration(calibration.relations, limits, calibration.fit_days, calibration.validation_days,
+                                 calibration.false_alarm_rate)
+    week = measurement_table(days_between(day - dt.timedelta(days=SCHEDULE_DAYS), day - dt.timedelta(days=1)), b1610_days=())
+    table = measurement_table([day], b1610_days=())
+    tripped = with_fault(with_fault(table, "FUELHH:CCGT", range(20, 49), lambda v: v + 700),
+                         "FUELHH:BIOMASS", range(20, 49), lambda v: v - 700)
+
+    def infeed_alarms(rows: pl.DataFrame, learned: bool) -> list[tuple[str, int]]:
+        detector = PeriodDetector(spring)
+        if learned:
+            detector.learn_schedule(week)
+        found = []
+        for row in rows.iter_rows(named=True):
+            scored = detector.score(row["settlementDate"], row["settlementPeriod"], row["start"], row)
+            found += [(f.node, period_of(f)) for f in scored.findings() if f.alert and f.source == INFEED_LOSS]
+        return found
+
+    assert infeed_alarms(table, learned=False) == [("FUELHH:BIOMASS", 47)]
+    assert infeed_alarms(table, learned=True) == []
+    assert infeed_alarms(tripped, learned=True) == [("FUELHH:BIOMASS", 20)]
 
 
 @pytest.mark.parametrize("day", DAYS)

@@ -43,6 +43,7 @@ from grid_guardian_assets.detect.redundancy import (
     fit_relation,
     redundancy_findings,
 )
+from grid_guardian_assets.detect.schedules import ScheduledFalls, period_falls
 from grid_guardian_assets.replay import agws, recorded
 from grid_guardian_assets.settlement import PERIOD, days_between
 from grid_guardian_assets.stream.messages import Origin
@@ -172,7 +173,8 @@ class PeriodDetector:
     ``detect`` and the live job.
 
     The redundancy checks need the period and their residuals of the periods before it (a step's baseline); the
-    per-fuel detectors need the period before it (a run of one reading, a step between readings). So each scored
+    per-fuel detectors need the period before it (a run of one reading, a step between readings) and the fuel types'
+    falls of the week before (``detect.schedules``: ``infeed_loss`` judges the fall beyond the usual one). So each scored
     period's ``FuelTrack``s and normalised residuals are kept by its start. A period rescored (late demand, AGWS or
     B1610 refining it) is scored against the same preceding periods again, and a period whose predecessors were never
     scored (a gap) starts its runs afresh and has no step, as a null row does in a table.
@@ -189,12 +191,16 @@ class PeriodDetector:
         self.fuel_checks = FuelChecks(calibration.fuel_limits)
         self.tracks: dict[dt.datetime, dict[str, FuelTrack]] = {}
         self.residuals: dict[dt.datetime, dict[str, float]] = {}
+        self.schedule = ScheduledFalls(self.fuel_checks.falls_judged)
 
     def score(self, settlement_date: dt.date, number: int, start: dt.datetime,
               values: Mapping[str, float | None]) -> PeriodDetection:
         """Score one period's measurements (name → MW, ``None`` when unknown; see ``measurements``' names)."""
         key = {"settlementDate": settlement_date, "settlementPeriod": number, "start": start}
-        fuel, self.tracks[start] = self.fuel_checks.score(key, values, self.tracks.get(start - PERIOD, {}))
+        before = self.tracks.get(start - PERIOD, {})
+        fuel, self.tracks[start] = self.fuel_checks.score(key, values, before, self.schedule.expected(settlement_date, number))
+        self.schedule.add(settlement_date, number, period_falls({k: t.value for k, t in self.tracks[start].items()},
+                                                                {k: t.value for k, t in before.items()}))
         previous = [self.residuals.get(start - lag * PERIOD, {}) for lag in range(1, STEP_BASELINE_PERIODS + 1)]
         redundancy = self.checks.evaluate(values, previous)
         if redundancy:  # a catch-up's FUELHH, ahead of every reference, leaves nothing to keep
@@ -207,11 +213,24 @@ class PeriodDetector:
                     del state[old]
         return PeriodDetection([{**key, **row} for row in redundancy], fuel)
 
+    def learn_schedule(self, table: pl.DataFrame) -> None:
+        """Learn the usual falls (``detect.schedules``) from a table of the consecutive periods before those to be
+        scored, without scoring them: what the live job would have seen of the days before."""
+        previous: dict[str, float | None] = {}
+        for row in table.iter_rows(named=True):
+            if row["settlementDate"] is None:  # a period the table has no row for
+                previous = {}
+                continue
+            values = {name: row.get(name) for name in self.schedule.measurements}
+            self.schedule.add(row["settlementDate"], row["settlementPeriod"], period_falls(values, previous))
+            previous = values
+
     def to_json(self) -> dict[str, Any]:
         return {
             "tracks": {start.isoformat(): {name: [t.value, t.run] for name, t in tracks.items()}
                        for start, tracks in self.tracks.items()},
             "residuals": {start.isoformat(): residuals for start, residuals in self.residuals.items()},
+            "scheduled_falls": self.schedule.to_json(),
         }
 
     def load_json(self, data: Mapping[str, Any]) -> None:
@@ -219,6 +238,7 @@ class PeriodDetector:
                        for start, tracks in data.get("tracks", {}).items()}
         self.residuals = {dt.datetime.fromisoformat(start): {name: float(z) for name, z in residuals.items()}
                           for start, residuals in data.get("residuals", {}).items()}
+        self.schedule.load_json(data.get("scheduled_falls", {}))
 
 
 def balance_checked(findings: Iterable[Finding]) -> bool:

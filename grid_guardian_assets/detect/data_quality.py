@@ -15,15 +15,16 @@ Learned per FUELHH fuel type (``fit_fuel_limits``, from the training days' measu
   Score: the step in decades over the fuel's limit, the larger of its largest training step and
   ``UNIT_JUMP_MIN_DECADES`` (half a decade short of ×1000), so a ×1000 step alarms on every fuel while a coal unit
   starting up from 1 MW, which 2018 shows at ×850, does not.
-* ``infeed_loss``: a generating fuel type's output falls further in one period (MW) than training shows it falling,
-  at the false-alarm rate shared out over the generating fuel types (so that the detector as a whole alarms about
-  as often as one redundancy check), and at least ``DROP_LIMIT_FLOOR_MW``. A unit tripping shows here even when
+* ``infeed_loss``: a generating fuel type's output falls in one period (MW), beyond its usual fall at that time of
+  day (``detect.schedules``: plant follows daily market schedules, a trip keeps no time), further than training shows
+  it falling at all, at the false-alarm rate shared out over the generating fuel types (so that the detector as a
+  whole alarms about as often as one redundancy check), and at least ``DROP_LIMIT_FLOOR_MW``. A unit tripping shows here even when
   other plant picks the loss up, as it does within seconds: nuclear's output falls by at most about 600 MW in a
   half hour of January to September 2018, a reactor trips with 500-1,800 MW, and the CCGT fleet that picks the loss
   up moves by thousands of MW every day. Interconnectors (``INT*``) are not judged: their flows follow the market's
   hourly schedules, falling from full import to none in a period as a matter of course, and NESO's independent
   metering of each link checks them (``detect.redundancy``). Falls into or out of periods of known bad data
-  (``calibration.known_bad_periods``) are left out of the fit. Score: the fall over the limit.
+  (``calibration.known_bad_periods``) are left out of the fit. Score: the unscheduled fall over the limit.
 
 Integrity (``integrity_findings``), not learned: a settlement period with no row for a group that the day reports
 elsewhere (``missing_period``) or with two rows for one key (``duplicated_period``), against the day's own period
@@ -75,7 +76,7 @@ SCORE_SCHEMA = {
 }
 # What ``evidence`` and ``limit`` measure, per detector (the names the findings' details use).
 EVIDENCE = {STUCK_READING: ("run_periods", "repeat_limit"), UNSEEN_SIGN: ("value_mw", "sign_resolution_mw"),
-            UNIT_JUMP: ("step_decades", "limit_decades"), INFEED_LOSS: ("drop_mw", "drop_limit_mw")}
+            UNIT_JUMP: ("step_decades", "limit_decades"), INFEED_LOSS: ("unscheduled_drop_mw", "drop_limit_mw")}
 
 
 def sign_of(value: float) -> str:
@@ -117,7 +118,7 @@ class FuelLimits:
 
     @property
     def drop_limit_mw(self) -> float | None:
-        """The one-period fall (MW) at which ``infeed_loss`` alarms; ``None``: not judged."""
+        """The one-period fall beyond the usual one (MW) at which ``infeed_loss`` alarms; ``None``: not judged."""
         return None if self.drop_quantile_mw is None else max(self.drop_quantile_mw, DROP_LIMIT_FLOOR_MW)
 
     def to_json(self) -> dict[str, Any]:
@@ -216,9 +217,11 @@ class FuelChecks:
         self._bounds = {measurement("FUELHH", fuel): (float(limit.repeat_limit), frozenset(limit.signs), limit.jump_limit_decades,
                                                       limit.drop_limit_mw)
                         for fuel, limit in limits.items()}
+        # The measurements infeed_loss judges: the ones whose usual falls a schedule keeps.
+        self.falls_judged = frozenset(name for name, bounds in self._bounds.items() if bounds[3] is not None)
 
-    def score(self, key: Mapping[str, Any], values: Mapping[str, float | None],
-              previous: Mapping[str, FuelTrack]) -> tuple[list[dict[str, Any]], dict[str, FuelTrack]]:
+    def score(self, key: Mapping[str, Any], values: Mapping[str, float | None], previous: Mapping[str, FuelTrack],
+              expected_falls: Mapping[str, float] | None = None) -> tuple[list[dict[str, Any]], dict[str, FuelTrack]]:
         """The detectors on one settlement period's FUELHH readings.
 
         Args:
@@ -226,6 +229,8 @@ class FuelChecks:
             values: Measurement name → MW (``None`` when unknown); its ``FUELHH:*`` names are scored.
             previous: The preceding period's tracks by measurement name (empty when that period is unknown); a fuel
                 type absent there had no reading.
+            expected_falls: Measurement name → its usual fall (MW) at this time of day (``schedules.ScheduledFalls``);
+                ``infeed_loss`` judges only the fall beyond it (absent: none is expected).
 
         Returns:
             The rows with a positive score, by node and source (``SCORE_SCHEMA``: the key, ``node``
@@ -250,9 +255,10 @@ class FuelChecks:
             head = {**key, "node": column}
             # In the order of the sources' names, as a table of the rows sorts.
             if drop_limit is not None and before is not None and value < before.value:
-                fall = before.value - value
-                rows.append({**head, "source": INFEED_LOSS, "score": fall / drop_limit, "value_mw": value,
-                             "evidence": fall, "limit": drop_limit})
+                fall = before.value - value - (expected_falls.get(column, 0.0) if expected_falls else 0.0)
+                if fall > 0:
+                    rows.append({**head, "source": INFEED_LOSS, "score": fall / drop_limit, "value_mw": value,
+                                 "evidence": fall, "limit": drop_limit})
             if value != 0:
                 rows.append({**head, "source": STUCK_READING, "score": run / (repeat_limit + 1), "value_mw": value,
                              "evidence": float(run), "limit": repeat_limit})

@@ -12,16 +12,20 @@ calibrated scores. Both have ``ThreeSigma``'s and ``LearnedDetector``'s interfac
 them alike.
 """
 
+import datetime as dt
+
 import numpy as np
 
 from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector, balance_checked
 from grid_guardian_assets.detect.data_quality import row_integrity_findings
 from grid_guardian_assets.detect.measurements import STORED, fuel_columns, measurement
+from grid_guardian_assets.detect.schedules import SCHEDULE_DAYS
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
+from grid_guardian_assets.settlement import PERIOD, PERIODS_PER_DAY
 from grid_guardian_assets.stream.rules import NATIONAL_NODE, Finding, frequency_findings, imbalance_score
-from grid_guardian_assets.verifier.observation import case_measurements
+from grid_guardian_assets.verifier.observation import case_measurements, recorded_measurements
 from grid_guardian_assets.verifier.scoring import Calibration, RawScores
 from grid_guardian_assets.verifier.sequences import GridSequence
 
@@ -85,6 +89,9 @@ class RulesDetector:
         # Each FREQ sample is judged in the live job: a period alarms when its farthest sample is out of band.
         judged_frequency = sequence.frequency if sequence.frequency_extreme is None else sequence.frequency_extreme
         detector = PeriodDetector(self.detectors)
+        # The live job has seen the days before the case: their recorded readings teach the usual falls.
+        before = sequence.start_us[0] - np.arange(SCHEDULE_DAYS * PERIODS_PER_DAY, 0, -1) * (PERIOD // dt.timedelta(microseconds=1))
+        detector.learn_schedule(recorded_measurements(before))
         previous: dict[str, float | None] | None = None
         out: list[list[Finding]] = []
         for t, row in enumerate(table.iter_rows(named=True)):
