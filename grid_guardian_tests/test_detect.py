@@ -42,7 +42,14 @@ from grid_guardian_assets.detect.data_quality import (
 )
 from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
-from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE, period_suspects, step_residuals
+from grid_guardian_assets.detect.redundancy import (
+    FALSE_ALARM_RATE,
+    PairRelation,
+    local_slot,
+    local_slots,
+    period_suspects,
+    step_residuals,
+)
 from grid_guardian_assets.detect.schedules import SCHEDULE_DAYS, ScheduledFalls
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
@@ -164,6 +171,41 @@ def test_the_scored_step_is_the_fitted_step(calibration: DetectorCalibration) ->
     fitted = step_residuals(rows["normalised_residual"].to_numpy()) * relation.spread_mw / relation.step_spread_mw
     assert abs(rows["normalised_residual"][19]) > 6  # period 20's residual is gross: periods 21 and 22 step from the rest
     np.testing.assert_allclose(rows["step_residual"].to_numpy(), fitted, rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize(("instant", "hour"), [
+    (dt.datetime(2018, 1, 15, 3, 30, tzinfo=dt.UTC), 3),  # GMT
+    (dt.datetime(2018, 7, 15, 3, 30, tzinfo=dt.UTC), 4),  # BST: an hour ahead
+    (dt.datetime(2018, 10, 28, 0, 30, tzinfo=dt.UTC), 1),  # the autumn clock change: 01:30 BST
+    (dt.datetime(2018, 10, 28, 1, 30, tzinfo=dt.UTC), 1),  # and 01:30 GMT, the same local hour again
+])
+def test_the_time_of_day_slot_is_the_local_hour_in_a_table_and_one_by_one(instant: dt.datetime, hour: int) -> None:
+    assert local_slot(instant) == hour
+    assert local_slots(pl.Series([instant, None], dtype=pl.Datetime("us", "UTC"))).tolist() == [hour, -1]
+
+
+def test_the_balance_learns_its_nightly_offset_and_scores_with_it_one_period_at_a_time(
+        calibration: DetectorCalibration) -> None:
+    """FUELHH supply stands above ITSDO's line in the small hours (pumping, exports) and below it late in the
+    evening; a period scored one by one (``PeriodDetector``) reads the offset of its local hour, as the fit did."""
+    relation = calibration.relations[BALANCE]
+    offsets = np.array(relation.time_of_day_offset_mw)
+    assert offsets[3:6].mean() > 100 > 0 > offsets[21:24].mean()
+    table = day_table(DAYS[0])
+    rows = detect(calibration, table).redundancy.filter(pl.col("check") == BALANCE).sort("start")
+    measured, reference = relation.check.sides(table.sort("start"))
+    fitted = relation.normalised(measured, reference, local_slots(table.sort("start")["start"]))
+    np.testing.assert_allclose(rows["normalised_residual"].to_numpy(), fitted, rtol=1e-12)
+
+
+def test_a_calibration_stored_before_the_time_of_day_was_learned_loads_with_no_offset(
+        calibration: DetectorCalibration) -> None:
+    stored = calibration.relations[BALANCE].to_json()
+    del stored["time_of_day_offset_mw"]
+    relation = PairRelation.from_json(stored)
+    assert relation.time_of_day_offset_mw == ()
+    assert relation.expected(np.array([30_000.0]), np.array([4])) == pytest.approx(
+        relation.slope * 30_000.0 + relation.intercept)
 
 
 # --- untouched days ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from grid_guardian_assets.detect.redundancy import (
     PeriodChecks,
     default_checks,
     fit_relation,
+    local_slot,
     redundancy_findings,
 )
 from grid_guardian_assets.detect.schedules import ScheduledFalls, period_falls
@@ -202,7 +203,7 @@ class PeriodDetector:
         self.schedule.add(settlement_date, number, period_falls({k: t.value for k, t in self.tracks[start].items()},
                                                                 {k: t.value for k, t in before.items()}))
         previous = [self.residuals.get(start - lag * PERIOD, {}) for lag in range(1, STEP_BASELINE_PERIODS + 1)]
-        redundancy = self.checks.evaluate(values, previous)
+        redundancy = self.checks.evaluate(values, previous, local_slot(start))
         if redundancy:  # a catch-up's FUELHH, ahead of every reference, leaves nothing to keep
             self.residuals[start] = {row["check"]: row["normalised_residual"] for row in redundancy}
         else:
