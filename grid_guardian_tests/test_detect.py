@@ -600,6 +600,7 @@ def test_the_detector_calibration_asset_stores_the_fitted_detectors(tmp_path: Pa
     assert metadata["thresholds"].value == {name: round(r.threshold, 3) for name, r in stored.relations.items()}
     assert set(metadata["spreads_mw"].value) == set(stored.relations) and metadata["checks"].value == len(stored.relations)
     assert metadata["fit_days"].value == "2018-01-01..2018-06-30 (181 days)"
+    assert "time_of_day_offset_max_mw" in metadata["check_table"].value
 
 
 @pytest.mark.parametrize(("value", "sign"), [(812.0, "positive"), (-1.5, "negative"), (0.0, "zero"), (-0.0, "zero"),

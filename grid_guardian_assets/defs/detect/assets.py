@@ -24,14 +24,16 @@ def detector_calibration(context: dg.AssetExecutionContext, bmrs_storage: BmrsSt
     path.parent.mkdir(parents=True, exist_ok=True)
     calibration.save(path)
     checks = pl.DataFrame(
-        [(name, r.threshold, r.spread_mw, r.step_threshold, r.step_spread_mw, r.slope, r.intercept, r.fit_periods,
+        [(name, r.threshold, r.spread_mw, r.step_threshold, r.step_spread_mw, r.slope, r.intercept,
+          min(r.time_of_day_offset_mw, default=0.0), max(r.time_of_day_offset_mw, default=0.0), r.fit_periods,
           r.validation_periods, r.gross_errors)
          for name, r in calibration.relations.items()],
         schema=["check", "threshold_spreads", "spread_mw", "step_threshold_spreads", "step_spread_mw", "slope",
-                "intercept_mw", "fit_periods", "validation_periods", "gross_errors"],
+                "intercept_mw", "time_of_day_offset_min_mw", "time_of_day_offset_max_mw", "fit_periods",
+                "validation_periods", "gross_errors"],
         orient="row",
     ).with_columns(pl.col("threshold_spreads", "spread_mw", "step_threshold_spreads", "step_spread_mw", "slope",
-                          "intercept_mw").round(3))
+                          "intercept_mw", "time_of_day_offset_min_mw", "time_of_day_offset_max_mw").round(3))
     fuels = pl.DataFrame(
         [(f, limit.repeat_limit, ",".join(limit.signs), round(limit.jump_limit_decades, 3),
           None if limit.drop_limit_mw is None else round(limit.drop_limit_mw, 1), limit.periods)
