@@ -173,15 +173,24 @@ def test_the_scored_step_is_the_fitted_step(calibration: DetectorCalibration) ->
     np.testing.assert_allclose(rows["step_residual"].to_numpy(), fitted, rtol=1e-12, equal_nan=True)
 
 
-@pytest.mark.parametrize(("instant", "hour"), [
-    (dt.datetime(2018, 1, 15, 3, 30, tzinfo=dt.UTC), 3),  # GMT
-    (dt.datetime(2018, 7, 15, 3, 30, tzinfo=dt.UTC), 4),  # BST: an hour ahead
-    (dt.datetime(2018, 10, 28, 0, 30, tzinfo=dt.UTC), 1),  # the autumn clock change: 01:30 BST
-    (dt.datetime(2018, 10, 28, 1, 30, tzinfo=dt.UTC), 1),  # and 01:30 GMT, the same local hour again
+@pytest.mark.parametrize(("instant", "slot"), [
+    (dt.datetime(2018, 1, 15, 3, 30, tzinfo=dt.UTC), 7),  # GMT: 03:30
+    (dt.datetime(2018, 7, 15, 3, 0, tzinfo=dt.UTC), 8),  # BST: an hour ahead, 04:00
+    (dt.datetime(2018, 10, 28, 0, 30, tzinfo=dt.UTC), 3),  # the autumn clock change: 01:30 BST
+    (dt.datetime(2018, 10, 28, 1, 30, tzinfo=dt.UTC), 3),  # and 01:30 GMT, the same local half-hour again
 ])
-def test_the_time_of_day_slot_is_the_local_hour_in_a_table_and_one_by_one(instant: dt.datetime, hour: int) -> None:
-    assert local_slot(instant) == hour
-    assert local_slots(pl.Series([instant, None], dtype=pl.Datetime("us", "UTC"))).tolist() == [hour, -1]
+def test_the_time_of_day_slot_is_the_local_half_hour_in_a_table_and_one_by_one(instant: dt.datetime, slot: int) -> None:
+    assert local_slot(instant) == slot
+    assert local_slots(pl.Series([instant, None], dtype=pl.Datetime("us", "UTC"))).tolist() == [slot, -1]
+
+
+def test_the_time_of_day_offset_is_interpolated_between_the_hours_middles_around_the_clock(
+        calibration: DetectorCalibration) -> None:
+    """Each hour's median holds at its middle; a half-hour reads a quarter of the way to its neighbour's, so that no
+    step in the offset is read as a step in the residual (midnight wraps to 23:00)."""
+    medians = tuple(float(h) * 10 for h in range(24))
+    relation = dataclasses.replace(calibration.relations[BALANCE], time_of_day_offset_mw=medians)
+    np.testing.assert_allclose(relation.offsets(np.array([8, 9, 0, 47, -1])), [37.5, 42.5, 57.5, 172.5, 0.0])
 
 
 def test_the_balance_learns_its_nightly_offset_and_scores_with_it_one_period_at_a_time(
