@@ -50,7 +50,7 @@ the finding lists every tied candidate.
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -277,11 +277,7 @@ class PairRelation:
     def offsets(self, slots: np.ndarray | int) -> np.ndarray:
         """The time-of-day offset (MW) at each half-hour slot ``slots`` (``local_slots``; -1, unknown: none): the hourly
         medians interpolated, around the clock, at the slot's middle."""
-        table = np.zeros(OFFSET_HOURS * SLOTS_PER_HOUR + 1)  # the last entry, which index -1 reads, stays 0
-        if self.time_of_day_offset_mw:
-            middles = (np.arange(OFFSET_HOURS * SLOTS_PER_HOUR) + 0.5) / SLOTS_PER_HOUR  # in hours
-            table[:-1] = np.interp(middles, np.arange(OFFSET_HOURS) + 0.5, self.time_of_day_offset_mw, period=OFFSET_HOURS)
-        return table[np.asarray(slots, dtype=int)]
+        return interpolated_offsets(self.time_of_day_offset_mw, slots)
 
     def expected(self, reference: np.ndarray, slots: np.ndarray | int = -1) -> np.ndarray:
         """What the FUELHH side should read given the reference at time-of-day ``slots`` (MW)."""
@@ -298,6 +294,16 @@ class PairRelation:
     def from_json(cls, data: Mapping[str, Any]) -> "PairRelation":
         return cls(**{**data, "check": PairCheck.from_json(data["check"]),
                       "time_of_day_offset_mw": tuple(data.get("time_of_day_offset_mw", ()))})
+
+
+def interpolated_offsets(medians: Sequence[float], slots: np.ndarray | int) -> np.ndarray:
+    """``medians`` (one per local hour, MW; empty: none) interpolated, around the clock, at the middle of each
+    half-hour slot ``slots`` (``local_slots``); 0 at slot -1 (unknown)."""
+    table = np.zeros(OFFSET_HOURS * SLOTS_PER_HOUR + 1)  # the last entry, which index -1 reads, stays 0
+    if medians:
+        middles = (np.arange(OFFSET_HOURS * SLOTS_PER_HOUR) + 0.5) / SLOTS_PER_HOUR  # in hours
+        table[:-1] = np.interp(middles, np.arange(OFFSET_HOURS) + 0.5, medians, period=OFFSET_HOURS)
+    return table[np.asarray(slots, dtype=int)]
 
 
 def local_level(baseline: np.ndarray) -> np.ndarray:
@@ -367,10 +373,9 @@ def fit_relation(check: PairCheck, fit: pl.DataFrame, validation: pl.DataFrame,
     slots, v_slots = local_slots(fit["start"]), local_slots(validation["start"])
     residual = measured - (slope * floored + intercept)
     medians = hourly_medians(residual, slots[known])
-    relation = PairRelation(check, slope, intercept, floor, MIN_SPREAD_MW, MIN_THRESHOLD_SPREADS, false_alarm_rate,
-                            int(known.sum()), int(v_known.sum()), 0, MIN_SPREAD_MW, MIN_THRESHOLD_SPREADS, medians)
-    spread = _spread(residual - relation.offsets(slots[known]))
-    relation = replace(relation, spread_mw=spread, step_spread_mw=spread)
+    spread = _spread(residual - interpolated_offsets(medians, slots[known]))
+    relation = PairRelation(check, slope, intercept, floor, spread, MIN_THRESHOLD_SPREADS, false_alarm_rate,
+                            int(known.sum()), int(v_known.sum()), 0, spread, MIN_THRESHOLD_SPREADS, medians)
     # The step is measured in the static residual's spreads first, then given a spread of its own.
     fit_steps = step_residuals(relation.normalised(all_measured, all_reference, slots)) * spread
     step_spread = _spread(fit_steps[np.isfinite(fit_steps)])
