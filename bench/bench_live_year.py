@@ -48,7 +48,7 @@ from grid_guardian_assets.detect.calibration import fit_detectors
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
 from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.replay import agws, neso, recorded, synthetic
+from grid_guardian_assets.replay import agws, bmrs_history, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc, days_between
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
@@ -65,9 +65,9 @@ def year_records(days: list[dt.date], specs: tuple[DatasetSpec, ...]) -> list[tu
     """Every record of ``specs`` for ``days``, as ``(published, spec, record)`` in publication order."""
     start, end = day_bounds_utc(days[0])[0], day_bounds_utc(days[-1])[1]
     by_code: dict[str, list[dict]] = {
-        "FUELHH": [r for day in days for r in recorded.fuelhh_records(day)],
-        "INDO": neso.demand_records("INDO", start, end),
-        "ITSDO": neso.demand_records("ITSDO", start, end),
+        "FUELHH": [r for day in days for r in bmrs_history.fuelhh_records(day)],
+        "INDO": bmrs_history.demand_records("INDO", start, end),
+        "ITSDO": bmrs_history.demand_records("ITSDO", start, end),
         "AGWS": agws.agws_records(start, end),
         "FREQ": synthetic.freq_records(start, end),
     }
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2018, 1, 1))
     parser.add_argument("--days", type=int, default=365)
     args = parser.parse_args()
-    days = [d for d in days_between(args.start, args.start + dt.timedelta(days=args.days - 1)) if recorded.fuelhh_records(d)]
+    days = [d for d in days_between(args.start, args.start + dt.timedelta(days=args.days - 1)) if bmrs_history.fuelhh_records(d)]
     work = Path(tempfile.mkdtemp(prefix="bench-live-year-"))
     calibration = work / "detector_calibration.json"
     fit_detectors().save(calibration)

@@ -32,7 +32,7 @@ from grid_guardian_assets.detect.calibration import fit_detectors
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
 from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.replay import recorded
+from grid_guardian_assets.replay import bmrs_history
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.stream.job import InferenceJob, StreamConfig
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
@@ -63,8 +63,8 @@ def promoted_model(work: Path) -> tuple[Path, Path]:
 def produce_year(settings: KafkaSettings, days: int) -> int:
     producer = Producer({**settings.producer_config(), "linger.ms": 20, "queue.buffering.max.messages": 500_000})
     count = 0
-    for day in recorded.recorded_days()[:days]:
-        for record in recorded.fuelhh_records(day):
+    for day in bmrs_history.history_days()[:days]:
+        for record in bmrs_history.fuelhh_records(day):
             produce_record(producer, FUELHH, record)
             count += 1
     assert producer.flush(120) == 0

@@ -232,6 +232,22 @@ PN = DatasetSpec(
     description="Physical notifications: expected MW of each BM unit as point values.",
 )
 
+# FUELHH fuel types that read either sign as the Insights API serves them: an interconnector (``INT*``) exporting and
+# pumped storage (``PS``) pumping read negative. Every other fuel type generates, and reads zero or more.
+INTERCONNECTOR_PREFIX = "INT"
+PUMPED_STORAGE = "PS"
+
+
+def bidirectional(fuel_type: str) -> bool:
+    """Whether a FUELHH fuel type may read negative (an interconnector, pumped storage)."""
+    return fuel_type.startswith(INTERCONNECTOR_PREFIX) or fuel_type == PUMPED_STORAGE
+
+
+def bidirectional_expr(fuel_type: pl.Expr) -> pl.Expr:
+    """:func:`bidirectional` over a column of fuel types."""
+    return fuel_type.str.starts_with(INTERCONNECTOR_PREFIX) | (fuel_type == PUMPED_STORAGE)
+
+
 # The Power System Resource types AGWS reports (EU Regulation 543/2013 fuel categories).
 AGWS_PSR_TYPES = ("Solar", "Wind Offshore", "Wind Onshore")
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from grid_guardian_assets import gaps
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.elexon.responses import ElexonError, RawResponse
 from grid_guardian_assets.store.raw_archive import RawArchive, RawPartition
@@ -15,11 +16,32 @@ if TYPE_CHECKING:
 
 
 def fetch_partition(client: "ElexonClient", archive: RawArchive, spec: DatasetSpec, day: dt.date) -> RawPartition:
-    """Fetch ``spec``'s settlement ``day`` and archive it.
+    """Fetch ``spec``'s settlement ``day`` and archive it; a day short of periods is fetched once more.
+
+    Where a complete fetch of a per-period dataset (FUELHH, INDO, ITSDO, AGWS) leaves cells empty, the day is fetched
+    again: if the second fetch leaves exactly the same cells empty, the source has confirmed them (``gaps``) and the
+    second fetch is returned with ``confirmed_gaps`` set, so validation stores the day with its gap instead of refusing
+    it for ever. If the second fetch differs (the source is still filling the day in) nothing is confirmed, and
+    validation refuses what is missing as before. Both fetches are archived.
 
     Raises:
         ElexonError: after archiving whatever arrived before the failure (marked incomplete).
     """
+    partition = _fetch_once(client, archive, spec, day)
+    if not gaps.confirmable(spec):
+        return partition
+    missing = _missing(spec, day, partition)
+    if not missing:
+        return partition
+    again = _fetch_once(client, archive, spec, day, archive_now=False)
+    if missing == _missing(spec, day, again):
+        again.confirmed_gaps = missing
+    archive.save(again)
+    return again
+
+
+def _fetch_once(client: "ElexonClient", archive: RawArchive, spec: DatasetSpec, day: dt.date, *,
+                archive_now: bool = True) -> RawPartition:
     responses: list[RawResponse] = []
     try:
         client.fetch_day(spec, day, into=responses)
@@ -28,8 +50,18 @@ def fetch_partition(client: "ElexonClient", archive: RawArchive, spec: DatasetSp
         archive.save(partial)
         raise
     partition = RawPartition(spec.code, day, responses, complete=True)
-    archive.save(partition)
+    if archive_now:
+        archive.save(partition)
     return partition
+
+
+def _missing(spec: DatasetSpec, day: dt.date, partition: RawPartition) -> frozenset[gaps.Cell] | None:
+    """The empty cells of a fetch, or ``None`` when its bodies do not parse (validation reports that)."""
+    try:
+        records = [r for i, response in enumerate(partition.responses) for r in response.records(f"{spec.code} {day} ({i})")]
+    except ElexonError:
+        return None
+    return gaps.missing_cells(spec, day, records)
 
 
 class Prefetcher:

@@ -58,8 +58,12 @@ def partition_plot(spec: DatasetSpec, frame: pl.DataFrame, title: str) -> str | 
     if spec.code == "FUELHH":
         wide = frame.pivot(on="fuelType", index=t, values="generation", aggregate_function="first").sort(t).fill_null(0)
         fuels = [c for c in wide.columns if c != t]
+        # Signed: pumping and exports stack below zero, generation and imports above.
         positive = [wide[f].clip(lower_bound=0).to_numpy() / 1000 for f in fuels]
+        negative = [wide[f].clip(upper_bound=0).to_numpy() / 1000 for f in fuels]
         ax.stackplot(wide[t].to_numpy(), positive, labels=fuels)
+        ax.stackplot(wide[t].to_numpy(), negative)
+        ax.axhline(0, color="black", lw=0.5)
         ax.set_ylabel("GW")
         ax.legend(fontsize=6, ncol=5, loc="upper left")
     elif spec.code == "FREQ":

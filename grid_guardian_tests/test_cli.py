@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grid_guardian_assets.replay import recorded
+from grid_guardian_assets.replay import bmrs_history
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_tests.conftest import REPO
 
@@ -48,7 +48,7 @@ def test_materialise_then_read_gives_the_days_rows_exactly_as_served(cli_env: di
     assert len(rows) == 48 * 15
     served = {
         (r["startTime"], r["settlementDate"], str(r["settlementPeriod"]), r["fuelType"], str(r["generation"]))
-        for r in recorded.fuelhh_records(dt.date(2018, 3, 1))
+        for r in bmrs_history.fuelhh_records(dt.date(2018, 3, 1))
     }
     got = [tuple(r.values()) for r in rows]
     assert set(got) == served and len(set(got)) == len(got)

@@ -40,7 +40,7 @@ from grid_guardian_assets.detect.data_quality import (
     step_decade,
     step_decades,
 )
-from grid_guardian_assets.detect.measurements import ITSDO as ITSDO_COLUMN
+from grid_guardian_assets.detect.measurements import INDO as INDO_COLUMN
 from grid_guardian_assets.detect.measurements import measurement_table
 from grid_guardian_assets.detect.redundancy import (
     FALSE_ALARM_RATE,
@@ -55,7 +55,7 @@ from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.replay import agws, neso, recorded, synthetic
+from grid_guardian_assets.replay import agws, bmrs_history, synthetic
 from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, days_between, period_count, settlement_periods
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Reading, Rejected, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
@@ -108,14 +108,17 @@ def test_calibration_is_learned_on_training_days_and_round_trips_through_json(ca
             "redundancy:b1610:WIND"} <= set(calibration.relations)
     wind = calibration.relations[WIND]
     assert 0.9 < wind.slope < 1.1 and wind.intercept < -100  # learned: FUELHH's wind is AGWS's less the non-BM part
-    assert calibration.relations["redundancy:interconnector:INTFR"].reference_floor == 0.0  # FUELHH: imports only
-    assert calibration.relations[BALANCE].reference_floor is None
+    # Signed FUELHH and NESO's signed flows: nothing to floor.
+    assert all(r.reference_floor is None for r in calibration.relations.values())
+    assert calibration.relations[BALANCE].check.reference == ("INDO",)
+    assert calibration.relations[BALANCE].spread_mw < 80  # signed supply less national demand: losses and station load
     for relation in calibration.relations.values():
         assert relation.threshold >= 3.0 and relation.step_threshold >= 3.0 and relation.false_alarm_rate == FALSE_ALARM_RATE
+        assert relation.gross_errors < 0.01 * relation.validation_periods
     for check in (BALANCE, WIND):  # their residuals wander: from one period to the next they move less
         assert calibration.relations[check].step_spread_mw < 0.7 * calibration.relations[check].spread_mw
-        assert relation.gross_errors < 0.01 * relation.validation_periods
-    assert calibration.fuel_limits["INTFR"].signs == ("zero", "positive")
+    assert calibration.fuel_limits["INTFR"].signs == ("negative", "positive")  # IFA exported as well as imported
+    assert calibration.fuel_limits["PS"].signs == ("negative", "zero", "positive")
     assert calibration.fuel_limits["CCGT"].longest_repeat == 2
     path = tmp_path / "calibration.json"
     calibration.save(path)
@@ -136,17 +139,19 @@ def test_a_periods_fuel_rows_come_by_node_and_source_whichever_detectors_fire() 
     key = {"settlementDate": dt.date(2018, 7, 1), "settlementPeriod": 5, "start": dt.datetime(2018, 6, 30, 1, tzinfo=dt.UTC)}
     previous = {"FUELHH:WIND": FuelTrack(900.0, 3), "FUELHH:CCGT": FuelTrack(1.0, 1), "FUELHH:NUCLEAR": FuelTrack(7000.0, 9),
                 "FUELHH:INTFR": FuelTrack(1000.0, 1)}
-    # WIND stuck for a fourth period, CCGT jumping 1 -> 1000 MW, NUCLEAR losing 1000 MW, INTFR flipping sign and
-    # shrinking (a factor and a sign; an interconnector's fall is not judged).
-    values = {"FUELHH:WIND": 900.0, "FUELHH:CCGT": 1000.0, "FUELHH:NUCLEAR": 6000.0, "FUELHH:INTFR": -10.0, "ITSDO": 3e4}
+    # WIND stuck for a fourth period, CCGT jumping 1 -> 1000 MW, NUCLEAR losing 1000 MW and reading below zero at once
+    # (a sign no generator shows), INTFR flipping sign and shrinking (a factor; an interconnector's sign and fall are not
+    # judged: it exports as readily as it imports).
+    values = {"FUELHH:WIND": 900.0, "FUELHH:CCGT": 1000.0, "FUELHH:NUCLEAR": -50.0, "FUELHH:INTFR": -10.0, "ITSDO": 3e4}
     rows, tracks = checks.score(key, values, previous)
     order = [(r["node"], r["source"]) for r in rows]
     assert order == sorted(order) and {s for _, s in order} == {INFEED_LOSS, STUCK_READING, UNIT_JUMP, UNSEEN_SIGN}
     assert all(r["settlementPeriod"] == 5 for r in rows) and tracks["FUELHH:WIND"] == FuelTrack(900.0, 4)
-    assert [s for n, s in order if n == "FUELHH:INTFR"] == [STUCK_READING, UNIT_JUMP, UNSEEN_SIGN]
+    assert [s for n, s in order if n == "FUELHH:INTFR"] == [STUCK_READING, UNIT_JUMP]
+    assert [s for n, s in order if n == "FUELHH:NUCLEAR"] == [INFEED_LOSS, STUCK_READING, UNIT_JUMP, UNSEEN_SIGN]
     assert [s for n, s in order if n == "FUELHH:WIND"] == [STUCK_READING]  # no fall: no infeed_loss row
     (loss,) = [r for r in rows if r["source"] == INFEED_LOSS]
-    assert (loss["node"], loss["evidence"], loss["limit"], loss["score"]) == ("FUELHH:NUCLEAR", 1000.0, 500.0, 2.0)
+    assert (loss["node"], loss["evidence"], loss["limit"], loss["score"]) == ("FUELHH:NUCLEAR", 7050.0, 500.0, 14.1)
 
 
 nan = float("nan")
@@ -165,7 +170,7 @@ def test_the_scored_step_is_the_fitted_step(calibration: DetectorCalibration) ->
     """Thresholds are fitted with ``step_residuals`` over tables; periods are scored one by one (``PeriodDetector``,
     carrying the residuals before). On a real day with a 700 MW fault (beyond the gross level, so the baseline skips
     it) both give the same step."""
-    table = with_fault(day_table(DAYS[0]), ITSDO_COLUMN, [20], lambda v: v + 700)
+    table = with_fault(day_table(DAYS[0]), INDO_COLUMN, [20], lambda v: v + 700)
     rows = detect(calibration, table).redundancy.filter(pl.col("check") == BALANCE).sort("start")
     relation = calibration.relations[BALANCE]
     fitted = step_residuals(rows["normalised_residual"].to_numpy()) * relation.spread_mw / relation.step_spread_mw
@@ -195,11 +200,11 @@ def test_the_time_of_day_offset_is_interpolated_between_the_hours_middles_around
 
 def test_the_balance_learns_its_nightly_offset_and_scores_with_it_one_period_at_a_time(
         calibration: DetectorCalibration) -> None:
-    """FUELHH supply stands above ITSDO's line in the small hours (pumping, exports) and below it late in the
-    evening; a period scored one by one (``PeriodDetector``) reads the offset of its local hour, as the fit did."""
+    """Signed supply stands above INDO's line at night and below it in the late afternoon (station load and losses follow
+    the day's load); a period scored one by one (``PeriodDetector``) reads the offset of its local hour, as the fit did."""
     relation = calibration.relations[BALANCE]
     offsets = np.array(relation.time_of_day_offset_mw)
-    assert offsets[3:6].mean() > 100 > 0 > offsets[21:24].mean()
+    assert offsets[0:6].mean() > 10 > 0 > -10 > offsets[15:19].mean()
     table = day_table(DAYS[0])
     rows = detect(calibration, table).redundancy.filter(pl.col("check") == BALANCE).sort("start")
     measured, reference = relation.check.sides(table.sort("start"))
@@ -234,27 +239,35 @@ def test_an_untouched_day_raises_no_alarm(calibration: DetectorCalibration, day:
     assert found.redundancy.group_by("check").len()["len"].to_list() == [48] * len(calibration.relations)
     assert found.redundancy["score"].max() < 1 and found.fuel["score"].max() < 1
     assert found.alarms() == []
-    assert integrity_findings(FUELHH, day, recorded.fuelhh_records(day)) == []
+    assert integrity_findings(FUELHH, day, bmrs_history.fuelhh_records(day)) == []
     assert integrity_findings(AGWS, day, agws.agws_day_records(day)) == []
 
 
-@pytest.mark.parametrize("day", [dt.date(2018, 3, 25), dt.date(2018, 10, 28)])
+@pytest.mark.parametrize("day", [dt.date(2023, 3, 26), dt.date(2023, 10, 29)])
 def test_clock_change_days_are_whole_with_46_and_50_periods(day: dt.date) -> None:
-    records = recorded.fuelhh_records(day)
+    records = bmrs_history.fuelhh_records(day)
     assert max(r["settlementPeriod"] for r in records) == period_count(day) in (46, 50)
     assert integrity_findings(FUELHH, day, records) == []
-    assert integrity_findings(ITSDO, day, neso.neso_rows(day)) == []
+    start, end = day_bounds_utc(day)
+    demand = [r for r in bmrs_history.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()]
+    assert integrity_findings(INDO, day, demand) == []
+
+
+@pytest.mark.parametrize("day, missing", [(dt.date(2018, 3, 25), 46), (dt.date(2018, 10, 28), 48)])
+def test_a_clock_change_days_period_the_files_never_held_is_a_missing_period(day: dt.date, missing: int) -> None:
+    found = integrity_findings(FUELHH, day, bmrs_history.fuelhh_records(day))
+    assert [(f.node, f.source, period_of(f)) for f in found] == [("FUELHH", MISSING_PERIOD, missing)]
 
 
 # --- redundancy checks with a fault written in ------------------------------------------------------------------
 @pytest.mark.parametrize("day", DAYS)
-def test_itsdo_off_by_1500_mw_alarms_the_national_balance_and_names_itsdo(calibration: DetectorCalibration, day: dt.date) -> None:
-    table = with_fault(day_table(day), "ITSDO", range(20, 23), lambda v: v + 1500)
+def test_indo_off_by_1500_mw_alarms_the_national_balance_and_names_indo(calibration: DetectorCalibration, day: dt.date) -> None:
+    table = with_fault(day_table(day), "INDO", range(20, 23), lambda v: v + 1500)
     found = alarms(calibration, table)
-    assert {(f.source, f.node, period_of(f)) for f in found} == {(BALANCE, "ITSDO", p) for p in (20, 21, 22)}
-    assert all(f.dataset == "ITSDO" and f.detail["candidates"] == "ITSDO,FUELHH:INTNEM" for f in found)
+    assert {(f.source, f.node, period_of(f)) for f in found} == {(BALANCE, "INDO", p) for p in (20, 21, 22)}
+    assert all(f.dataset == "INDO" and f.detail["candidates"].split(",")[0] == "INDO" for f in found)
     suspects = period_suspects(detect(calibration, table).redundancy).filter(pl.col("score") >= 1)
-    assert suspects.select("settlementPeriod", "check", "suspect").rows() == [(p, BALANCE, "ITSDO") for p in (20, 21, 22)]
+    assert suspects.select("settlementPeriod", "check", "suspect").rows() == [(p, BALANCE, "INDO") for p in (20, 21, 22)]
 
 
 @pytest.mark.parametrize("day", DAYS)
@@ -273,9 +286,11 @@ def test_frozen_fuelhh_wind_alarms_wind_balance_b1610_and_stuck_and_names_fuelhh
 
 @pytest.mark.parametrize("day", DAYS)
 def test_an_interconnector_sign_flip_alarms_and_names_fuelhh_intfr(calibration: DetectorCalibration, day: dt.date) -> None:
+    """A reversed flow is normal on signed data, so the sign alone says nothing (no ``unseen_sign``): NESO's own meter of
+    the link and the national balance tell the flipped reading from a real reversal."""
     table = with_fault(day_table(day), "FUELHH:INTFR", range(30, 33), lambda v: -v)
     found = by_source(alarms(calibration, table))
-    assert set(found) == {"redundancy:interconnector:INTFR", BALANCE, UNSEEN_SIGN}
+    assert set(found) == {"redundancy:interconnector:INTFR", BALANCE}
     for findings in found.values():
         assert {(f.node, period_of(f)) for f in findings} == {("FUELHH:INTFR", p) for p in (30, 31, 32)}
     assert all(f.score > 10 for f in found["redundancy:interconnector:INTFR"])
@@ -407,7 +422,7 @@ def test_a_reading_repeated_longer_than_its_fuel_ever_does_alarms_stuck_reading(
 
 @pytest.mark.parametrize("day", DAYS)
 def test_missing_periods_are_found_whole_and_per_fuel(day: dt.date) -> None:
-    records = [r for r in recorded.fuelhh_records(day)
+    records = [r for r in bmrs_history.fuelhh_records(day)
                if r["settlementPeriod"] != 17 and not (r["settlementPeriod"] == 18 and r["fuelType"] == "WIND")]
     found = integrity_findings(FUELHH, day, records)
     assert [(f.node, f.source, period_of(f)) for f in found] == [("FUELHH", MISSING_PERIOD, 17), ("FUELHH:WIND", MISSING_PERIOD, 18)]
@@ -417,7 +432,7 @@ def test_missing_periods_are_found_whole_and_per_fuel(day: dt.date) -> None:
 
 @pytest.mark.parametrize("day", DAYS)
 def test_duplicated_periods_are_found_and_say_whether_the_copies_agree(day: dt.date) -> None:
-    records = recorded.fuelhh_records(day)
+    records = bmrs_history.fuelhh_records(day)
     again = [dict(r) for r in records if r["settlementPeriod"] == 5]
     changed = [{**r, "generation": r["generation"] + 100} for r in records if r["settlementPeriod"] == 9 and r["fuelType"] == "WIND"]
     found = integrity_findings(FUELHH, day, records + again + changed)
@@ -425,11 +440,10 @@ def test_duplicated_periods_are_found_and_say_whether_the_copies_agree(day: dt.d
         ("FUELHH", DUPLICATED_PERIOD, 5, "no"), ("FUELHH:WIND", DUPLICATED_PERIOD, 9, "yes")]
 
 
-def test_the_real_files_duplicated_and_missing_periods_are_found() -> None:
-    twice = dt.date(2018, 4, 1)  # FUELHH_2018.csv repeats periods 1-34 of this day, value for value
-    found = integrity_findings(FUELHH, twice, recorded.fuelhh_records(twice))
-    assert [(f.node, f.source, period_of(f), f.detail["conflicting"]) for f in found] == [
-        ("FUELHH", DUPLICATED_PERIOD, p, "no") for p in range(1, 35)]
+def test_the_real_files_missing_periods_are_found() -> None:
+    day = dt.date(2018, 1, 23)  # Elexon never published FUELHH periods 21, 23, 25 and 26
+    found = integrity_findings(FUELHH, day, bmrs_history.fuelhh_records(day))
+    assert [(f.node, f.source, period_of(f)) for f in found] == [("FUELHH", MISSING_PERIOD, p) for p in (21, 23, 25, 26)]
     gap = dt.date(2018, 1, 29)  # B1630 lacks periods 35-38
     found = integrity_findings(AGWS, gap, agws.agws_day_records(gap))
     assert [(f.node, f.source, period_of(f)) for f in found] == [("AGWS", MISSING_PERIOD, p) for p in range(35, 39)]
@@ -437,7 +451,7 @@ def test_the_real_files_duplicated_and_missing_periods_are_found() -> None:
 
 # --- dead letters -----------------------------------------------------------------------------------------------
 def test_a_dead_lettered_reading_is_an_alert_on_its_dataset() -> None:
-    record = {**recorded.fuelhh_records(DAYS[0])[0], "generation": "lots"}
+    record = {**bmrs_history.fuelhh_records(DAYS[0])[0], "generation": "lots"}
     value = json.dumps(record).encode()
     finding = rejected_reading_finding(Rejected(Origin("bmrs.FUELHH", 2, 41), b"k", value, "generation='lots' is not a valid int"))
     assert (finding.node, finding.dataset, finding.source, finding.alert) == ("FUELHH", "FUELHH", REJECTED_READING, True)
@@ -474,22 +488,23 @@ def _live_processor(calibration: DetectorCalibration | None) -> LiveProcessor:
     return LiveProcessor(bus_mapping(network), DCPowerFlow(network), loose, None, detectors, fuel_settle_s=0.0)
 
 
-@pytest.mark.parametrize(("shift", "alarming"), [(1500, (20, 21, 22)), (450, (20, 23))])
+@pytest.mark.parametrize(("shift", "alarming"), [(1500, (20, 21, 22)), (250, (20, 23))])
 def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(calibration: DetectorCalibration, shift: float,
                                                                             alarming: tuple[int, ...]) -> None:
-    """The day's real FUELHH, ITSDO (``shift`` MW too high in periods 20–22), AGWS and B1610 readings, sent through
+    """The day's real FUELHH, INDO (``shift`` MW too high in periods 20–22), AGWS and B1610 readings, sent through
     the live job's processor period by period (its state carried through a restart at period 22, so that the steps of
     periods 22 and 23 stand on residuals from before it), end with the same detector findings as the batch detector
-    over the same readings' measurement table. 1,500 MW alarms the balance's residual in every faulty period; 450 MW,
+    over the same readings' measurement table. 1,500 MW alarms the balance's residual in every faulty period; 250 MW,
     under its threshold, alarms its step where the fault starts and where it ends. NESO's interconnector flows have no
     topic: the batch table leaves them out as the live job lacks them, and their checks do not run."""
     day, faulty = DAYS[0], (20, 21, 22)
-    table = with_fault(day_table(day), ITSDO_COLUMN, faulty, lambda v: v + shift)
+    table = with_fault(day_table(day), INDO_COLUMN, faulty, lambda v: v + shift)
     batch = detect(calibration, table.select(pl.exclude("^NESO:.*$"))).findings()
     start, end = day_bounds_utc(day)
-    itsdo = [r for r in neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()]
-    itsdo = [{**r, "demand": r["demand"] + shift} if r["settlementPeriod"] in faulty else r for r in itsdo]
-    records = [(FUELHH, recorded.fuelhh_records(day)), (ITSDO, itsdo), (AGWS, agws.agws_day_records(day))]
+    demand = {code: [r for r in bmrs_history.demand_records(code, start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()]
+              for code in ("INDO", "ITSDO")}
+    indo = [{**r, "demand": r["demand"] + shift} if r["settlementPeriod"] in faulty else r for r in demand["INDO"]]
+    records = [(FUELHH, bmrs_history.fuelhh_records(day)), (INDO, indo), (ITSDO, demand["ITSDO"]), (AGWS, agws.agws_day_records(day))]
 
     processor, live = _live_processor(calibration), []
     for period in settlement_periods(day):
@@ -515,20 +530,20 @@ def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(cali
         assert (mine.node, mine.dataset, mine.detail["settlement_period"]) == (f.node, f.dataset, f.detail["settlement_period"])
         assert mine.score == pytest.approx(f.score, abs=1e-9, rel=0)
     alarms = sorted((f.source, f.node, period_of(f), f.origin.topic) for f in final.values() if f.alert)
-    assert alarms == [(BALANCE, "ITSDO", p, "bmrs.ITSDO") for p in alarming]
+    assert alarms == [(BALANCE, "INDO", p, "bmrs.INDO") for p in alarming]
     assert {f.source for f in final.values()} >= {BALANCE, WIND, "redundancy:b1610:WIND", STUCK_READING}
 
 
 def test_references_read_days_ahead_of_fuelhh_still_reach_their_periods_checks(calibration: DetectorCalibration) -> None:
-    """A catch-up reads each topic in its own chunks: here a week of ITSDO and AGWS arrives before any of its FUELHH
+    """A catch-up reads each topic in its own chunks: here a week of INDO and AGWS arrives before any of its FUELHH
     (and FREQ, at 15-s samples, runs days ahead too). Each period's redundancy checks still run when its FUELHH
     comes, with the same findings as when every dataset arrives in publication order, period by period."""
     days = days_between(dt.date(2018, 9, 17), dt.date(2018, 9, 23))  # more than the book's two-day window
     start, end = day_bounds_utc(days[0])[0], day_bounds_utc(days[-1])[1]
     wanted = {d.isoformat() for d in days}
-    itsdo = [r for r in neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] in wanted]
+    indo = [r for r in bmrs_history.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] in wanted]
     wind = [r for d in days for r in agws.agws_day_records(d)]
-    fuel = [r for d in days for r in recorded.fuelhh_records(d)]
+    fuel = [r for d in days for r in bmrs_history.fuelhh_records(d)]
     freq = synthetic.freq_records(start, end)
 
     def checks(found: list[Finding]) -> dict[tuple, float]:  # a period's last score of each check stands
@@ -538,18 +553,18 @@ def test_references_read_days_ahead_of_fuelhh_still_reach_their_periods_checks(c
     live = []
     for day in days:
         for period in settlement_periods(day):
-            rows = [(ITSDO, [r for r in itsdo if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number]),
+            rows = [(INDO, [r for r in indo if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number]),
                     (AGWS, [r for r in wind if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number]),
                     (FUELHH, [r for r in fuel if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == period.number])]
             readings = [x for spec, records in rows for x in _readings(spec, records, 0)]
             live += in_order.add(readings, now=0.0)
     caught_up = _live_processor(calibration)
-    late = caught_up.add(_readings(ITSDO, itsdo, 0) + _readings(AGWS, wind, 0) + _readings(FREQ, freq[: len(freq) // 2], 0), now=0.0)
+    late = caught_up.add(_readings(INDO, indo, 0) + _readings(AGWS, wind, 0) + _readings(FREQ, freq[: len(freq) // 2], 0), now=0.0)
     for day in days:
         late += caught_up.add(_readings(FUELHH, [r for r in fuel if r["settlementDate"] == day.isoformat()], 0), now=0.0)
     expected = checks(live)
     assert {source for source, _ in expected} >= {BALANCE, WIND}
-    assert len({t for source, t in expected if source == BALANCE}) == len(itsdo)  # every period's balance was checked
+    assert len({t for source, t in expected if source == BALANCE}) == len(indo)  # every period's balance was checked
     assert checks(late).keys() == expected.keys()
     assert all(checks(late)[k] == pytest.approx(v, abs=1e-9) for k, v in expected.items())
 
@@ -557,10 +572,10 @@ def test_references_read_days_ahead_of_fuelhh_still_reach_their_periods_checks(c
 def test_without_a_calibration_the_live_processor_scores_no_detector() -> None:
     processor, day = _live_processor(None), DAYS[0]
     start, end = day_bounds_utc(day)
-    itsdo = neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN)
+    itsdo = bmrs_history.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN)
     found = []
     for number in (1, 2, 3):
-        fuel = [r for r in recorded.fuelhh_records(day) if r["settlementPeriod"] == number]
+        fuel = [r for r in bmrs_history.fuelhh_records(day) if r["settlementPeriod"] == number]
         demand = [r for r in itsdo if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == number]
         readings = _readings(FUELHH, fuel, 100 * number) + _readings(ITSDO, demand, 100 * number + 50)
         found += processor.add(readings, now=float(number)) + processor.tick(now=float(number))
@@ -570,14 +585,14 @@ def test_without_a_calibration_the_live_processor_scores_no_detector() -> None:
 
 def test_with_a_calibration_the_learned_balance_check_replaces_the_power_imbalance_band(calibration: DetectorCalibration) -> None:
     """Both would judge the same national balance: where the learned check scores a period the band does not; a
-    period with INDO only, or with a fuel type missing (the check cannot add up supply), still gets the band."""
+    period with ITSDO only, or with a fuel type missing (the check cannot add up supply), still gets the band."""
     processor, day = _live_processor(calibration), DAYS[0]
     start, end = day_bounds_utc(day)
-    itsdo = neso.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN)
-    indo = neso.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN)
+    itsdo = bmrs_history.demand_records("ITSDO", start, end + DEMAND_PUBLISH_MARGIN)
+    indo = bmrs_history.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN)
     found = []
-    for number, spec, demand_records in ((1, ITSDO, itsdo), (2, INDO, indo), (3, ITSDO, itsdo)):
-        fuel = [r for r in recorded.fuelhh_records(day) if r["settlementPeriod"] == number]
+    for number, spec, demand_records in ((1, INDO, indo), (2, ITSDO, itsdo), (3, INDO, indo)):
+        fuel = [r for r in bmrs_history.fuelhh_records(day) if r["settlementPeriod"] == number]
         fuel = fuel[1:] if number == 3 else fuel  # period 3 lacks one fuel type
         demand = [r for r in demand_records if r["settlementDate"] == day.isoformat() and r["settlementPeriod"] == number]
         readings = _readings(FUELHH, fuel, 100 * number) + _readings(spec, demand, 100 * number + 50)

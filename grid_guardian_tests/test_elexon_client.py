@@ -29,7 +29,7 @@ def test_fuelhh_day_is_one_request_with_the_api_parameters(replay: ReplayServer)
     assert path == "/datasets/FUELHH"
     assert params["settlementDateFrom"] == ["2018-03-01"] and params["settlementDateTo"] == ["2018-03-01"]
     rows = responses[0].records("test")
-    assert len(rows) == 48 * 15
+    assert len(rows) == 48 * 14
     assert set(rows[0]) == {"dataset", "publishTime", "startTime", "settlementDate", "settlementPeriod", "fuelType", "generation"}
     assert responses[0].synthetic is False
 
@@ -73,7 +73,7 @@ def test_429_then_success_honours_retry_after(replay: ReplayServer) -> None:
         waited = time.monotonic() - started
     assert len(replay.requests) == 2
     assert waited >= 1.0  # the server asked for a second; backoff alone would have waited ~0.01 s
-    assert len(responses[0].records("t")) == 720
+    assert len(responses[0].records("t")) == 672
 
 
 def test_repeated_500_fails_clearly_after_bounded_tries(replay: ReplayServer) -> None:

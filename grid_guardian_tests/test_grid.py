@@ -23,7 +23,7 @@ from grid_guardian_assets.grid.mapping import GENERATION_FUELS, INTERCONNECTOR_B
 from grid_guardian_assets.grid.network import GridNetwork, load_network, network_from_pandapower, reduced_network
 from grid_guardian_assets.grid.snapshots import NET_INJECTION, NODE_FEATURES, SnapshotInputError, build_snapshot_day
 from grid_guardian_assets.grid.temporal import snapshot_data, temporal_signal, topology_data
-from grid_guardian_assets.replay import recorded
+from grid_guardian_assets.replay import bmrs_history
 from grid_guardian_assets.replay.grid import bundled_inputs
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
@@ -120,7 +120,7 @@ def test_dc_flow_refuses_unbalanced_injections_and_islands() -> None:
 
 def test_every_fuel_type_of_2018_lands_on_a_bus() -> None:
     mapping = bus_mapping(reduced_network())
-    fuels = {r["fuelType"] for r in recorded.fuelhh_records(DAY)}
+    fuels = {r["fuelType"] for r in bmrs_history.fuelhh_records(DAY)}
     assert fuels <= set(GENERATION_FUELS) | set(INTERCONNECTOR_BUSES)
     for fuel in fuels:
         weights = mapping.weights(fuel)
@@ -194,11 +194,17 @@ def test_power_balance_flags_periods_that_do_not_balance() -> None:
     assert day.unbalanced_periods()["settlementPeriod"].to_list() == [10, 11]
 
 
-@pytest.mark.parametrize("day, periods", [(dt.date(2018, 3, 25), 46), (dt.date(2018, 10, 28), 50)])
-def test_clock_change_days_give_46_and_50_snapshots(day: dt.date, periods: int) -> None:
+@pytest.mark.parametrize("day, periods, masked", [(dt.date(2018, 3, 25), 46, [46]), (dt.date(2018, 10, 28), 50, [48, 50]),
+                                                  (dt.date(2023, 3, 26), 46, []), (dt.date(2023, 10, 29), 50, [])])
+def test_clock_change_days_give_46_and_50_snapshots(day: dt.date, periods: int, masked: list[int]) -> None:
+    """2018's files never held the spring day's 46th period, nor the autumn day's 48th FUELHH and 50th INDO: those
+    periods are masked (NaN), the rest built; 2023's are whole."""
     _, snapshots = snapshots_for(day)
     assert snapshots.node_features.shape[0] == periods == len(snapshots.periods)
     assert np.all(np.diff(snapshots.start_us) == 1_800_000_000)
+    assert snapshots.periods[snapshots.masked].tolist() == masked and snapshots.whole is (not masked)
+    assert np.isnan(snapshots.node_features[snapshots.masked]).all() and np.isfinite(snapshots.node_features[~snapshots.masked]).all()
+    assert not set(snapshots.unbalanced_periods()["settlementPeriod"].to_list()) & set(masked)  # masked is not unbalanced
 
 
 def test_missing_inputs_are_refused_clearly() -> None:
@@ -206,8 +212,14 @@ def test_missing_inputs_are_refused_clearly() -> None:
     fuelhh, indo, freq = inputs(DAY)
     with pytest.raises(SnapshotInputError, match="FUELHH for 2018-03-01 is not in the store"):
         build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh.clear(), indo, freq)
-    with pytest.raises(SnapshotInputError, match="INDO for 2018-03-01 has 47 of 48"):
-        build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo.filter(pl.col("settlementPeriod") != 5), freq)
+    with pytest.raises(SnapshotInputError, match="INDO for 2018-03-01 is not in the store"):
+        build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo.clear(), freq)
+    # A period the store lacks (a recorded gap) is masked, not invented; the others are as they would be.
+    gappy = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo.filter(pl.col("settlementPeriod") != 5), freq)
+    whole = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo, freq)
+    assert gappy.periods[gappy.masked].tolist() == [5]
+    keep = np.arange(48) != 4
+    np.testing.assert_allclose(gappy.node_features[keep], whole.node_features[keep], rtol=1e-6)
 
 
 def test_snapshot_store_round_trip_and_rewrite(tmp_path: Path) -> None:

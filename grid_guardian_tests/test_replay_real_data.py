@@ -1,7 +1,9 @@
-"""The real 2018 NESO demand and B1630 (AGWS) data, served over HTTP by the replay server and checked as the assets check."""
+"""Real BMRS INDO and ITSDO (2016-2023) and B1630 (AGWS, 2018), served over HTTP by the replay server and checked as
+the assets check; NESO's demand file, a different series, beside them."""
 
 import csv
 import datetime as dt
+import gzip
 import json
 import urllib.request
 from urllib.parse import urlencode
@@ -11,7 +13,7 @@ import pytest
 
 from grid_guardian_assets.datasets import AGWS, DEMAND_PUBLISH_MARGIN, INDO, ITSDO
 from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
-from grid_guardian_assets.replay import neso, recorded
+from grid_guardian_assets.replay import agws, bmrs_history, neso
 from grid_guardian_assets.replay.server import ReplayServer
 from grid_guardian_assets.settlement import day_bounds_utc, to_api_time
 from grid_guardian_assets.validation import frame_from_records, validate_partition
@@ -32,8 +34,16 @@ def day_of(server: ReplayServer, code: str, day: dt.date) -> tuple[list[dict], d
     return [r for r in body["data"] if r["settlementDate"] == day.isoformat()], body["metadata"], headers
 
 
+def bmrs_file_value(date_text: str, period: int, column: str) -> int:
+    """A value read straight from the bundled yearly file, without the loader under test."""
+    with gzip.open(bmrs_history.year_file(int(date_text[:4])), "rt", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["settlement_date"] == date_text and int(row["settlement_period"]) == period:
+                return int(row[column])
+    raise LookupError((date_text, period))
+
+
 def neso_file_value(date_text: str, period: int, column: str) -> int:
-    """A value read straight from the bundled CSV, without the loader under test."""
     with open(neso.bundled_neso_dir() / neso.NESO_FILES[0], newline="") as f:
         for row in csv.DictReader(f):
             if row["SETTLEMENT_DATE"] == date_text and int(row["SETTLEMENT_PERIOD"]) == period:
@@ -41,14 +51,16 @@ def neso_file_value(date_text: str, period: int, column: str) -> int:
     raise LookupError((date_text, period))
 
 
-@pytest.mark.parametrize("code, column", [("INDO", "ND"), ("ITSDO", "TSD")])
-def test_demand_is_the_real_neso_series_and_says_so(replay: ReplayServer, code: str, column: str) -> None:
+@pytest.mark.parametrize("code, neso_column", [("INDO", "ND"), ("ITSDO", "TSD")])
+def test_demand_is_bmrs_own_series_not_neso_and_says_so(replay: ReplayServer, code: str, neso_column: str) -> None:
     rows, metadata, headers = day_of(replay, code, DAY)
     assert [r["settlementPeriod"] for r in rows] == list(range(1, 49))
     by_period = {r["settlementPeriod"]: r["demand"] for r in rows}
     for period in (1, 18, 36):
-        assert by_period[period] == neso_file_value("01-Mar-18", period, column)
-    assert metadata["synthetic"] is False and "NESO" in metadata["source"] and "real" in metadata["source"]
+        assert by_period[period] == bmrs_file_value("2018-03-01", period, code)
+    # NESO's settled ND and TSD are a different series: BMRS's initial outturn is not NESO's file.
+    assert sum(by_period[p] != neso_file_value("01-Mar-18", p, neso_column) for p in by_period) > 40
+    assert metadata["synthetic"] is False and "BMRS" in metadata["source"] and "real" in metadata["source"]
     assert headers["x-grid-guardian-synthetic"] == "false"
     spec = INDO if code == "INDO" else ITSDO
     assert validate_partition(spec, DAY, frame_from_records(spec, rows)).passed
@@ -60,7 +72,7 @@ def test_itsdo_exceeds_indo_by_station_load_pumping_and_exports(replay: ReplaySe
     assert indo.keys() == itsdo.keys() and all(itsdo[p] > indo[p] for p in indo)
 
 
-@pytest.mark.parametrize("day, periods", [(dt.date(2018, 3, 25), 46), (dt.date(2018, 10, 28), 50)])
+@pytest.mark.parametrize("day, periods", [(dt.date(2023, 3, 26), 46), (dt.date(2023, 10, 29), 50)])
 def test_clock_change_days_have_their_real_period_count(replay: ReplayServer, day: dt.date, periods: int) -> None:
     rows, _, _ = day_of(replay, "INDO", day)
     assert [r["settlementPeriod"] for r in rows] == list(range(1, periods + 1))
@@ -82,9 +94,11 @@ def test_publish_time_filter_is_inclusive_and_exact(replay: ReplayServer) -> Non
     assert [(r["settlementDate"], r["settlementPeriod"]) for r in body["data"]] == [("2018-02-28", 48)]
 
 
-def test_a_day_without_neso_rows_returns_none(replay: ReplayServer) -> None:
-    rows, _, _ = day_of(replay, "INDO", dt.date(2019, 6, 1))
-    assert rows == []
+def test_a_day_outside_the_files_returns_none_and_2016_to_2023_are_served(replay: ReplayServer) -> None:
+    assert day_of(replay, "INDO", dt.date(2024, 6, 1))[0] == []
+    for day in (dt.date(2016, 6, 1), dt.date(2019, 6, 1), dt.date(2023, 12, 30)):
+        rows, _, _ = day_of(replay, "ITSDO", day)
+        assert [r["settlementPeriod"] for r in rows] == list(range(1, 49))
 
 
 def test_agws_serves_a_real_day_that_validates(replay: ReplayServer) -> None:
@@ -94,7 +108,7 @@ def test_agws_serves_a_real_day_that_validates(replay: ReplayServer) -> None:
     assert {r["psrType"] for r in rows} == {"Solar", "Wind Offshore", "Wind Onshore"}
     first = {r["psrType"]: r["quantity"] for r in rows if r["settlementPeriod"] == 1}
     assert first["Solar"] == 0  # night
-    with open(recorded.bundled_fuelhh_csv().parent.parent / "agws_2018" / "B1630_2018.csv", newline="") as f:
+    with open(agws.bundled_agws_csv(), newline="") as f:
         source = next(r for r in csv.reader(f) if r[0] == "2018-03-01 00:00:00+00:00")
     assert first["Wind Offshore"] == float(source[2]) and first["Wind Onshore"] == float(source[3])
     report = validate_partition(AGWS, DAY, frame_from_records(AGWS, rows))
@@ -113,16 +127,16 @@ def test_agws_day_with_missing_periods_fails_naming_them(replay: ReplayServer) -
 
 @pytest.mark.parametrize("day", [dt.date(2018, 2, 14), dt.date(2018, 3, 1), dt.date(2018, 6, 21), dt.date(2018, 8, 6), dt.date(2018, 11, 20)])
 def test_power_balance_band_holds_on_real_days(day: dt.date) -> None:
-    generation = recorded.fuel_generation(day)
-    rows = neso.neso_rows(day)
-    supply = np.array([sum(generation[r["settlementPeriod"]].values()) for r in rows], dtype=float)
-    ratio = (supply - np.array([r["ND"] for r in rows], dtype=float)) / supply
+    generation = bmrs_history.fuel_generation(day)
+    indo = bmrs_history.demand_day(day)
+    supply = np.array([sum(generation[p].values()) for p in indo["settlementPeriod"].to_list()], dtype=float)
+    ratio = (supply - indo["INDO"].to_numpy().astype(float)) / supply
     assert ((ratio >= LOSS_MIN) & (ratio <= LOSS_MAX)).all(), (ratio.min(), ratio.max())
 
 
 def test_power_balance_band_catches_a_real_fuelhh_glitch() -> None:
     day = dt.date(2018, 9, 11)  # FUELHH period 22 reports almost no generation
-    generation = recorded.fuel_generation(day)
-    nd = {r["settlementPeriod"]: r["ND"] for r in neso.neso_rows(day)}
+    generation = bmrs_history.fuel_generation(day)
+    nd = dict(zip(*bmrs_history.demand_day(day).select("settlementPeriod", "INDO").to_dict(as_series=False).values()))
     supply = sum(generation[22].values())
     assert (supply - nd[22]) / supply < LOSS_MIN

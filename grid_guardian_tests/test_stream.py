@@ -22,7 +22,7 @@ from grid_guardian_assets.grid.branch_limits import BranchLimits, BranchLimitsMi
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.replay import neso, recorded, synthetic
+from grid_guardian_assets.replay import bmrs_history, synthetic
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
 from grid_guardian_assets.stream.job import GC_YOUNG_THRESHOLD, InferenceJob, StreamConfig, _collector_tuned_for_batches
@@ -92,8 +92,8 @@ def config_for(broker: LocalBroker, redis_server: LocalRedis, tmp_path: Path, **
 def day_records(day: dt.date) -> dict:
     start, end = day_bounds_utc(day)
     return {
-        "FUELHH": recorded.fuelhh_records(day),
-        "INDO": [r for r in neso.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()],
+        "FUELHH": bmrs_history.fuelhh_records(day),
+        "INDO": [r for r in bmrs_history.demand_records("INDO", start, end + DEMAND_PUBLISH_MARGIN) if r["settlementDate"] == day.isoformat()],
         "FREQ": synthetic.freq_records(start, end),
     }
 
@@ -178,13 +178,13 @@ def test_frequency_rules(values: list[float], sources: set[str]) -> None:
 
 
 def test_messages_are_validated_like_partitions() -> None:
-    good = [RawMessage(Origin("bmrs.FUELHH", 0, i), *encode_record(FUELHH, r)) for i, r in enumerate(recorded.fuelhh_records(DAY)[:5])]
+    good = [RawMessage(Origin("bmrs.FUELHH", 0, i), *encode_record(FUELHH, r)) for i, r in enumerate(bmrs_history.fuelhh_records(DAY)[:5])]
     bad = [
         RawMessage(Origin("bmrs.FUELHH", 0, 10), b"k", b"\xff\xfe"),
         RawMessage(Origin("bmrs.FUELHH", 0, 11), b"k", b'{"dataset":"FREQ","measurementTime":"2018-03-06T00:00:00Z","frequency":50}'),
-        RawMessage(Origin("bmrs.FUELHH", 0, 12), b"k", json.dumps({**recorded.fuelhh_records(DAY)[0], "generation": "lots"}).encode()),
-        RawMessage(Origin("bmrs.FUELHH", 0, 13), b"k", json.dumps({**recorded.fuelhh_records(DAY)[0], "generation": 99_999}).encode()),
-        RawMessage(Origin("bmrs.FUELHH", 0, 14), b"k", json.dumps({**recorded.fuelhh_records(DAY)[0], "newField": 1}).encode()),
+        RawMessage(Origin("bmrs.FUELHH", 0, 12), b"k", json.dumps({**bmrs_history.fuelhh_records(DAY)[0], "generation": "lots"}).encode()),
+        RawMessage(Origin("bmrs.FUELHH", 0, 13), b"k", json.dumps({**bmrs_history.fuelhh_records(DAY)[0], "generation": 99_999}).encode()),
+        RawMessage(Origin("bmrs.FUELHH", 0, 14), b"k", json.dumps({**bmrs_history.fuelhh_records(DAY)[0], "newField": 1}).encode()),
     ]
     readings, rejected = parse_messages(FUELHH, good + bad)
     assert [r.origin.offset for r in readings] == [0, 1, 2, 3, 4]
@@ -366,7 +366,7 @@ def test_poison_messages_go_to_the_dlq_and_consumption_continues(broker, redis_s
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, [50.0] * 5))
     produce_raw(broker.bootstrap_servers, "bmrs.FREQ", [b"{not json", b'{"dataset":"FREQ","measurementTime":"2024-01-15T13:00:00Z","frequency":99}'])
     produce(broker.bootstrap_servers, FREQ, freq_records(T0 + dt.timedelta(hours=1), [49.7] * 3))
-    drifted = {**recorded.fuelhh_records(DAY)[0], "fuelType": "INTXYZ"}  # valid schema, but no bus to land on
+    drifted = {**bmrs_history.fuelhh_records(DAY)[0], "fuelType": "INTXYZ"}  # valid schema, but no bus to land on
     produce(broker.bootstrap_servers, FUELHH, [drifted])
     job = InferenceJob(config_for(broker, redis_server, tmp_path))
     summary = job.run(max_seconds=15, max_messages=11)
@@ -656,7 +656,7 @@ def test_a_promotion_launches_the_live_asset_which_records_progress_and_swaps_on
     resources = resources_for("http://127.0.0.1:1", tmp_path / "data", kafka_bootstrap=broker.bootstrap_servers, redis_url=redis_server.url)
     resources["model_store"] = ModelStoreResource(root=str(model_root))
     scores = dg.AssetKey(LIVE_SCORES_KEY)
-    fuel = [r for r in recorded.fuelhh_records(DAY) if r["settlementPeriod"] <= 4]
+    fuel = [r for r in bmrs_history.fuelhh_records(DAY) if r["settlementPeriod"] <= 4]
     produce(broker.bootstrap_servers, FUELHH, fuel)
     produce(broker.bootstrap_servers, FREQ, freq_records(T0, excursion()))
     total = len(fuel) + 2 * len(excursion())

@@ -29,7 +29,7 @@ from grid_guardian_assets.detect.data_quality import (
     fuel_findings,
     integrity_findings,
 )
-from grid_guardian_assets.detect.measurements import ITSDO, STORED, fuel_columns, measurement, measurement_table
+from grid_guardian_assets.detect.measurements import INDO, STORED, fuel_columns, measurement, measurement_table
 from grid_guardian_assets.detect.redundancy import (
     AGWS_WIND,
     BALANCE_CHECK,
@@ -45,7 +45,7 @@ from grid_guardian_assets.detect.redundancy import (
     redundancy_findings,
 )
 from grid_guardian_assets.detect.schedules import ScheduledFalls, period_falls
-from grid_guardian_assets.replay import agws, recorded
+from grid_guardian_assets.replay import agws, bmrs_history
 from grid_guardian_assets.settlement import PERIOD, days_between
 from grid_guardian_assets.stream.messages import Origin
 from grid_guardian_assets.stream.rules import Finding
@@ -243,11 +243,11 @@ class PeriodDetector:
 
 
 def balance_checked(findings: Iterable[Finding]) -> bool:
-    """Whether the learned national balance check (FUELHH supply against ITSDO) scored a period, given the period's
+    """Whether the learned national balance check (signed FUELHH supply against INDO) scored a period, given the period's
     detector findings (of every score). Where it did, it replaces the fixed ``power_imbalance`` band
     (``grid.physics.LOSS_MIN``…``LOSS_MAX`` of supply, set against INDO, which leaves out pumping, station load and
     exports): both judge the national balance, and the learned check compares the same quantity measured twice, with
-    its normal spread, and names the suspect. Where it did not (no calibration, no ITSDO yet, a fuel type missing from
+    its normal spread, and names the suspect. Where it did not (no calibration, no INDO yet, a fuel type missing from
     the period), the band still runs."""
     return any(f.source == BALANCE_CHECK and math.isfinite(f.score) for f in findings)
 
@@ -297,19 +297,19 @@ def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame) -> 
                                     | (pl.col("step_residual").fill_nan(0.0).abs() >= GROSS_ERROR_SPREADS))["start"].to_list()
     dropped = table.filter(dropouts(table))["start"].to_list()
     broken = [f.time for day in table["settlementDate"].unique().to_list()
-              for f in integrity_findings(FUELHH, day, recorded.fuelhh_records(day))]
+              for f in integrity_findings(FUELHH, day, bmrs_history.fuelhh_records(day))]
     bad = set(gross) | set(dropped) | set(broken)
     return sorted(bad | {t + PERIOD for t in bad} | {t - PERIOD for t in bad})
 
 
 def clean_days(table: pl.DataFrame) -> list[dt.date]:
-    """Days of a measurement table with every FUELHH and AGWS period present once, ITSDO in every period, and no
+    """Days of a measurement table with every FUELHH and AGWS period present once, INDO in every period, and no
     drop-out (``dropouts``)."""
     flagged = table.with_columns(dropout=dropouts(table))
     clean = []
     for (day,), rows in flagged.group_by("settlementDate", maintain_order=True):
-        fuel_records, wind_records = recorded.fuelhh_records(day), agws.agws_day_records(day)
-        if rows["dropout"].any() or rows[ITSDO].null_count() or not fuel_records or not wind_records:
+        fuel_records, wind_records = bmrs_history.fuelhh_records(day), agws.agws_day_records(day)
+        if rows["dropout"].any() or rows[INDO].null_count() or not fuel_records or not wind_records:
             continue
         if not integrity_findings(FUELHH, day, fuel_records) and not integrity_findings(AGWS, day, wind_records):
             clean.append(day)

@@ -7,10 +7,14 @@ Learned per FUELHH fuel type (``fit_fuel_limits``, from the training days' measu
   one value for three periods; IFA sits at its 2,000 MW limit for days), with a margin: a fuel's longest run grows
   as more days are seen (January–June's longest runs are exceeded in July–September by up to twice, oil's 1 → 2),
   so the alarm is at ``STUCK_MARGIN`` times the longest training run. Score: run length over that limit plus
-  one. A run of zeros is a fuel that is off, not a stuck meter, and is not scored.
-* ``unseen_sign``: a reading whose sign (negative, zero, positive) the fuel never shows in training (2018 FUELHH
-  reports interconnector imports only: a negative interconnector reading is a sign flip). Score: the reading's
-  size in ``SIGN_RESOLUTION_MW``, and at least 1.0 (every such reading alarms).
+  one. A run of zeros is a fuel that is off, not a stuck meter, and is not scored; nor is a fuel type with fewer than
+  ``MIN_REPEAT_EVIDENCE`` non-zero training readings (a link that was being commissioned): its runs teach nothing.
+* ``unseen_sign``: a reading whose sign (negative, zero, positive) a generating fuel type never shows in training
+  (nuclear or wind reading negative). Interconnectors and pumped storage are not judged (``datasets.bidirectional``):
+  they read either sign as a matter of course (exporting, pumping), so a reversed flow is normal, and a meter whose sign
+  is flipped is told from a real reversal by an independent measurement of the link (NESO's flows in
+  ``detect.redundancy``, the national balance), not by its sign. Score: the reading's size in
+  ``SIGN_RESOLUTION_MW``, and at least 1.0 (every such reading alarms).
 * ``unit_jump``: a step between consecutive non-zero readings by a factor near 1000 (a kW/MW or MW/GW mix-up).
   Score: the step in decades over the fuel's limit, the larger of its largest training step and
   ``UNIT_JUMP_MIN_DECADES`` (half a decade short of ×1000), so a ×1000 step alarms on every fuel while a coal unit
@@ -43,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.datasets import FUELHH, DatasetSpec
+from grid_guardian_assets.datasets import FUELHH, DatasetSpec, bidirectional
 from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of, measurement
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS
 from grid_guardian_assets.settlement import UTC, settlement_periods
@@ -60,6 +64,8 @@ DUPLICATED_PERIOD = "duplicated_period"
 REJECTED_READING = "rejected_reading"
 
 STUCK_MARGIN = 2
+# Non-zero training readings a fuel type needs before its longest run is a limit (two weeks of periods).
+MIN_REPEAT_EVIDENCE = 672
 UNIT_JUMP_MIN_DECADES = 2.5
 SIGN_RESOLUTION_MW = 1.0  # FUELHH reports whole MW
 # The smallest infeed-loss limit: a fuel type that hardly moves in training (oil) would otherwise alarm on a few MW,
@@ -92,7 +98,8 @@ class FuelLimits:
 
     Attributes:
         fuel: The FUELHH fuel type.
-        longest_repeat: Most consecutive periods with one non-zero reading.
+        longest_repeat: Most consecutive periods with one non-zero reading; ``0`` when fewer than
+            ``MIN_REPEAT_EVIDENCE`` readings were non-zero (not judged).
         signs: The signs its readings showed (of ``SIGNS``).
         max_step_decades: Largest ``|log10(reading / previous)|`` between consecutive non-zero readings.
         periods: Training periods with a reading.
@@ -108,9 +115,9 @@ class FuelLimits:
     drop_quantile_mw: float | None
 
     @property
-    def repeat_limit(self) -> int:
-        """Longest run of one non-zero reading that does not alarm."""
-        return STUCK_MARGIN * self.longest_repeat
+    def repeat_limit(self) -> int | None:
+        """Longest run of one non-zero reading that does not alarm; ``None``: not judged (too little evidence)."""
+        return STUCK_MARGIN * self.longest_repeat if self.longest_repeat else None
 
     @property
     def jump_limit_decades(self) -> float:
@@ -176,9 +183,10 @@ def fit_fuel_limits(table: pl.DataFrame, false_alarm_rate: float, bad: np.ndarra
         steps = step_decades(values)
         fuel = fuel_of(column)
         drop_quantile = _drop_quantile(values, touches_bad, false_alarm_rate / len(generating)) if column in generating else None
+        non_zero = np.isfinite(values) & (values != 0)
         limits[fuel] = FuelLimits(
             fuel=fuel,
-            longest_repeat=int(runs[np.isfinite(values) & (values != 0)].max(initial=0)),
+            longest_repeat=int(runs[non_zero].max(initial=0)) if non_zero.sum() >= MIN_REPEAT_EVIDENCE else 0,
             signs=tuple(s for s in SIGNS if s in {sign_of(v) for v in known}),
             max_step_decades=float(np.nanmax(steps)) if np.isfinite(steps).any() else 0.0,
             periods=int(known.size),
@@ -213,9 +221,11 @@ class FuelChecks:
     """
 
     def __init__(self, limits: Mapping[str, FuelLimits]):
-        # measurement name -> (repeat limit, signs seen, jump limit in decades, infeed-loss limit in MW or None)
-        self._bounds = {measurement("FUELHH", fuel): (float(limit.repeat_limit), frozenset(limit.signs), limit.jump_limit_decades,
-                                                      limit.drop_limit_mw)
+        # measurement name -> (repeat limit or None, signs a reading may take, jump limit in decades, infeed-loss limit
+        # in MW or None): an interconnector or pumped storage may take every sign.
+        self._bounds = {measurement("FUELHH", fuel): (None if limit.repeat_limit is None else float(limit.repeat_limit),
+                                                      frozenset(SIGNS if bidirectional(fuel) else limit.signs),
+                                                      limit.jump_limit_decades, limit.drop_limit_mw)
                         for fuel, limit in limits.items()}
         # The measurements infeed_loss judges: the ones whose usual falls a schedule keeps.
         self.falls_judged = frozenset(name for name, bounds in self._bounds.items() if bounds[3] is not None)
@@ -259,7 +269,7 @@ class FuelChecks:
                 if fall > 0:
                     rows.append({**head, "source": INFEED_LOSS, "score": fall / drop_limit, "value_mw": value,
                                  "evidence": fall, "limit": drop_limit})
-            if value != 0:
+            if value != 0 and repeat_limit is not None:
                 rows.append({**head, "source": STUCK_READING, "score": run / (repeat_limit + 1), "value_mw": value,
                              "evidence": float(run), "limit": repeat_limit})
             if step > 0:  # NaN (no step to measure) is not

@@ -1,10 +1,9 @@
-"""The bundled 2018 data as one row per settlement period, each column one named measurement (MW).
+"""The bundled data as one row per settlement period, each column one named measurement (MW).
 
-A measurement is named ``{DATASET}:{what}``: ``FUELHH:WIND``, ``AGWS:Wind Offshore``, ``NESO:FRENCH_FLOW``,
-``B1610:Fossil Gas``; the transmission system demand is ``ITSDO`` (NESO's TSD, as the replay serves it). Rows follow
-``settlement.settlement_periods``, so clock-change days have 46 and 50 rows and a period a source lacks is a null.
-FUELHH's duplicated days count once (the first copy, as the file holds them): duplicates are an integrity finding
-(``data_quality.integrity_findings``), not a second value. B1610 has no real 2018 recording here: its columns are
+A measurement is named ``{DATASET}:{what}``: ``FUELHH:WIND`` (signed, as the Insights API serves it),
+``AGWS:Wind Offshore``, ``NESO:FRENCH_FLOW``, ``B1610:Fossil Gas``; national demand is ``INDO`` and transmission
+system demand ``ITSDO`` (BMRS's own). Rows follow ``settlement.settlement_periods``, so clock-change days have 46 and 50 rows and a period a
+source lacks (one Elexon never published) is a null. B1610 has no real recording here: its columns are
 ``replay.synthetic``'s, built unit by unit from the same day's FUELHH.
 """
 
@@ -15,11 +14,12 @@ from functools import lru_cache
 import polars as pl
 
 from grid_guardian_assets.datasets import AGWS_PSR_TYPES
-from grid_guardian_assets.replay import agws, neso, recorded, synthetic
+from grid_guardian_assets.replay import agws, bmrs_history, neso, synthetic
 from grid_guardian_assets.settlement import PERIOD, settlement_periods
 from grid_guardian_assets.stream.messages import Origin
 
 KEY = ["settlementDate", "settlementPeriod"]
+INDO = "INDO"
 ITSDO = "ITSDO"
 # Findings computed from stored days rather than from a Kafka message carry this origin.
 STORED = Origin("stored", -1, -1)
@@ -65,22 +65,19 @@ def _period_grid(days: Sequence[dt.date]) -> pl.DataFrame:
 
 
 def _fuelhh(days: Sequence[dt.date]) -> pl.DataFrame:
-    rows = (
-        recorded.fuelhh_long()
-        .filter(pl.col("settlementDate").is_in(list(days)) & pl.col("settlementPeriod").is_not_null())
-        .unique(["settlementDate", "settlementPeriod", "fuelType"], keep="first", maintain_order=True)
-    )
-    wide = rows.pivot(on="fuelType", index=KEY, values="generation")
+    rows = pl.concat([bmrs_history.fuelhh_day(day) for day in days]).select(*KEY, "fuelType", "generation")
+    wide = rows.pivot(on="fuelType", index=KEY, values="generation", aggregate_function="first")
     return wide.select(*KEY, *(pl.col(f).cast(pl.Float64).alias(measurement("FUELHH", f)) for f in wide.columns if f not in KEY))
+
+
+def _demand(days: Sequence[dt.date]) -> pl.DataFrame:
+    frame = pl.concat([bmrs_history.demand_day(day) for day in days])
+    return frame.select(*KEY, pl.col(INDO).cast(pl.Float64), pl.col(ITSDO).cast(pl.Float64))
 
 
 def _neso(days: Sequence[dt.date]) -> pl.DataFrame:
     frame = neso.neso_demand().filter(pl.col("settlementDate").is_in(list(days)))
-    return frame.select(
-        *KEY,
-        pl.col(neso.DEMAND_COLUMNS[ITSDO]).cast(pl.Float64).alias(ITSDO),
-        *(pl.col(c).cast(pl.Float64).alias(measurement("NESO", c)) for c in neso.INTERCONNECTOR_COLUMNS),
-    )
+    return frame.select(*KEY, *(pl.col(c).cast(pl.Float64).alias(measurement("NESO", c)) for c in neso.INTERCONNECTOR_COLUMNS))
 
 
 def _agws(days: Sequence[dt.date]) -> pl.DataFrame:
@@ -125,6 +122,6 @@ def measurement_table(days: Sequence[dt.date], *, b1610_days: Collection[dt.date
     ordered = sorted(set(days))
     with_b1610 = ordered if b1610_days is None else sorted(set(b1610_days) & set(ordered))
     table = _period_grid(ordered)
-    for part in (_fuelhh(ordered), _neso(ordered), _agws(ordered), _b1610(with_b1610)):
+    for part in (_fuelhh(ordered), _demand(ordered), _neso(ordered), _agws(ordered), _b1610(with_b1610)):
         table = table.join(part, on=KEY, how="left")
     return table.sort("start")

@@ -7,17 +7,12 @@ reference and how far normal periods stray from that:
 * **Relation**: ``measured ≈ slope × reference + intercept``, a Huber-weighted least-squares line over the fit days
   (bad data pulls a Huber line far less than an ordinary one); a reference whose interquartile range is under
   ``MIN_SPREAD_MW`` teaches no slope, and gets slope 1 and the median difference. Where the FUELHH side never goes negative in training
-  but the reference does, the reference is floored at 0 first (2018 FUELHH reports interconnector imports only, NESO
-  the signed flow): learned from the data, not assumed.
+  but the reference does, the reference is floored at 0 first (a source that reports imports only, as a legacy scrape
+  of FUELHH did, against NESO's signed flow): learned from the data, not assumed; on signed FUELHH no floor is learned.
 * **Time of day**: the median of the line's residual in each local hour of the day over the fit days (where at
   least ``MIN_HOUR_PERIODS`` periods teach it), interpolated to each half-hour, is added to what the FUELHH side
-  should read then. The national balance keeps a
-  daily shape the line cannot follow (FUELHH supply against ITSDO fitted on January–April 2018: +130 to +209 MW at
-  03:00–05:00 local, when pumped storage pumps and interconnectors export, about −20 MW in the afternoon, −106 MW at
-  22:00). On the validation split (fits before July) the profile let the balance's step alarm at 352 MW instead of
-  425 MW, and the rules detected 194 of 240 events instead of 185 (demand shifts 24 → 29 of 30), with 14
-  false-positive runs instead of 7 (F1 0.866 [0.843, 0.887] against 0.856; false alerts 0.033 a clean day, as
-  before).
+  should read then: a check can keep a daily shape its line cannot follow (the national balance's station load and
+  losses follow the day's load). The figures of each choice are in the benchmark notes (docs/), not here.
 * **Normal spread**: ``q90(|residual|) / 1.645`` over the fit days, the standard deviation a normal residual with
   the same 90 % quantile would have, and never below ``MIN_SPREAD_MW``. A quantile rather than the MAD because the
   residuals are a tight core with a broad tail (FUELHH and NESO agree to 1 MW in most periods but differ by a steady
@@ -43,7 +38,7 @@ period (``zₖ`` the normalised residual, or its departure from the local level 
 how a 1 MW error in ``m`` moves it) measures how well one gross error in ``m`` explains all the residuals together,
 and each check names its measurement with the largest. FUELHH's wind, for instance, is in the balance, wind and
 B1610 checks; an AGWS fault moves only the wind check, a frozen FUELHH wind moves all three. Measurements no other
-check covers tie (ITSDO and FUELHH's INTNEM in the balance): a tie goes to the check's reference measurement, and
+check covers tie (INDO and FUELHH's INTNEM in the balance): a tie goes to the check's reference measurement, and
 the finding lists every tied candidate.
 """
 
@@ -57,7 +52,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.detect.measurements import ITSDO, STORED, dataset_of, fuel_columns, measurement
+from grid_guardian_assets.detect.measurements import INDO, STORED, dataset_of, fuel_columns, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
 from grid_guardian_assets.settlement import LONDON
 from grid_guardian_assets.stream.messages import Origin
@@ -71,7 +66,7 @@ from grid_guardian_assets.stream.rules import Finding
 # after, 1e-3 gives 0.692 and 3e-4 0.738); 1e-4 is not taken, since 4,400 validation periods cannot estimate it (it is
 # about their largest residual).
 FALSE_ALARM_RATE = 3e-4
-# The national balance: FUELHH supply against ITSDO (the state estimator's version of the power_imbalance band).
+# The national balance: signed FUELHH supply against INDO (the state estimator's version of the power_imbalance band).
 BALANCE_CHECK = "redundancy:balance"
 SPREAD_QUANTILE = 0.9
 GROSS_ERROR_SPREADS = 6.0
@@ -195,7 +190,10 @@ def _b1610_groups() -> dict[tuple[str, ...], list[str]]:
 def default_checks(columns: Iterable[str]) -> list[PairCheck]:
     """The four kinds of redundancy check, for whichever of their measurements ``columns`` holds.
 
-    * ``redundancy:balance``: FUELHH supply (every fuel type, imports included) against ITSDO.
+    * ``redundancy:balance``: FUELHH supply (every fuel type, signed: imports, and exports and pumping as negatives)
+      against INDO. Signed supply less national demand is transmission losses and station load alone: on January–June
+      2018 the Huber line's residuals spread 63 MW (q90 / 1.645) against INDO and 604 MW against ITSDO, which adds
+      pumping and exports back.
     * ``redundancy:wind``: FUELHH wind (transmission-metered only) against AGWS offshore + onshore wind.
     * ``redundancy:interconnector:{INT}``: each FUELHH interconnector against NESO's flow on the link.
     * ``redundancy:b1610:{fuels}``: each FUELHH fuel group against B1610's metered units of it (``PSR_FUELS``).
@@ -204,8 +202,8 @@ def default_checks(columns: Iterable[str]) -> list[PairCheck]:
     fuels = fuel_columns(columns)
     present = set(columns)
     checks = []
-    if fuels and ITSDO in present:
-        checks.append(PairCheck(BALANCE_CHECK, tuple(fuels), (ITSDO,), ITSDO))
+    if fuels and INDO in present:
+        checks.append(PairCheck(BALANCE_CHECK, tuple(fuels), (INDO,), INDO))
     wind = tuple(measurement("AGWS", p) for p in AGWS_WIND)
     if measurement("FUELHH", "WIND") in present and present & set(wind):
         checks.append(PairCheck("redundancy:wind", (measurement("FUELHH", "WIND"),), wind, "AGWS:wind"))

@@ -13,6 +13,9 @@ transmission losses, station load, pumping and exports (INDO, NESO's National De
 A period "balances" when that residual is between ``LOSS_MIN`` and ``LOSS_MAX`` of supply (``grid.physics`` says
 how the band was measured). For the lossless DC flow the residual is spread over buses like demand, so injections
 sum to zero and flows close Kirchhoff's current law at every bus.
+
+A period that FUELHH or INDO lacks (one Elexon never published, stored with its day's recorded gap) is masked: every
+array holds NaN there (``SnapshotDay.masked``), and nothing downstream learns from or scores it.
 """
 
 import datetime as dt
@@ -54,6 +57,16 @@ class SnapshotDay:
     demand_mw: np.ndarray  # (T,)
 
     @property
+    def masked(self) -> np.ndarray:
+        """``(T,)`` True where the period's inputs were missing (its arrays are NaN)."""
+        return ~np.isfinite(self.supply_mw) | ~np.isfinite(self.demand_mw)
+
+    @property
+    def whole(self) -> bool:
+        """No period is masked."""
+        return not self.masked.any()
+
+    @property
     def residual_mw(self) -> np.ndarray:
         return self.supply_mw - self.demand_mw
 
@@ -71,7 +84,7 @@ class SnapshotDay:
         return np.nan_to_num(self.edge_features[:, :, 2], nan=0.0) > 1.0
 
     def unbalanced_periods(self) -> pl.DataFrame:
-        mask = ~self.balanced
+        mask = ~self.balanced & ~self.masked
         return pl.DataFrame(
             {
                 "settlementPeriod": self.periods[mask],
@@ -83,12 +96,9 @@ class SnapshotDay:
         )
 
 
-def _require(frame: pl.DataFrame, what: str, day: dt.date, periods: int) -> None:
+def _require(frame: pl.DataFrame, what: str, day: dt.date) -> None:
     if frame.height == 0:
         raise SnapshotInputError(f"{what} for {day} is not in the store: its partition failed validation or was not materialised")
-    have = frame["settlementPeriod"].n_unique()
-    if have != periods:
-        raise SnapshotInputError(f"{what} for {day} has {have} of {periods} settlement periods")
 
 
 def build_snapshot_day(
@@ -102,12 +112,24 @@ def build_snapshot_day(
     """Snapshots of every settlement period of ``day`` from its validated FUELHH, INDO and (optional) FREQ rows."""
     periods = settlement_periods(day)
     t_count = len(periods)
-    _require(fuelhh, "FUELHH", day, t_count)
-    _require(indo, "INDO", day, t_count)
-    wide = fuelhh.pivot(on="fuelType", index="settlementPeriod", values="generation", aggregate_function="first").sort("settlementPeriod")
-    national = {f: wide[f].fill_null(0).to_numpy().astype(float) for f in wide.columns if f != "settlementPeriod"}
-    demand_national = indo.sort("settlementPeriod")["demand"].to_numpy().astype(float)
-    node, edge, supply = period_arrays(mapping, flow, national, demand_national)
+    _require(fuelhh, "FUELHH", day)
+    _require(indo, "INDO", day)
+    numbers = pl.DataFrame({"settlementPeriod": [p.number for p in periods]})
+    wide = numbers.join(
+        fuelhh.pivot(on="fuelType", index="settlementPeriod", values="generation", aggregate_function="first"),
+        on="settlementPeriod", how="left",
+    )
+    demand = numbers.join(indo.select("settlementPeriod", "demand"), on="settlementPeriod", how="left")["demand"]
+    # A period is known when FUELHH has some row in it and INDO its demand; the others stay NaN (masked).
+    known = (wide.drop("settlementPeriod").select(pl.any_horizontal(pl.all().is_not_null())).to_series() & demand.is_not_null()).to_numpy()
+    network = mapping.network
+    node = np.full((t_count, network.n_buses, len(NODE_FEATURES)), np.nan)
+    edge = np.full((t_count, network.n_branches, len(EDGE_FEATURES)), np.nan)
+    supply, demand_national = np.full(t_count, np.nan), np.full(t_count, np.nan)
+    if known.any():
+        national = {f: wide[f].fill_null(0).to_numpy()[known].astype(float) for f in wide.columns if f != "settlementPeriod"}
+        demand_national[known] = demand.to_numpy()[known].astype(float)
+        node[known], edge[known], supply[known] = period_arrays(mapping, flow, national, demand_national[known])
     starts = np.array([int(p.start.timestamp() * 1_000_000) for p in periods])
     frequency = period_frequency(freq, periods)
     return SnapshotDay(

@@ -2,8 +2,8 @@
 
 Paths, parameters and JSON shapes follow the API's OpenAPI spec (``/datasets/{CODE}``, ``{"data": [...]}``), under
 ``/bmrs/api/v1`` or at the root, so ``ELEXON_API_BASE_URL=http://127.0.0.1:PORT/bmrs/api/v1`` points any Insights
-API client at it. FUELHH and AGWS (Elexon BMRS) and INDO and ITSDO (NESO's ND and TSD) are real 2018 data; FREQ, B1610
-and PN are synthetic. Each response says which in its ``metadata`` (``synthetic`` and ``source``) and in the
+API client at it. FUELHH, INDO and ITSDO are real BMRS data for 2016-2023 (``replay.bmrs_history``), AGWS real for
+2018; FREQ, B1610 and PN are synthetic, for 2018. Each response says which in its ``metadata`` (``synthetic`` and ``source``) and in the
 ``X-Grid-Guardian-Synthetic`` header.
 
 Faults can be queued (HTTP 429/5xx with Retry-After, malformed bodies, rewritten records) to exercise a client
@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from grid_guardian_assets.elexon.responses import SYNTHETIC_HEADER
-from grid_guardian_assets.replay import agws, neso, recorded, synthetic
+from grid_guardian_assets.replay import agws, bmrs_history, synthetic
 
 API_PREFIX = "/bmrs/api/v1"
 FREQ_MAX_WINDOW = dt.timedelta(hours=24)
@@ -96,7 +96,7 @@ def _fuelhh(params: dict[str, list[str]]) -> Records:
     while day <= end:
         rows.extend(
             r
-            for r in recorded.fuelhh_records(day)
+            for r in bmrs_history.fuelhh_records(day)
             if (not periods or r["settlementPeriod"] in periods) and (not fuels or r["fuelType"] in fuels)
         )
         day += dt.timedelta(days=1)
@@ -112,7 +112,7 @@ def _freq(params: dict[str, list[str]]) -> Records:
 
 def _demand(code: str) -> Callable[[dict[str, list[str]]], Records]:
     def handler(params: dict[str, list[str]]) -> Records:
-        return neso.demand_records(code, _time(params, "publishDateTimeFrom"), _time(params, "publishDateTimeTo"))
+        return bmrs_history.demand_records(code, _time(params, "publishDateTimeFrom"), _time(params, "publishDateTimeTo"))
 
     return handler
 
@@ -145,10 +145,10 @@ def _real(source: str) -> dict[str, Any]:
 
 
 ROUTES: dict[str, Route] = {
-    "/datasets/FUELHH": Route(_fuelhh, _real(recorded.SOURCE)),
+    "/datasets/FUELHH": Route(_fuelhh, _real(bmrs_history.SOURCE)),
     "/datasets/FREQ": Route(_freq, synthetic.METADATA),
-    "/datasets/INDO": Route(_demand("INDO"), _real(neso.SOURCE)),
-    "/datasets/ITSDO": Route(_demand("ITSDO"), _real(neso.SOURCE)),
+    "/datasets/INDO": Route(_demand("INDO"), _real(bmrs_history.SOURCE)),
+    "/datasets/ITSDO": Route(_demand("ITSDO"), _real(bmrs_history.SOURCE)),
     "/datasets/AGWS": Route(_agws, _real(agws.SOURCE)),
     "/datasets/B1610": Route(_per_period(synthetic.b1610_records), synthetic.METADATA),
     "/datasets/PN": Route(_per_period(synthetic.pn_records), synthetic.METADATA),

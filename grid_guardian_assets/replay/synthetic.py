@@ -15,7 +15,7 @@ from operator import itemgetter
 import numpy as np
 
 from grid_guardian_assets.grid.physics import NOMINAL_FREQUENCY_HZ
-from grid_guardian_assets.replay.recorded import fuel_generation
+from grid_guardian_assets.replay.bmrs_history import fuel_generation
 from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, settlement_periods, to_api_time
 
 FREQ_STEP = dt.timedelta(seconds=15)  # the Insights API's FREQ spacing
@@ -33,11 +33,20 @@ UNITS: dict[str, tuple[int, str]] = {
     "PS": (8, "Hydro Pumped Storage"),
     "OTHER": (5, "Other"),
 }
+# The synthetic datasets are served for 2018 alone, the year the project's synthetic companions have always covered
+# (AGWS, their real neighbour, is 2018 only): other years' backfills take FUELHH, INDO and ITSDO, the real datasets.
+SYNTHETIC_YEARS = frozenset({2018})
 METADATA = {
     "synthetic": True,
     "generator": "grid_guardian_assets.replay.synthetic",
-    "basis": "real FUELHH 2018 of the same settlement day (Elexon BMRS)",
+    "basis": "real FUELHH of the same settlement day (Elexon BMRS, signed)",
+    "years": sorted(SYNTHETIC_YEARS),
 }
+
+
+def covers(day: dt.date) -> bool:
+    """Whether the synthetic datasets are served for settlement ``day``."""
+    return day.year in SYNTHETIC_YEARS
 
 
 def _rng(label: str) -> np.random.Generator:
@@ -76,7 +85,7 @@ def freq_records(start: dt.datetime, end: dt.datetime) -> list[dict]:
     rows = []
     day = (start - dt.timedelta(days=1)).date()
     while day <= end.date() + dt.timedelta(days=1):
-        if fuel_generation(day):
+        if covers(day) and fuel_generation(day):
             samples = freq_samples(day)
             first = bisect_left(samples, start, key=itemgetter(0))
             last = bisect_left(samples, end, key=itemgetter(0))
@@ -97,7 +106,7 @@ def _unit_weights(fuel: str) -> np.ndarray:
 
 def unit_output_mw(day: dt.date, period: int) -> list[tuple[str, str, float]]:
     """(unit, psrType, MW) for every synthetic BM unit in a period; units of a fuel sum to its FUELHH value."""
-    fuels = fuel_generation(day).get(period, {})
+    fuels = fuel_generation(day).get(period, {}) if covers(day) else {}
     out = []
     for fuel, (_, psr) in UNITS.items():
         if fuel not in fuels:

@@ -26,6 +26,7 @@ import pandera.errors
 import polars as pl
 from filelock import FileLock
 
+from grid_guardian_assets import gaps
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.store.h5atomic import committed, replace_group
 from grid_guardian_assets.validation.schemas import schema_for
@@ -109,6 +110,10 @@ def _refuse_invalid(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, *, sch
 
 _DAY = "_day"
 _DAY_FIELDS = {"date": "int32", "rows": "int64", "sha256": "S64", "written_at": "S40", "writer": "S64"}
+# Per stored day, the cells the source confirmed it does not have (``gaps``), as JSON; "" for a whole day. Months
+# written before gaps were recorded have no such dataset: their days are whole.
+_GAPS = "gaps"
+_DAY_SCHEMA = {"date": pl.Int32, "rows": pl.Int64, "sha256": pl.Utf8, "written_at": pl.Utf8, "writer": pl.Utf8, _GAPS: pl.Utf8}
 
 
 def _month_key(day: dt.date) -> str:
@@ -147,11 +152,13 @@ def _read_columns(group: h5py.Group, names: list[str], rows: slice = slice(None)
 
 def _read_days(group: h5py.Group) -> pl.DataFrame:
     days = group["days"]
+    dates = days["date"][()].astype(np.int32)
     return pl.DataFrame(
         [
-            pl.Series("date", days["date"][()].astype(np.int32)),
+            pl.Series("date", dates),
             pl.Series("rows", days["rows"][()].astype(np.int64)),
             *(_decode(name, days[name][()], "str", None) for name in ("sha256", "written_at", "writer")),
+            _decode(_GAPS, days[_GAPS][()], "str", None) if _GAPS in days else pl.Series(_GAPS, [""] * len(dates), dtype=pl.Utf8),
         ]
     )
 
@@ -174,12 +181,14 @@ class HDF5Store:
     def _lock(self, spec: DatasetSpec) -> FileLock:
         return FileLock(str(self.path(spec)) + ".lock", timeout=self.lock_timeout_s)
 
-    def write_partition(self, spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, *, writer: str = "") -> StoredPartition:
+    def write_partition(self, spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, *, writer: str = "",
+                        gap: frozenset[gaps.Cell] = frozenset()) -> StoredPartition:
         """Replace settlement ``day`` of ``spec`` with ``frame`` (validated rows, in the spec's fields)."""
-        return self.write_partitions(spec, {day: frame}, writer=writer)[0]
+        return self.write_partitions(spec, {day: frame}, writer=writer, gaps_of={day: gap})[0]
 
     def write_partitions(
-        self, spec: DatasetSpec, frames: Mapping[dt.date, pl.DataFrame], *, writer: str = "", schema_validated: bool = False
+        self, spec: DatasetSpec, frames: Mapping[dt.date, pl.DataFrame], *, writer: str = "", schema_validated: bool = False,
+        gaps_of: Mapping[dt.date, frozenset[gaps.Cell]] | None = None,
     ) -> list[StoredPartition]:
         """Replace each settlement day of ``frames`` with its frame, rewriting every month touched once.
 
@@ -189,9 +198,13 @@ class HDF5Store:
         dataset's pandera schema on these very frames (the ranged backfill's ``validate_partition``), so the schema is
         not run a second time (about 3 % of a year's backfill); fields and keys are still checked.
 
+        ``gaps_of``: per day, the cells its source confirmed it does not have (validation's ``gaps``), kept with the day
+        and read back by :meth:`recorded_gaps`; a day not named is whole.
+
         Returns:
             One :class:`StoredPartition` per day, in day order.
         """
+        gaps_of = gaps_of or {}
         checked: dict[dt.date, pl.DataFrame] = {}
         for day in sorted(frames):
             frame = frames[day]
@@ -209,13 +222,14 @@ class HDF5Store:
         with self._lock(spec), h5py.File(self.path(spec), "a") as h5:
             months = h5.require_group("months")
             for key, month_frames in by_month.items():
-                written.extend(self._rewrite_month(spec, months, key, month_frames, writer))
+                written.extend(self._rewrite_month(spec, months, key, month_frames, writer, gaps_of))
             h5.flush()
         size = self.path(spec).stat().st_size
         return [StoredPartition(spec.code, day, rows, self.path(spec), size, sha, replaced) for day, rows, sha, replaced in written]
 
     def _rewrite_month(
-        self, spec: DatasetSpec, months: h5py.Group, key: str, frames: Mapping[dt.date, pl.DataFrame], writer: str
+        self, spec: DatasetSpec, months: h5py.Group, key: str, frames: Mapping[dt.date, pl.DataFrame], writer: str,
+        gaps_of: Mapping[dt.date, frozenset[gaps.Cell]],
     ) -> list[tuple[dt.date, int, str, bool]]:
         fields = list(spec.fields)
         numbers = {day: _day_number(day) for day in frames}
@@ -228,7 +242,7 @@ class HDF5Store:
         else:
             previous = set()
             kept = pl.DataFrame(schema={**spec.polars_schema(), _DAY: pl.Int64})
-            days = pl.DataFrame(schema={"date": pl.Int32, "rows": pl.Int64, "sha256": pl.Utf8, "written_at": pl.Utf8, "writer": pl.Utf8})
+            days = pl.DataFrame(schema=_DAY_SCHEMA)
         new = [frame.with_columns(pl.lit(numbers[day], dtype=pl.Int64).alias(_DAY)) for day, frame in frames.items()]
         month = pl.concat([kept, *new]).sort([_DAY, spec.time_field, *spec.key], nulls_last=True, maintain_order=True)
         now = dt.datetime.now(dt.UTC).isoformat()
@@ -240,6 +254,7 @@ class HDF5Store:
                 "sha256": [sha for _, _, sha, _ in written],
                 "written_at": [now] * len(written),
                 "writer": [writer[:64]] * len(written),
+                _GAPS: [json.dumps(gaps.to_json(gaps_of[day])) if gaps_of.get(day) else "" for day, *_ in written],
             },
             schema=days.schema,
         )
@@ -252,6 +267,7 @@ class HDF5Store:
             for name, dtype in _DAY_FIELDS.items():
                 values = days[name].to_numpy() if not dtype.startswith("S") else np.array([v.encode() for v in days[name].to_list()])
                 day_group.create_dataset(name, data=values.astype(dtype))
+            day_group.create_dataset(_GAPS, data=np.array([v.encode() for v in days[_GAPS].to_list()], dtype=bytes))
             group.attrs["fields"] = json.dumps(fields)
 
         replace_group(months, key, fill)
@@ -277,6 +293,15 @@ class HDF5Store:
             return None
         hit = table.filter(pl.col("date") == _day_number(day))
         return hit.drop("date").row(0, named=True) if hit.height else None
+
+    def recorded_gaps(self, spec: DatasetSpec, start: dt.date, end: dt.date) -> dict[dt.date, frozenset[gaps.Cell]]:
+        """Stored days of ``start``..``end`` with a recorded gap: day → the cells its source does not have."""
+        table = self._day_tables(spec)
+        if _GAPS not in table.columns:
+            return {}
+        hit = table.filter(pl.col("date").is_between(_day_number(start), _day_number(end)) & (pl.col(_GAPS) != ""))
+        return {_EPOCH_DATE + dt.timedelta(days=int(n)): gaps.from_json(json.loads(text)) or frozenset()
+                for n, text in zip(hit["date"].to_list(), hit[_GAPS].to_list())}
 
     def read_range(self, spec: DatasetSpec, start: dt.date, end: dt.date) -> pl.DataFrame:
         """Validated rows of settlement days ``start``..``end`` inclusive, sorted by day, then time, then key."""

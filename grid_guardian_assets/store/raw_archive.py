@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 
+from grid_guardian_assets import gaps
 from grid_guardian_assets.elexon.responses import RawResponse
 
 
@@ -25,6 +26,9 @@ class RawPartition:
     complete: bool
     path: Path | None = None
     error: str | None = None
+    # Cells (group, settlement period) the source confirmed it does not have: missing from two fetches alike
+    # (``gaps``). ``None``: not confirmed (a whole day, or a fetch that was not repeated).
+    confirmed_gaps: frozenset[gaps.Cell] | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -55,6 +59,7 @@ class RawArchive:
             "day": partition.day.isoformat(),
             "complete": partition.complete,
             "error": partition.error,
+            "confirmed_gaps": None if partition.confirmed_gaps is None else gaps.to_json(partition.confirmed_gaps),
             "responses": [r.to_json() for r in partition.responses],
         }
         tmp = path.with_suffix(".tmp")
@@ -96,4 +101,5 @@ class RawArchive:
             complete=document["complete"],
             path=path,
             error=document.get("error"),
+            confirmed_gaps=gaps.from_json(document.get("confirmed_gaps")),
         )

@@ -71,11 +71,12 @@ class SnapshotStore:
         with h5py.File(self.path(network), "r") as h5:
             return sorted(dt.date.fromisoformat(n) for n in committed(list(h5.get("days", {}))))
 
-    def read_range(self, network: str, start: dt.date, end: dt.date) -> list[SnapshotDay]:
-        """Stored days ``start``..``end`` inclusive, in order (days not stored are skipped)."""
-        return list(self.iter_range(network, start, end))
+    def read_range(self, network: str, start: dt.date, end: dt.date, *, with_gaps: bool = False) -> list[SnapshotDay]:
+        """Stored days ``start``..``end`` inclusive, in order (days not stored are skipped, and so are days with masked
+        periods, a source's recorded gap, unless ``with_gaps``: nothing learns from or scores a period that never was)."""
+        return list(self.iter_range(network, start, end, with_gaps=with_gaps))
 
-    def iter_range(self, network: str, start: dt.date, end: dt.date) -> Iterator[SnapshotDay]:
+    def iter_range(self, network: str, start: dt.date, end: dt.date, *, with_gaps: bool = False) -> Iterator[SnapshotDay]:
         """``read_range`` one day at a time: memory holds one day however long the range (the file stays open
         until the iteration ends)."""
         if not self.path(network).exists():
@@ -88,10 +89,12 @@ class SnapshotStore:
                     arrays = {name: group[name][()] for name in _ARRAYS if name in group}
                     for name, like in _ADDED_LATER.items():
                         arrays.setdefault(name, np.full(arrays[like].shape, np.nan))
-                    yield SnapshotDay(day=day, network=network, **arrays)
+                    snapshots = SnapshotDay(day=day, network=network, **arrays)
+                    if with_gaps or snapshots.whole:
+                        yield snapshots
 
     def read_day(self, network: str, day: dt.date) -> SnapshotDay:
-        found = self.read_range(network, day, day)
+        found = self.read_range(network, day, day, with_gaps=True)
         if not found:
             raise FileNotFoundError(f"no {network} snapshots for {day} in {self.path(network)}")
         return found[0]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from grid_guardian_assets.detect.measurements import ITSDO, MW_PER_MWH, measurement
+from grid_guardian_assets.detect.measurements import INDO, ITSDO, MW_PER_MWH, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
 from grid_guardian_assets.settlement import PERIOD, PERIODS_PER_DAY, UTC, period_of, period_start
 from grid_guardian_assets.stream.messages import Origin, Reading
@@ -76,11 +76,12 @@ class PeriodState:
         return f"FUELHH:{len(self.fuel)}:{sum(self.fuel.values()):.0f}+{source}:{self.demand.get(source, 0):.0f}{metered}{agws}"
 
     def measurements(self) -> dict[str, float]:
-        """What the period holds as ``detect.measurements`` names it (MW): FUELHH per fuel type, ITSDO, AGWS per
-        psrType, and B1610's metered units summed per psrType once they have settled."""
+        """What the period holds as ``detect.measurements`` names it (MW): FUELHH per fuel type, INDO and ITSDO, AGWS
+        per psrType, and B1610's metered units summed per psrType once they have settled."""
         values = {measurement("FUELHH", fuel): mw for fuel, mw in self.fuel.items()}
-        if ITSDO in self.demand:
-            values[ITSDO] = self.demand[ITSDO]
+        for code in (INDO, ITSDO):
+            if code in self.demand:
+                values[code] = self.demand[code]
         values.update({measurement("AGWS", psr): mw for psr, mw in self.agws.items()})
         for psr, mw in self.metered.values() if self.metered_settled else ():
             name = measurement("B1610", psr)

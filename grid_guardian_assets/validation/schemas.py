@@ -3,7 +3,7 @@
 import pandera.polars as pa
 import polars as pl
 
-from grid_guardian_assets.datasets import AGWS_PSR_TYPES, POLARS_TYPES, DatasetSpec
+from grid_guardian_assets.datasets import AGWS_PSR_TYPES, POLARS_TYPES, DatasetSpec, bidirectional_expr
 
 # Largest plausible magnitudes. GB peak demand is ~60 GW and the largest single fuel output (CCGT) has stayed
 # below 30 GW; the biggest BM units are ~1.3 GW (MWh per half hour is half of that).
@@ -15,11 +15,6 @@ MAX_UNIT_MW = 3_000
 MAX_WIND_SOLAR_MW = 30_000
 FREQ_MIN_HZ, FREQ_MAX_HZ = 45.0, 55.0
 MAX_PERIOD = 50  # the autumn clock-change day
-
-
-def _may_be_negative(fuel_type: pl.Expr) -> pl.Expr:
-    # Interconnectors (INT*) export and pumped storage (PS) pumps: both show as negative generation.
-    return fuel_type.str.starts_with("INT") | (fuel_type == "PS")
 
 
 _RANGE_CHECKS: dict[str, dict[str, list[pa.Check]]] = {
@@ -48,7 +43,7 @@ def _frame_checks(spec: DatasetSpec) -> list[pa.Check]:
         checks.append(
             pa.Check(
                 lambda data: data.lazyframe.select(
-                    (pl.col("generation") >= 0) | _may_be_negative(pl.col("fuelType")) | pl.col("generation").is_null()
+                    (pl.col("generation") >= 0) | bidirectional_expr(pl.col("fuelType")) | pl.col("generation").is_null()
                 ),
                 name="generation_non_negative_except_interconnectors_and_pumped_storage",
                 error="generation < 0 for a fuel type that is neither an interconnector (INT*) nor pumped storage (PS)",

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import pandera.errors
 import polars as pl
 
+from grid_guardian_assets import gaps
 from grid_guardian_assets.datasets import DatasetSpec
 from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, period_count, settlement_periods
 from grid_guardian_assets.validation.parse import ParsedFrame
@@ -37,6 +38,8 @@ class ValidationReport:
         rows_outside_partition: Rows the API returned for another settlement day (expected for publish-time
             queries such as INDO), removed before checking.
         unexpected_fields: Fields the API sent that the spec does not know (additive drift, a warning only).
+        gaps: Cells (group, settlement period) missing from the day that the source confirmed it does not have
+            (``grid_guardian_assets.gaps``): recorded, not failures.
     """
 
     dataset: str
@@ -46,10 +49,23 @@ class ValidationReport:
     exact_duplicates_dropped: int = 0
     rows_outside_partition: int = 0
     unexpected_fields: list[str] = field(default_factory=list)
+    gaps: "frozenset[gaps.Cell]" = frozenset()
 
     @property
     def passed(self) -> bool:
         return self.failures.height == 0
+
+    @property
+    def complete(self) -> bool:
+        """Every settlement period of the day is present (no recorded gap)."""
+        return not self.gaps
+
+    def missing_periods(self) -> list[int]:
+        """Settlement periods of the recorded gap with no row at all (others lack only some groups)."""
+        if not self.gaps:
+            return []
+        present = set(self.frame["settlementPeriod"].drop_nulls().to_list()) if "settlementPeriod" in self.frame.columns else set()
+        return sorted({p for _, p in self.gaps} - present)
 
     def failure_counts(self) -> dict[str, int]:
         counts = self.failures.group_by("check").len().sort("check")
@@ -114,15 +130,19 @@ def _schema_failures(spec: DatasetSpec, frames: list[pl.DataFrame]) -> list[list
     return out
 
 
-def _check_periods(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failures: _Failures) -> None:
+def _check_periods(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failures: _Failures,
+                   confirmed: frozenset[gaps.Cell] = frozenset()) -> frozenset[gaps.Cell]:
+    """Completeness of a settlement-date dataset's day; returns the confirmed cells that are indeed missing (the day's
+    recorded gap), and adds a failure for every other missing or extra period."""
     n = period_count(day)
     expected = set(range(1, n + 1))
     rows = frame.filter(pl.col("settlementPeriod").is_not_null())
     if spec.per_period_group is None:
-        present = set(rows["settlementPeriod"].to_list())
-        for p in sorted(expected - present):
+        absent = expected - set(rows["settlementPeriod"].to_list())
+        known = {p for p in absent if (gaps.WHOLE_DATASET, p) in confirmed}
+        for p in sorted(absent - known):
             failures.add("completeness", "settlementPeriod", f"settlement period {p} of {n} has no rows")
-        return
+        return frozenset((gaps.WHOLE_DATASET, p) for p in known)
     group = list(spec.per_period_group)
     groups = rows.group_by(group).agg(pl.col("settlementPeriod")).sort(group) if group else None
     items = (
@@ -130,18 +150,24 @@ def _check_periods(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failure
         if groups is not None
         else [((), rows["settlementPeriod"].to_list())]
     )
+    recorded: set[gaps.Cell] = set()
     for label, periods in items:
         where = f" for {', '.join(f'{g}={v}' for g, v in zip(group, label))}" if group else ""
-        missing = sorted(expected - set(periods))
+        cell_group = "|".join(str(v) for v in label)
+        absent = expected - set(periods)
+        known = {p for p in absent if (cell_group, p) in confirmed or (gaps.WHOLE_DATASET, p) in confirmed}
+        recorded |= {(cell_group, p) for p in known}
+        missing = sorted(absent - known)
         if missing:
             failures.add(
                 "completeness",
                 "settlementPeriod",
-                f"{len(missing)} of {n} settlement periods missing{where}: {_ranges(missing)}",
+                f"{len(missing)} of {n} settlement periods missing{where}: {gaps.period_ranges(missing)}",
             )
         extra = sorted(set(periods) - expected)
         if extra:
             failures.add("completeness", "settlementPeriod", f"settlement periods beyond the day's {n}{where}: {extra}")
+    return frozenset(recorded)
 
 
 def _check_alignment(spec: DatasetSpec, day: dt.date, frame: pl.DataFrame, failures: _Failures) -> None:
@@ -183,38 +209,40 @@ def _check_freq_spacing(day: dt.date, frame: pl.DataFrame, failures: _Failures) 
         )
 
 
-def _ranges(numbers: list[int]) -> str:
-    spans, first = [], None
-    for i, n in enumerate(numbers):
-        if first is None:
-            first = n
-        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
-            spans.append(str(first) if first == n else f"{first}-{n}")
-            first = None
-    return ", ".join(spans)
 
 
-def validate_partition(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame) -> ValidationReport:
-    """Check one settlement ``day`` of ``spec``; the report says whether it may be stored."""
-    return validate_partitions(spec, {day: parsed})[day]
+def validate_partition(spec: DatasetSpec, day: dt.date, parsed: ParsedFrame,
+                       confirmed_gaps: frozenset[gaps.Cell] | None = None) -> ValidationReport:
+    """Check one settlement ``day`` of ``spec``; the report says whether it may be stored.
+
+    ``confirmed_gaps``: cells the source confirmed it does not have (``ingest.fetch_partition``); missing, they are the
+    report's ``gaps`` rather than failures."""
+    return validate_partitions(spec, {day: parsed}, {day: confirmed_gaps} if confirmed_gaps else None)[day]
 
 
-def validate_partitions(spec: DatasetSpec, parsed: Mapping[dt.date, ParsedFrame]) -> dict[dt.date, ValidationReport]:
+def validate_partitions(spec: DatasetSpec, parsed: Mapping[dt.date, ParsedFrame],
+                        confirmed_gaps: Mapping[dt.date, frozenset[gaps.Cell] | None] | None = None) -> dict[dt.date, ValidationReport]:
     """Check settlement days of ``spec`` (a ranged run's month), each as ``validate_partition`` would alone: the
     same checks and the same report, with the pandera schema run once over all of them."""
+    confirmed_gaps = confirmed_gaps or {}
     prepared = {day: _prepare(spec, day, frame) for day, frame in parsed.items()}
     checked = [day for day, p in prepared.items() if p.deduped.height]
     schema = dict(zip(checked, _schema_failures(spec, [prepared[day].deduped for day in checked])))
     reports = {}
     for day, (failures, deduped, dropped, outside) in prepared.items():
-        if deduped.height == 0:
+        confirmed = confirmed_gaps.get(day) or frozenset()
+        recorded: frozenset[gaps.Cell] = frozenset()
+        whole_day = frozenset((gaps.WHOLE_DATASET, p) for p in range(1, period_count(day) + 1))
+        if deduped.height == 0 and whole_day <= confirmed and not parsed[day].missing_fields:
+            recorded = whole_day  # the source confirmed it has nothing of this day: stored empty, with its gap
+        elif deduped.height == 0:
             failures.add("completeness", None, f"no {spec.code} rows for settlement day {day} (expected {period_count(day)} periods)")
         else:
             for column, reason, row in schema[day]:
                 failures.add("schema", column, reason, row)
             _check_conflicts(spec, deduped, failures)
             if spec.membership == "settlement_date":
-                _check_periods(spec, day, deduped, failures)
+                recorded = _check_periods(spec, day, deduped, failures, confirmed)
                 _check_alignment(spec, day, deduped, failures)
             else:
                 _check_freq_spacing(day, deduped, failures)
@@ -226,6 +254,7 @@ def validate_partitions(spec: DatasetSpec, parsed: Mapping[dt.date, ParsedFrame]
             exact_duplicates_dropped=dropped,
             rows_outside_partition=outside,
             unexpected_fields=parsed[day].unexpected_fields,
+            gaps=recorded,
         )
     return reports
 

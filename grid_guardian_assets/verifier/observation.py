@@ -12,10 +12,11 @@ detectors take (``detect.measurements``' names), one row per period:
   spreads them all alike) the bus's import is split between them in proportion to their recorded readings of the
   period, evenly when those are all zero: a fault on the bus's import moves each link by the same factor. In 2018
   Nemo reads 0 throughout, so IFA takes Sellindge's import whole.
-* ``ITSDO``: the snapshot's demand is INDO (National Demand) spread over buses; ITSDO (Transmission System Demand,
-  what the redundancy check compares with) is INDO plus station load, pumping and exports. The case's ITSDO is the
-  recorded ITSDO plus the change of the case's summed demand from the recorded INDO: a demand meter fault moves both
-  publications alike, and an untouched period reads exactly the recorded ITSDO.
+* ``INDO`` and ``ITSDO``: the snapshot's demand is INDO (national demand, what the balance check compares with) spread
+  over buses, so the case's INDO is its summed demand. ITSDO (transmission system demand) is INDO plus station load,
+  pumping and exports: the case's ITSDO is the recorded ITSDO plus the change of the case's summed demand from the
+  recorded INDO, so a demand meter fault moves both publications alike, and an untouched period reads exactly the
+  recorded ITSDO.
 * ``AGWS:*`` (wind and solar outturn, published within the hour): looked up in the bundled recordings by the case's
   period starts. It is an independent measurement: an injected fault does not reach it, as in reality a faulty
   FUELHH reading leaves AGWS's metering alone. (A real physical event would show in it too; the injectors' unit trips
@@ -26,8 +27,8 @@ detectors take (``detect.measurements``' names), one row per period:
   grace periods, which is what the benchmark scores, and the live job has no topic for NESO's flows at all. Their
   redundancy checks audit stored days (the ``detect`` asset, ``known_bad_periods``).
 
-A period whose snapshot is all zeros (``Injector``'s missing period: its readings never arrived) has no FUELHH or
-ITSDO reading.
+A period whose snapshot is all zeros (``Injector``'s missing period: its readings never arrived) has no FUELHH, INDO
+or ITSDO reading.
 
 ``observed_case`` rebuilds the window from those national readings, as ``grid_snapshots`` builds every real period:
 each reading spread over the buses by the fixed mapping weights and the flows solved again. ``build_benchmark`` and
@@ -42,6 +43,7 @@ import numpy as np
 import polars as pl
 
 from grid_guardian_assets.detect.measurements import (
+    INDO,
     ITSDO,
     fuel_columns,
     fuel_of,
@@ -52,32 +54,27 @@ from grid_guardian_assets.detect.measurements import (
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES, period_arrays
-from grid_guardian_assets.replay import neso
 from grid_guardian_assets.settlement import UTC, period_of
 from grid_guardian_assets.verifier.sequences import GridSequence
 
 _GEN = [NODE_FEATURES.index(f"gen_{fuel.lower()}") for fuel in GENERATION_FUELS]
 _IMPORT, _DEMAND = NODE_FEATURES.index("net_import"), NODE_FEATURES.index("demand")
-# The recorded INDO of a period, beside the measurement table's columns: what the case's demand is compared with.
-RECORDED_INDO = "recorded:INDO"
 KEY_COLUMNS = ("settlementDate", "settlementPeriod", "start")
 
 
 @cache
 def _recorded_day(day: dt.date) -> pl.DataFrame:
     """The bundled measurements of ``day`` the live job has while an event lasts (``timely_columns``: no B1610, no
-    NESO flows) and its recorded INDO, one row per period."""
-    indo = neso.neso_demand().filter(pl.col("settlementDate") == day).select(
-        "settlementDate", "settlementPeriod", pl.col(neso.DEMAND_COLUMNS["INDO"]).cast(pl.Float64).alias(RECORDED_INDO))
+    NESO flows), one row per period."""
     table = measurement_table([day], b1610_days=())
-    return table.select(timely_columns(table.columns)).join(indo, on=["settlementDate", "settlementPeriod"], how="left")
+    return table.select(timely_columns(table.columns))
 
 
 def recorded_measurements(start_us: np.ndarray) -> pl.DataFrame:
     """The bundled measurements of the periods starting at ``start_us`` (µs since the epoch, UTC), in that order.
 
     Returns:
-        ``measurement_table``'s ``timely_columns`` plus ``RECORDED_INDO``; a period the recordings lack has nulls.
+        ``measurement_table``'s ``timely_columns``; a period the recordings lack has nulls.
     """
     starts = [dt.datetime.fromtimestamp(int(us) / 1e6, UTC) for us in start_us]
     days = sorted({period_of(s)[0] for s in starts})
@@ -141,10 +138,11 @@ def _rebuilt_measurements(sequence: GridSequence, mapping: BusMapping, recorded:
         for i, link in enumerate(members):
             rebuilt[measurement("FUELHH", link)] = imported * share[:, i]
     demand = node[:, :, _DEMAND].sum(axis=1)
-    rebuilt[ITSDO] = recorded[ITSDO].to_numpy() + (demand - recorded[RECORDED_INDO].to_numpy())
+    rebuilt[ITSDO] = recorded[ITSDO].to_numpy() + (demand - recorded[INDO].to_numpy())
+    rebuilt[INDO] = demand
     columns = [pl.Series(name, np.where(missing, np.nan, values), dtype=pl.Float64).fill_nan(None)
                for name, values in rebuilt.items()]
-    return recorded.with_columns(columns).drop(RECORDED_INDO)
+    return recorded.with_columns(columns)
 
 
 def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow) -> GridSequence:
@@ -175,7 +173,7 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
 
 def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: range) -> float:
     """The largest change (MW) an event leaves in the national readings the live job receives over ``periods``: each
-    FUELHH fuel type and interconnector, and ITSDO, of ``sequence`` (``case_measurements``) against the bundled
+    FUELHH fuel type and interconnector, INDO and ITSDO, of ``sequence`` (``case_measurements``) against the bundled
     recordings of the same periods; infinite where a reading is missing from one and not the other.
 
     An event under about 1 MW leaves nothing for any detector to find (a redispatch between buses, a CCGT trip that
@@ -183,7 +181,7 @@ def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: rang
     (``bench_ablation.py`` prints it per type)."""
     recorded = recorded_measurements(sequence.start_us)
     seen = _rebuilt_measurements(sequence, mapping, recorded)
-    columns = [*fuel_columns(seen.columns), ITSDO]
+    columns = [*fuel_columns(seen.columns), INDO, ITSDO]
     window = slice(periods.start, periods.stop)
     a = seen.select(columns).to_numpy()[window].astype(float)
     b = recorded.select(columns).to_numpy()[window].astype(float)

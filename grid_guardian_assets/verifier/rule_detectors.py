@@ -42,7 +42,7 @@ class RulesDetector:
     Per period, in order, on the case's rebuilt measurements (``case_measurements``):
 
     * ``PeriodDetector``, the live job's and batch ``detect``'s code: the redundancy checks that can run while an
-      event lasts (FUELHH against ITSDO and AGWS; those against B1610 and NESO's interconnector flows, published a day
+      event lasts (FUELHH against INDO and AGWS; those against B1610 and NESO's interconnector flows, published a day
       or more later, audit stored days) and the per-fuel data-quality detectors (stuck readings, unseen signs, unit
       jumps), with the period before carried as the live job carries it;
     * ``row_integrity_findings``: a missing period, a duplicated one;

@@ -99,10 +99,11 @@ def sequence_from_days(days: list[SnapshotDay]) -> GridSequence:
 def balance_ratio(node: np.ndarray) -> np.ndarray:
     """``(T,)``: (generation + net import − demand) / (generation + net import), from bus readings alone.
 
-    With demand as INDO (NESO's National Demand) the residual is transmission losses and station load plus pumping
-    and exports, which no bus reading shows: −1–16 % in normal operation (``grid.physics``'s ``LOSS_MIN`` ..
-    ``LOSS_MAX``). Misread or missing readings move it, and so do the FUELHH glitches of the real data (a period
-    whose generation is mostly missing: ratios of −8 to −17 on 2018-01-23, 05-10 and 09-11).
+    With demand as INDO (national demand, without station load, pumping and exports) and signed generation (pumping
+    and exports negative) the residual is transmission losses and station load, which no bus reading shows: −3–6 % in
+    normal operation (``grid.physics``'s ``LOSS_MIN`` .. ``LOSS_MAX``). Misread or missing readings move it, and so do
+    the FUELHH glitches of the real data (a period whose generation is mostly missing: ratios of −10 to −25 on
+    2018-01-23, 05-10 and 09-11).
     """
     supply = node[:, :, _GEN].sum(axis=(1, 2)) + node[:, :, _IMPORT].sum(axis=1)
     residual = supply - node[:, :, _DEMAND].sum(axis=1)

@@ -26,12 +26,14 @@ from grid_guardian_assets.settlement import period_count
 if TYPE_CHECKING:  # pandera and h5py load where a day is validated or stored, not with the code location
     from concurrent.futures import Future
 
+    from grid_guardian_assets import gaps
     from grid_guardian_assets.store.hdf5 import StoredPartition
     from grid_guardian_assets.store.raw_archive import RawPartition
     from grid_guardian_assets.validation import ParsedFrame, ValidationReport
 
 ELEXON_POOL = "elexon_api"
 VALID_CHECK = "valid"
+COMPLETE_CHECK = "complete"
 
 
 def raw_key(spec: DatasetSpec) -> dg.AssetKey:
@@ -91,6 +93,36 @@ def valid_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
     )
 
 
+def complete_check_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        COMPLETE_CHECK,
+        asset=store_key(spec),
+        blocking=False,
+        partitions_def=bmrs_daily_partitions,
+        description="Every settlement period of the day is stored. A day whose missing periods the source confirmed on "
+        "a second fetch (periods Elexon never published) is stored with its gap, and this check warns, naming them; "
+        "downstream assets leave those periods out.",
+    )
+
+
+def gap_metadata(cells: "frozenset[gaps.Cell]") -> dict[str, object]:
+    """What a stored day's recorded gap looks like in metadata: the missing periods per group, and how many."""
+    from grid_guardian_assets import gaps
+
+    return {"missing_cells": len(cells), "missing_periods": dg.MetadataValue.json(gaps.describe(cells))}
+
+
+def complete_evaluation(spec: DatasetSpec, day: dt.date, cells: "frozenset[gaps.Cell]") -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=store_key(spec),
+        check_name=COMPLETE_CHECK,
+        passed=not cells,
+        metadata={"partition": day.isoformat(), **gap_metadata(cells)},
+        severity=dg.AssetCheckSeverity.WARN,
+        partition=day.isoformat(),
+    )
+
+
 def _time_range(spec: DatasetSpec, frame: pl.DataFrame) -> dict[str, str]:
     times = frame[spec.time_field].drop_nulls()
     if times.len() == 0:
@@ -144,6 +176,8 @@ class DatasetDay:
     parsed: "ParsedFrame | None" = None
     raw_path: Path | None = None
     synthetic: bool = False
+    confirmed_gaps: "frozenset[gaps.Cell] | None" = None
+    gaps: "frozenset[gaps.Cell]" = frozenset()
 
 
 def take_dataset_day(
@@ -192,7 +226,7 @@ def take_dataset_day(
     if frames_key(spec) in selected:
         try:
             raw = raw or storage.raw_archive().latest(spec.code, day)
-            out.raw_path, out.synthetic = raw.path, raw.synthetic
+            out.raw_path, out.synthetic, out.confirmed_gaps = raw.path, raw.synthetic, raw.confirmed_gaps
             out.parsed = frame_from_raw(spec, raw)
         except (FileNotFoundError, ValueError, ElexonError) as exc:
             out.error = str(exc)
@@ -200,6 +234,7 @@ def take_dataset_day(
     elif store_key(spec) in selected:
         try:
             out.frame = storage.frame_store().read(frames_key(spec).path[-1], day)
+            out.gaps = storage.frame_store().read_gaps(frames_key(spec).path[-1], day)
         except FileNotFoundError as exc:
             out.error = str(exc)
     return out
@@ -215,7 +250,7 @@ def validate_dataset_days(days: list[DatasetDay], storage: BmrsStorageResource) 
     if not waiting:
         return []
     spec = waiting[0].spec
-    reports = validate_partitions(spec, {d.day: d.parsed for d in waiting})
+    reports = validate_partitions(spec, {d.day: d.parsed for d in waiting}, {d.day: d.confirmed_gaps for d in waiting})
     frames = storage.frame_store()
     events: list[object] = []
     for out in waiting:
@@ -225,13 +260,14 @@ def validate_dataset_days(days: list[DatasetDay], storage: BmrsStorageResource) 
         if not report.passed:
             out.error = report.summary()
             continue
-        path = frames.write(frames_key(spec).path[-1], out.day, report.frame)
+        path = frames.write(frames_key(spec).path[-1], out.day, report.frame, gaps=report.gaps)
         events.append(
             dg.AssetMaterialization(
                 frames_key(spec),
                 partition=out.day.isoformat(),
                 metadata={
                     "rows": report.frame.height,
+                    **(gap_metadata(report.gaps) if report.gaps else {}),
                     "exact_duplicates_dropped": report.exact_duplicates_dropped,
                     "synthetic": out.synthetic,
                     "raw_archive_path": dg.MetadataValue.path(str(out.raw_path)),
@@ -241,15 +277,16 @@ def validate_dataset_days(days: list[DatasetDay], storage: BmrsStorageResource) 
                 },
             )
         )
-        out.frame = report.frame
+        out.frame, out.gaps = report.frame, report.gaps
     return events
 
 
 def store_materialization(
-    spec: DatasetSpec, stored: "StoredPartition", frame: pl.DataFrame, plot: str | None
+    spec: DatasetSpec, stored: "StoredPartition", frame: pl.DataFrame, plot: str | None, cells: "frozenset[gaps.Cell]" = frozenset()
 ) -> dg.AssetMaterialization:
     metadata: dict[str, object] = {
         "rows": stored.rows,
+        **(gap_metadata(cells) if cells else {}),
         "file": dg.MetadataValue.path(str(stored.path)),
         "file_bytes": stored.file_bytes,
         "replaced_existing_day": stored.replaced,

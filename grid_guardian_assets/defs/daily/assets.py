@@ -27,6 +27,8 @@ from grid_guardian_assets.defs.bmrs.assets import (
     ELEXON_POOL,
     DatasetDay,
     bmrs_asset_specs,
+    complete_check_spec,
+    complete_evaluation,
     frames_key,
     raw_key,
     store_key,
@@ -79,7 +81,11 @@ def _datasets_in(selected: set[dg.AssetKey]) -> list[DatasetSpec]:
 @dg.multi_asset(
     name="settlement_days",
     specs=[*(s for spec in DATASETS.values() for s in bmrs_asset_specs(spec)), grid_snapshots_spec],
-    check_specs=[*(valid_check_spec(spec) for spec in DATASETS.values()), power_balance_check_spec],
+    check_specs=[
+        *(valid_check_spec(spec) for spec in DATASETS.values()),
+        *(complete_check_spec(spec) for spec in DATASETS.values()),
+        power_balance_check_spec,
+    ],
     can_subset=True,
     partitions_def=bmrs_daily_partitions,
     # A range of days is one run: the CLI's --partition-range and the UI's backfills both take it whole.
@@ -125,6 +131,7 @@ def settlement_days(
                 yield from batched_events(context, [e for o in outcomes for e in o.events])  # the day's fetches
             validated: list[object] = []
             to_store: dict[str, dict[dt.date, pl.DataFrame]] = {}  # by dataset code
+            gaps_of: dict[str, dict[dt.date, frozenset]] = {}  # by dataset code: each stored day's recorded gap
             for code, outcomes in taken.items():
                 validated += validate_dataset_days(outcomes, bmrs_storage)
                 for outcome in outcomes:
@@ -133,6 +140,7 @@ def settlement_days(
                         failed_inputs.setdefault(outcome.day, set()).add(code)
                     elif store_key(outcome.spec) in selected and outcome.frame is not None:
                         to_store.setdefault(code, {})[outcome.day] = outcome.frame
+                        gaps_of.setdefault(code, {})[outcome.day] = outcome.gaps
             yield from batched_events(context, validated)
             stored_events: list[object] = []
             for code, frames in to_store.items():
@@ -140,10 +148,13 @@ def settlement_days(
                 # Frames validated above in this run are not schema-checked again; ones read back from the frame
                 # files (``X_frames`` not selected) are.
                 validated_here = frames_key(spec) in selected
-                for stored in store.write_partitions(spec, frames, writer=context.run_id, schema_validated=validated_here):
-                    frame = frames[stored.day]
+                day_gaps = gaps_of.get(code, {})
+                for stored in store.write_partitions(spec, frames, writer=context.run_id, schema_validated=validated_here,
+                                                     gaps_of=day_gaps):
+                    frame, cells = frames[stored.day], day_gaps.get(stored.day, frozenset())
                     plot = partition_plot(spec, frame, f"{spec.code} {stored.day}") if stored.day == plot_day else None
-                    stored_events.append(store_materialization(spec, stored, frame, plot))
+                    stored_events.append(store_materialization(spec, stored, frame, plot, cells))
+                    stored_events.append(complete_evaluation(spec, stored.day, cells))
             if builder is not None:
                 stored_events += _snapshot_month(builder, store, month, bad, failed_inputs, plot_day)
             yield from batched_events(context, stored_events)

@@ -129,18 +129,20 @@ class SnapshotBuilder:
         from grid_guardian_assets.grid.snapshots import NET_INJECTION
 
         network, day = self.network, snapshots.day
-        loading = snapshots.edge_features[:, :, 2]
-        mean_loading = np.nanmean(loading, axis=0)
-        worst = int(np.nanargmax(mean_loading))
+        known = ~snapshots.masked
+        loading = snapshots.edge_features[known, :, 2]
+        mean_loading = loading.mean(axis=0) if known.any() else np.zeros(network.n_branches)
+        worst = int(np.argmax(mean_loading))
         unbalanced = snapshots.unbalanced_periods()
         metadata: dict[str, object] = {
             "network": network.name,
             "snapshots": len(snapshots.periods),
+            "masked_periods": dg.MetadataValue.json([int(p) for p in snapshots.periods[snapshots.masked]]),
             "buses": network.n_buses,
             "branches": network.n_branches,
             "unbalanced_periods": unbalanced.height,
             "overloaded_branch_periods": int(snapshots.overloads.sum()),
-            "max_loading": float(np.nanmax(loading)),
+            "max_loading": float(loading.max()) if known.any() else None,
             "most_loaded_branch": f"{network.bus_names[network.from_bus[worst]]} – {network.bus_names[network.to_bus[worst]]} "
             f"(mean {mean_loading[worst]:.2f} of {network.rating_mva[worst]:.0f} MVA)",
             "mean_frequency_hz": float(np.nanmean(snapshots.frequency_hz)) if np.isfinite(snapshots.frequency_hz).any() else None,
@@ -151,7 +153,7 @@ class SnapshotBuilder:
                 network_map(
                     network,
                     mean_loading,
-                    snapshots.node_features[:, :, NET_INJECTION].mean(axis=0),
+                    snapshots.node_features[known, :, NET_INJECTION].mean(axis=0) if known.any() else np.zeros(network.n_buses),
                     f"{network.name} {day}: mean loading and net injection",
                 )
             )
@@ -164,8 +166,8 @@ class SnapshotBuilder:
             metadata={
                 "partition": day.isoformat(),
                 "unbalanced_periods": unbalanced.height,
-                "loss_ratio_min": float(snapshots.loss_ratio.min()),
-                "loss_ratio_max": float(snapshots.loss_ratio.max()),
+                "loss_ratio_min": float(np.nanmin(snapshots.loss_ratio)) if known.any() else None,
+                "loss_ratio_max": float(np.nanmax(snapshots.loss_ratio)) if known.any() else None,
                 **({"periods": dg.MetadataValue.md(markdown_table(unbalanced, limit=60))} if unbalanced.height else {}),
             },
         )
