@@ -18,11 +18,12 @@ if TYPE_CHECKING:
 def fetch_partition(client: "ElexonClient", archive: RawArchive, spec: DatasetSpec, day: dt.date) -> RawPartition:
     """Fetch ``spec``'s settlement ``day`` and archive it; a day short of periods is fetched once more.
 
-    Where a complete fetch of a per-period dataset (FUELHH, INDO, ITSDO, AGWS) leaves cells empty, the day is fetched
-    again: if the second fetch leaves exactly the same cells empty, the source has confirmed them (``gaps``) and the
-    second fetch is returned with ``confirmed_gaps`` set, so validation stores the day with its gap instead of refusing
-    it for ever. If the second fetch differs (the source is still filling the day in) nothing is confirmed, and
-    validation refuses what is missing as before. Both fetches are archived.
+    Where a complete fetch of a settlement-day dataset leaves cells empty, the day is fetched again: if the second fetch
+    leaves exactly the same cells empty, the source has confirmed them (``gaps``) and the second fetch is returned with
+    ``confirmed_gaps`` set, so validation stores the day with its gap instead of refusing it for ever. If the second
+    fetch differs (a truncated response, or a source still filling the day in) nothing is confirmed: the first fetch is
+    returned and validation refuses what it lacks, as for any short day; the second is archived as not complete, with
+    why, so that re-validating from the archive takes the first too. A rerun fetches afresh.
 
     Raises:
         ElexonError: after archiving whatever arrived before the failure (marked incomplete).
@@ -34,10 +35,16 @@ def fetch_partition(client: "ElexonClient", archive: RawArchive, spec: DatasetSp
     if not missing:
         return partition
     again = _fetch_once(client, archive, spec, day, archive_now=False)
-    if missing == _missing(spec, day, again):
+    missing_again = _missing(spec, day, again)
+    if missing == missing_again:
         again.confirmed_gaps = missing
+        archive.save(again)
+        return again
+    again.complete = False
+    again.error = (f"a second fetch to confirm {len(missing)} missing cells came back with "
+                   f"{'unreadable bodies' if missing_again is None else len(missing_again)} instead: not confirmed, not used")
     archive.save(again)
-    return again
+    return partition
 
 
 def _fetch_once(client: "ElexonClient", archive: RawArchive, spec: DatasetSpec, day: dt.date, *,

@@ -45,7 +45,7 @@ def test_materialise_then_read_gives_the_days_rows_exactly_as_served(cli_env: di
     assert read.returncode == 0, read.stderr
     rows = list(csv.DictReader(io.StringIO(read.stdout)))
     assert list(rows[0]) == ["startTime", "settlementDate", "settlementPeriod", "fuelType", "generation"]
-    assert len(rows) == 48 * 15
+    assert len(rows) == 48 * 14
     served = {
         (r["startTime"], r["settlementDate"], str(r["settlementPeriod"]), r["fuelType"], str(r["generation"]))
         for r in bmrs_history.fuelhh_records(dt.date(2018, 3, 1))

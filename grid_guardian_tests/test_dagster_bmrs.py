@@ -73,16 +73,23 @@ def test_fuelhh_chain_stores_the_real_day(replay: ReplayServer, data_dir: Path, 
     evaluation = check_evaluation(instance, "fuelhh")
     assert evaluation.passed and evaluation.metadata["partition"].value == "2018-03-01"
     stored = HDF5Store(data_dir / "hdf5").read_range(FUELHH, DAY, DAY)
-    assert stored.height == 48 * 15
+    assert stored.height == 48 * 14
     store_mat = instance.get_latest_materialization_event(dg.AssetKey("fuelhh_store")).asset_materialization
     meta = store_mat.metadata
-    assert meta["rows"].value == 720 and "plot" in meta and meta["file_bytes"].value > 0
+    assert meta["rows"].value == 672 and "plot" in meta and meta["file_bytes"].value > 0
     frames_meta = instance.get_latest_materialization_event(dg.AssetKey("fuelhh_frames")).asset_materialization.metadata
     assert frames_meta["synthetic"].value is False and "preview" in frames_meta
 
 
-@pytest.mark.parametrize("day, periods", [(dt.date(2018, 3, 25), 46), (dt.date(2018, 10, 28), 50)])
-def test_every_dataset_on_clock_change_days(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance, day, periods) -> None:
+@pytest.mark.parametrize("day, periods, gaps", [
+    (dt.date(2018, 3, 25), 46, {"fuelhh": [46], "indo": [46], "itsdo": [46], "b1610": [46], "pn": [46]}),
+    (dt.date(2018, 10, 28), 50, {"fuelhh": [48], "indo": [50], "itsdo": [50], "b1610": [48], "pn": [48]}),
+])
+def test_every_dataset_on_clock_change_days(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance, day, periods,
+                                           gaps: dict[str, list[int]]) -> None:
+    """Every dataset of 2018's clock-change days is stored; the periods the files never held (the spring day's 46th,
+    the autumn day's 48th FUELHH and 50th demand, and the synthetic B1610 and PN built on FUELHH) are confirmed by a
+    second fetch and recorded as the day's gap, which the ``complete`` check reports."""
     result = dg.materialize(
         list(defs.assets),
         selection=dg.AssetSelection.groups(*[f"bmrs_{n}" for n in DATASETS]),
@@ -96,13 +103,19 @@ def test_every_dataset_on_clock_change_days(replay: ReplayServer, data_dir: Path
         frame = store.read_range(spec, day, day)
         assert frame.height > 0, spec.code
         if "settlementPeriod" in frame.columns:
-            assert frame["settlementPeriod"].max() == periods, spec.code
+            present = set(frame["settlementPeriod"].to_list())
+            assert sorted(set(range(1, periods + 1)) - present) == gaps.get(spec.name, []), spec.code
+        recorded = store.recorded_gaps(spec, day, day)
+        assert sorted({p for _, p in recorded.get(day, ())}) == gaps.get(spec.name, []), spec.code
+        complete = [e for e in instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(f"{spec.name}_store"), "complete")]).values()]
+        assert complete and (complete[0].event.asset_check_evaluation.passed is (spec.name not in gaps)), spec.code
 
 
 def test_rematerialising_a_day_leaves_no_duplicates(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
     for _ in range(2):
         assert materialize_chain("fuelhh", DAY, base_url=replay.base_url, data_dir=data_dir, instance=instance).success
-    assert HDF5Store(data_dir / "hdf5").read_range(FUELHH, DAY, DAY).height == 720
+    assert HDF5Store(data_dir / "hdf5").read_range(FUELHH, DAY, DAY).height == 672
     assert len(RawArchive(data_dir / "raw").fetches("FUELHH", DAY)) == 2  # both fetches kept
 
 
@@ -136,6 +149,8 @@ def _rename_generation(rows: list[dict]) -> list[dict]:
 def test_a_bad_partition_fails_its_check_and_never_reaches_the_store(
     replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance, transform, check: str, reason: str
 ) -> None:
+    """A truncated response (missing periods, an empty day) is fetched again to confirm the gap; the second fetch is
+    whole, so nothing is confirmed and the truncated day is refused (and archived, both fetches)."""
     before = _store_good_day(replay, data_dir, instance)
     replay.add_fault(Fault("/datasets/FUELHH", transform=transform))
     result = materialize_chain("fuelhh", DAY, base_url=replay.base_url, data_dir=data_dir, instance=instance)
@@ -147,25 +162,40 @@ def test_a_bad_partition_fails_its_check_and_never_reaches_the_store(
     assert f"{check}:" in failure_message(result)  # the run failure names the failed check
     assert not any(e.asset_key == dg.AssetKey("fuelhh_store") for e in result.get_asset_materialization_events())
     assert HDF5Store(data_dir / "hdf5").partition_info(FUELHH, DAY)["sha256"] == before
-    # The bad fetch is archived for inspection, beside the good one.
-    assert len(RawArchive(data_dir / "raw").fetches("FUELHH", DAY)) == 2
+    # The bad fetch is archived for inspection, beside the good one (and the second fetch that did not confirm it).
+    assert len(RawArchive(data_dir / "raw").fetches("FUELHH", DAY)) == (3 if check == "completeness" else 2)
 
 
-def test_real_defects_of_2018_12_31_are_caught(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
-    day = dt.date(2018, 12, 31)
+def test_a_day_elexon_never_completed_is_stored_with_its_gap_and_read_back(replay: ReplayServer, data_dir: Path,
+                                                                         instance: dg.DagsterInstance) -> None:
+    """2018-01-23 (``known_gaps.csv``: 44 of 48) lacks FUELHH periods 21, 23, 25 and 26 for good: a second fetch
+    returns the same, so the day is stored with its gap, which the frame's and store's metadata name and the
+    non-blocking ``complete`` check reports; the store reads the gap back."""
+    day = dt.date(2018, 1, 23)
+    requests_before = len(replay.requests)
     result = materialize_chain("fuelhh", day, base_url=replay.base_url, data_dir=data_dir, instance=instance)
-    assert not result.success
-    evaluation = check_evaluation(instance, "fuelhh")
-    assert not evaluation.passed and "47 of 48 settlement periods missing" in evaluation.metadata["failing_rows"].value
-    assert HDF5Store(data_dir / "hdf5").days(FUELHH) == []
+    assert result.success
+    assert len(replay.requests) - requests_before == 2  # the fetch and the one that confirmed its gap
+    store = HDF5Store(data_dir / "hdf5")
+    stored = store.read_range(FUELHH, day, day)
+    assert stored["settlementPeriod"].n_unique() == 44 and stored.height == 44 * 14
+    missing = store.recorded_gaps(FUELHH, day, day)[day]
+    assert {p for _, p in missing} == {21, 23, 25, 26} and len(missing) == 4 * 14
+    assert check_evaluation(instance, "fuelhh").passed  # valid: the gap is confirmed, not a failure
+    meta = instance.get_latest_materialization_event(dg.AssetKey("fuelhh_store")).asset_materialization.metadata
+    assert meta["missing_cells"].value == 56 and meta["missing_periods"].value["CCGT"] == "21, 23, 25-26"
+    (complete,) = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("fuelhh_store"), "complete")]).values()
+    evaluation = complete.event.asset_check_evaluation
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN and evaluation.partition == "2018-01-23"
 
 
-def test_real_repeated_day_is_stored_once_with_the_count(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
-    day = dt.date(2018, 4, 1)
-    assert materialize_chain("fuelhh", day, base_url=replay.base_url, data_dir=data_dir, instance=instance).success
+def test_exact_duplicate_rows_are_stored_once_with_the_count(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
+    replay.add_fault(Fault("/datasets/FUELHH", transform=lambda rows: rows + rows[:30]))
+    assert materialize_chain("fuelhh", DAY, base_url=replay.base_url, data_dir=data_dir, instance=instance).success
     evaluation = check_evaluation(instance, "fuelhh")
-    assert evaluation.passed and evaluation.metadata["exact_duplicates_dropped"].value == 510
-    assert HDF5Store(data_dir / "hdf5").read_range(FUELHH, day, day).height == 720
+    assert evaluation.passed and evaluation.metadata["exact_duplicates_dropped"].value == 30
+    assert HDF5Store(data_dir / "hdf5").read_range(FUELHH, DAY, DAY).height == 672
 
 
 def test_429_then_success_through_dagster(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
@@ -205,4 +235,4 @@ def test_a_bad_partition_revalidated_from_the_archive_without_fetching(replay: R
         resources=replay_resources(replay.base_url, data_dir),
     )
     assert result.success and len(replay.requests) == n
-    assert pl.read_parquet(next((data_dir / "frames" / "fuelhh_frames").glob("*.parquet"))).height == 720
+    assert pl.read_parquet(next((data_dir / "frames" / "fuelhh_frames").glob("*.parquet"))).height == 672

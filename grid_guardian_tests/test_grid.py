@@ -25,7 +25,7 @@ from grid_guardian_assets.grid.snapshots import NET_INJECTION, NODE_FEATURES, Sn
 from grid_guardian_assets.grid.temporal import snapshot_data, temporal_signal, topology_data
 from grid_guardian_assets.replay import bmrs_history
 from grid_guardian_assets.replay.grid import bundled_inputs
-from grid_guardian_assets.replay.server import ReplayServer
+from grid_guardian_assets.replay.server import Fault, ReplayServer
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_tests.conftest import replay_resources
 
@@ -347,7 +347,9 @@ def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: 
 
 @pytest.mark.integration
 def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServer, data_dir: Path, instance: dg.DagsterInstance) -> None:
-    day = dt.date(2018, 12, 31)  # the real file's broken last day: FUELHH fails its check and is never stored
+    day = dt.date(2018, 12, 31)
+    # Conflicting copies of a FUELHH row: the day fails its check and is never stored.
+    replay.add_fault(Fault("/datasets/FUELHH", transform=lambda rows: rows + [dict(rows[0], generation=rows[0]["generation"] + 1)], times=10))
     resources = replay_resources(replay.base_url, data_dir)
     chain = dg.AssetSelection.assets("grid_snapshots").upstream() - dg.AssetSelection.assets("grid_topology")
     result = dg.materialize(

@@ -150,7 +150,8 @@ def test_a_backlog_scored_as_one_batch_equals_period_by_period_scoring(model_roo
         return f.node, f.time, f.source, f.dataset, f.origin
     one_by_one, batched = sorted(one_by_one, key=key), sorted(batched, key=key)
     assert [key(f) for f in batched] == [key(f) for f in one_by_one]
-    np.testing.assert_allclose([f.score for f in batched], [f.score for f in one_by_one], rtol=1e-5, atol=1e-6)
+    # The model runs in float32 over batches of different shapes: its scores agree to a few parts in 10^5.
+    np.testing.assert_allclose([f.score for f in batched], [f.score for f in one_by_one], rtol=1e-4, atol=1e-6)
     assert [key(f) for f in batched if f.alert] == [key(f) for f in one_by_one if f.alert]
     assert {f.source for f in batched} == {"model", "power_imbalance", "line_overload"}
     assert max(backlog.drain_periods_per_batch()) >= 90 and set(live.drain_periods_per_batch()) <= {1, 2}

@@ -511,7 +511,7 @@ def test_the_rules_and_verifier_beat_the_three_sigma_rule_on_a_fixed_real_data_c
     )
     assert trained.train_days == (dt.date(2018, 9, 1), dt.date(2018, 9, 23))
     assert trained.calibration_days == (dt.date(2018, 9, 24), dt.date(2018, 9, 30))
-    held_out_days = list(days("2018-10-01", "2018-10-14"))
+    held_out_days = list(days("2018-10-04", "2018-10-17"))  # 14 whole days (10-02, 10-03 and 10-18 have gaps)
     benchmark = build_benchmark(contiguous_sequences(held_out_days), network, BenchmarkSpec(seed=2018, cases_per_type=12, clean_days=14))
     limits = LoadingHistory.of(list(days("2018-09-01", "2018-09-30")), network.n_branches).limits()
     table = benchmark_table(benchmark_outcomes(trained, network, benchmark, fit_detectors(), limits))
@@ -572,13 +572,13 @@ def test_a_checkpoint_that_pickles_code_is_refused_even_with_a_matching_hash(tmp
 @pytest.mark.integration
 def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, data_dir: Path, instance: dg.DagsterInstance, replay) -> None:
     snapshots = SnapshotStore(data_dir / "hdf5")
-    for day in days("2018-03-01", "2018-03-08") + days("2018-10-01", "2018-10-03"):
+    for day in days("2018-03-01", "2018-03-08") + days("2018-10-04", "2018-10-06"):
         snapshots.write_day(day)
     uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one replay_resources configures)
     resources = replay_resources(replay.base_url, data_dir)
     config = {
         "ops": {
-            "anomaly_benchmark": {"config": {"start": "2018-10-01", "end": "2018-10-03", "cases_per_type": 1, "clean_days": 2}},
+            "anomaly_benchmark": {"config": {"start": "2018-10-04", "end": "2018-10-06", "cases_per_type": 1, "clean_days": 2}},
             "gnn_verifier": {"config": {"start": "2018-03-01", "end": "2018-03-08", "calibration_days": 2, "epochs": 1,
                                         "warmup": 4, "hidden_channels": 8, "batch_chunks": 4}},
         }
@@ -591,9 +591,9 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     assert result.success is check.passed  # a blocking check that fails fails the run: the gate is visible
     bench_meta = instance.get_latest_materialization_event(dg.AssetKey("anomaly_benchmark")).asset_materialization.metadata
     marks = bench_meta["known_bad_periods"].value
-    # 2018-10-02 19:30 UTC is real bad data (NESO's IFA and BritNed flows read 0 while FUELHH's read 1,996 and 1,058
-    # MW): with its neighbours, three marked periods, which overlapping cases share.
-    assert marks["in_split"] == 3 and marks["marked_in_cases"] >= 3 and marks["detector_calibration"].startswith("fitted in this run")
+    # 2018-10-05 holds real bad data in the morning (INDO 17 normal spreads off signed supply at 09:30 local, AGWS wind
+    # off FUELHH's): with their neighbours, at least three marked periods, which overlapping cases share.
+    assert marks["in_split"] >= 3 and marks["marked_in_cases"] >= 3 and marks["detector_calibration"].startswith("fitted in this run")
     meta = instance.get_latest_materialization_event(dg.AssetKey("gnn_verifier")).asset_materialization.metadata
     table = meta["f1_by_type"].value
     for name in ("rules", "GNN verifier", "rules + GNN verifier", "per-bus GRU", "3-sigma"):
