@@ -20,9 +20,8 @@ from grid_guardian_assets.detect.calibration import DetectorCalibration, fit_det
 from grid_guardian_assets.detect.measurements import measurement_table, timely_columns
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
-from grid_guardian_assets.grid.mapping import bus_mapping
+from grid_guardian_assets.grid.mapping import GENERATION_FUELS, bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
-from grid_guardian_assets.grid.mapping import GENERATION_FUELS
 from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay import agws, bmrs_history
