@@ -72,6 +72,11 @@ class DataLayout:
         return self.root / "selfplay"
 
     @property
+    def neso_rate_limit_db(self) -> Path:
+        """NESO's Data Portal request budget, shared by every run on this machine."""
+        return self.root / "neso_rate_limit.sqlite"
+
+    @property
     def elexon_rate_limit_db(self) -> Path:
         """The rate-limit bucket every process on this machine shares (SQLite)."""
         return self.root / "elexon_rate_limit.sqlite"

@@ -6,6 +6,7 @@ API's own field names so that any Insights API reader can feed or check the pipe
 """
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -32,6 +33,8 @@ DEMAND_PUBLISH_MARGIN = dt.timedelta(hours=2)
 
 RequestPlan = Callable[[dt.date], list[dict[str, str]]]
 Membership = Literal["settlement_date", "measurement_time"]
+# Which API serves a dataset: Elexon's Insights API, or NESO's Data Portal (CKAN).
+Source = Literal["elexon", "neso"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,13 @@ class DatasetSpec:
             (``()`` means the whole partition must; ``None`` means periods need only appear at least once).
         membership: How a row is assigned to a settlement day.
         request_plan: The query parameters of each request that together fetch one settlement day.
-        publication_lag_days: How long after a settlement day Elexon publishes the dataset.
+        publication_lag_days: How long after a settlement day its publisher publishes the dataset.
         description: One line for asset descriptions.
+        source: The API that serves it (``elexon``: the Insights API; ``neso``: NESO's Data Portal).
+        aliases: Field → the names the API gives it, first found wins (NESO's ``SETTLEMENT_DATE`` is
+            ``settlementDate`` here, so that every dataset is keyed alike; its French flow was renamed ``IFA_FLOW``).
+        optional_fields: Fields a response may lack altogether (a column a year's file does not have): no drift.
+        ignored_fields: Fields the API sends that are not kept and not drift (CKAN's row number ``_id``).
     """
 
     code: str
@@ -65,6 +73,10 @@ class DatasetSpec:
     description: str
     publication_lag_days: int = 1
     value_fields: tuple[str, ...] = field(default=())
+    source: Source = "elexon"
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    optional_fields: tuple[str, ...] = ()
+    ignored_fields: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -277,12 +289,74 @@ AGWS = DatasetSpec(
     description="Actual or estimated wind and solar generation, B1630 (MW per psrType).",
 )
 
+# NESO's historic demand data (dataset 8f2fe0af-871c-488d-8bad-960426f24601 on api.neso.energy): one datastore
+# resource a year.
+NESO_DEMAND_RESOURCES: dict[int, str] = {
+    2016: "3bb75a28-ab44-4a0b-9b1c-9be9715d3c44",
+    2017: "2f0f75b8-39c5-46ff-a914-ae38088ed022",
+    2018: "fcb12133-0db0-4f27-a4a5-1669fd9f6d33",
+    2019: "dd9de980-d724-415a-b344-d8ae11321432",
+    2020: "33ba6857-2a55-479f-9308-e5c4c53d4381",
+    2021: "18c69c42-f20d-46f0-84e9-e279045befc6",
+    2022: "bb44a1b5-75b1-4db2-8491-257f23385006",
+    2023: "bf5ab335-9b40-4ea4-b93a-ab4af7bce003",
+    2024: "f6d02c0f-957b-48cb-82ee-09003f2ba759",
+    2025: "b2bde559-3455-4021-b179-dfe60c0337b0",
+}
+# A settlement day has at most 50 rows; one page holds it.
+NESO_PAGE_LIMIT = 100
+
+
+def neso_date_text(day: dt.date) -> str:
+    """A settlement day as NESO's historic demand resources hold it (``01-Jan-18``)."""
+    return day.strftime("%d-%b-%y")
+
+
+def _neso_demand_plan(day: dt.date) -> list[dict[str, str]]:
+    resource = NESO_DEMAND_RESOURCES.get(day.year)
+    if resource is None:
+        known = f"{min(NESO_DEMAND_RESOURCES)}-{max(NESO_DEMAND_RESOURCES)}"
+        raise ValueError(f"no NESO historic demand resource is known for {day.year} (known: {known}); add it to NESO_DEMAND_RESOURCES")
+    return [{"resource_id": resource, "filters": json.dumps({"SETTLEMENT_DATE": neso_date_text(day)}),
+             "limit": str(NESO_PAGE_LIMIT)}]
+
+
+# NESO's interconnector flows: its 2018 files call IFA's flow FRENCH_FLOW, later ones IFA_FLOW.
+NESO_FLOW_FIELDS = ("IFA_FLOW", "IFA2_FLOW", "BRITNED_FLOW", "MOYLE_FLOW", "EAST_WEST_FLOW", "NEMO_FLOW", "NSL_FLOW",
+                    "ELECLINK_FLOW")
+_NESO_OPTIONAL = ("ENGLAND_WALES_DEMAND", "GEN_DEM", "EMBEDDED_WIND_GENERATION", "EMBEDDED_WIND_CAPACITY",
+                  "EMBEDDED_SOLAR_GENERATION", "EMBEDDED_SOLAR_CAPACITY", "NON_BM_STOR", "PUMP_STORAGE_PUMPING",
+                  *NESO_FLOW_FIELDS)
+
+NESO_DEMAND = DatasetSpec(
+    code="NESO_DEMAND",
+    path="/datastore_search",
+    fields={"settlementDate": "date", "settlementPeriod": "int", "ND": "int", "TSD": "int", **dict.fromkeys(_NESO_OPTIONAL, "int")},
+    required=("settlementDate", "settlementPeriod", "ND", "TSD"),
+    key=("settlementDate", "settlementPeriod"),
+    time_field="settlementPeriod",
+    per_period_group=(),
+    membership="settlement_date",
+    request_plan=_neso_demand_plan,
+    # NESO's Demand Data Update refreshes the historic file daily, before midday.
+    publication_lag_days=1,
+    value_fields=("ND", "TSD"),
+    description="NESO historic demand: national (ND) and transmission system (TSD) demand, embedded wind and solar, "
+    "pumping and interconnector flows (MW, imports positive).",
+    source="neso",
+    aliases={"settlementDate": ("SETTLEMENT_DATE",), "settlementPeriod": ("SETTLEMENT_PERIOD",), "IFA_FLOW": ("IFA_FLOW", "FRENCH_FLOW")},
+    optional_fields=_NESO_OPTIONAL,
+    ignored_fields=("_id",),
+)
+
+# The datasets streamed live (Kafka topics) are the Insights API's; the daily chains store NESO's demand beside them.
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (FUELHH, FREQ, INDO, ITSDO, B1610, PN, AGWS)}
+STORED_DATASETS: dict[str, DatasetSpec] = {**DATASETS, NESO_DEMAND.name: NESO_DEMAND}
 
 
 def dataset_spec(name: str) -> DatasetSpec:
     """Look a dataset up by code or lower-case name, with an error listing the known ones."""
     try:
-        return DATASETS[name.lower()]
+        return STORED_DATASETS[name.lower()]
     except KeyError:
-        raise KeyError(f"unknown BMRS dataset {name!r}; known: {', '.join(s.code for s in DATASETS.values())}") from None
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(s.code for s in STORED_DATASETS.values())}") from None

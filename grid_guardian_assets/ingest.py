@@ -2,7 +2,7 @@
 
 import datetime as dt
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -80,7 +80,8 @@ class Prefetcher:
     accounting simple.
 
     Args:
-        client: The Insights API client (used from the background thread only).
+        clients: The client of each source a planned dataset comes from (``DatasetSpec.source``: the Insights API,
+            NESO's Data Portal), used from the background thread only.
         archive: Where every fetch is archived (also a failed one, by ``fetch_partition``).
         plan: The (day, dataset) pairs in the order :meth:`take` will ask for them.
         ahead: How many fetches may run ahead of :meth:`take`.
@@ -88,13 +89,13 @@ class Prefetcher:
 
     def __init__(
         self,
-        client: "ElexonClient",
+        clients: "Mapping[str, ElexonClient]",
         archive: RawArchive,
         plan: Iterable[tuple[dt.date, DatasetSpec]],
         *,
         ahead: int = 4,
     ):
-        self._client, self._archive = client, archive
+        self._clients, self._archive = clients, archive
         self._plan: Iterator[tuple[dt.date, DatasetSpec]] = iter(plan)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="elexon-prefetch")
         self._pending: deque[tuple[dt.date, str, Future[RawPartition]]] = deque()
@@ -105,7 +106,8 @@ class Prefetcher:
         item = next(self._plan, None)
         if item is not None:
             day, spec = item
-            self._pending.append((day, spec.code, self._pool.submit(fetch_partition, self._client, self._archive, spec, day)))
+            client = self._clients[spec.source]
+            self._pending.append((day, spec.code, self._pool.submit(fetch_partition, client, self._archive, spec, day)))
 
     def take(self, day: dt.date, spec: DatasetSpec) -> "Future[RawPartition]":
         """The fetch of ``spec``'s ``day`` (its result raises ``ElexonError`` if it failed); plan order only."""

@@ -27,6 +27,7 @@ class EnvSetting:
 
 DATA_DIR = EnvSetting("GRID_GUARDIAN_DATA_DIR", "~/.grid_guardian")
 ELEXON_API_BASE_URL = EnvSetting("ELEXON_API_BASE_URL", "https://data.elexon.co.uk/bmrs/api/v1")
+NESO_API_BASE_URL = EnvSetting("NESO_API_BASE_URL", "https://api.neso.energy/api/3/action")
 NETWORK = EnvSetting("GRID_GUARDIAN_NETWORK", "gb29")
 KAFKA_BOOTSTRAP_SERVERS = EnvSetting("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 KAFKA_SECURITY_PROTOCOL = EnvSetting("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")

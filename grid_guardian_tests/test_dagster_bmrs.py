@@ -74,6 +74,7 @@ def test_fuelhh_chain_stores_the_real_day(replay: ReplayServer, data_dir: Path, 
     assert evaluation.passed and evaluation.metadata["partition"].value == "2018-03-01"
     stored = HDF5Store(data_dir / "hdf5").read_range(FUELHH, DAY, DAY)
     assert stored.height == 48 * 14
+    assert stored.filter((pl.col("fuelType") == "PS") & (pl.col("generation") < 0)).height > 0  # pumping, signed as served
     store_mat = instance.get_latest_materialization_event(dg.AssetKey("fuelhh_store")).asset_materialization
     meta = store_mat.metadata
     assert meta["rows"].value == 672 and "plot" in meta and meta["file_bytes"].value > 0

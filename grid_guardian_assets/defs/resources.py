@@ -59,6 +59,38 @@ class ElexonApiResource(dg.ConfigurableResource):
         )
 
 
+class NesoApiResource(dg.ConfigurableResource):
+    """NESO's Data Portal (a CKAN datastore API), or any server that answers like it (the replay server).
+
+    NESO asks datastore queries to keep to a couple a minute; a day is one query, so a year's backfill of NESO's demand
+    takes hours against the real portal (``requests_per_minute``)."""
+
+    base_url_override: str = Field("", description=f"Empty: ${env.NESO_API_BASE_URL.name}, else {env.NESO_API_BASE_URL.default}.")
+    timeout_s: float = 30.0
+    max_attempts: int = 5
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    requests_per_minute: int = 2
+    limiter_db: str = Field("", description="The rate-limit bucket shared by every run on this machine; empty: the data folder's.")
+
+    @property
+    def base_url(self) -> str:
+        return env.NESO_API_BASE_URL.get(self.base_url_override)
+
+    def get_client(self) -> "ElexonClient":
+        from grid_guardian_assets.elexon.client import ElexonClient  # the same HTTP stack: retries, Retry-After, limits
+
+        return ElexonClient(
+            self.base_url,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            requests_per_minute=self.requests_per_minute,
+            limiter_db=self.limiter_db or DataLayout.at().neso_rate_limit_db,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+        )
+
+
 class BmrsStorageResource(dg.ConfigurableResource):
     """The data folder: raw response archive, validated frames, HDF5 stores and what the later stages write."""
 
@@ -183,6 +215,7 @@ def default_resources() -> dict[str, object]:
     """The resources of the code location: every setting from the environment, read when a run uses it."""
     return {
         "elexon": ElexonApiResource(),
+        "neso": NesoApiResource(),
         "bmrs_storage": BmrsStorageResource(),
         "grid": GridResource(),
         "model_store": ModelStoreResource(),
@@ -190,6 +223,18 @@ def default_resources() -> dict[str, object]:
         "kafka": KafkaResource(),
         "redis": RedisResource(),
     }
+
+
+def replay_neso_url(base_url: str) -> str:
+    """The replay server's NESO portal beside its Insights API at ``base_url`` (``{root}/bmrs/api/v1``), or "" when
+    ``base_url`` is not a replay server on this machine."""
+    from urllib.parse import urlsplit
+
+    suffix = "/bmrs/api/v1"
+    host = urlsplit(base_url).hostname or ""
+    if not base_url.rstrip("/").endswith(suffix) or host not in ("127.0.0.1", "localhost", "::1"):
+        return ""
+    return base_url.rstrip("/")[: -len(suffix)] + "/neso/api/3/action"
 
 
 def resources_for(
@@ -200,17 +245,23 @@ def resources_for(
     tracking_uri: str = "",
     kafka_bootstrap: str = "",
     redis_url: str = "",
+    neso_base_url: str = "",
     **elexon: object,
 ) -> dict[str, object]:
     """Every resource pointed at one API and one data folder (tests, benchmarks, the demo); an empty argument
     leaves that setting to the environment.
 
     The MLflow store defaults to the data folder's. ``elexon`` overrides ``ElexonApiResource`` fields (e.g. short
-    backoffs in tests).
+    backoffs in tests, and NESO's too). NESO's portal is the replay server's when ``base_url`` is one
+    (``replay_neso_url``) and ``neso_base_url`` is empty; the replay is not rate limited as NESO is.
     """
     layout = DataLayout(Path(data_dir))
+    neso_url = neso_base_url or replay_neso_url(base_url)
+    neso_limit = {"requests_per_minute": elexon.get("requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE)} if neso_url else {}
     return {
         "elexon": ElexonApiResource(base_url_override=base_url, limiter_db=str(layout.elexon_rate_limit_db), **elexon),
+        "neso": NesoApiResource(base_url_override=neso_url, limiter_db=str(layout.neso_rate_limit_db),
+                                **{**{k: v for k, v in elexon.items() if k != "requests_per_minute"}, **neso_limit}),
         "bmrs_storage": BmrsStorageResource(data_dir=str(layout.root)),
         "grid": GridResource(network_override=network),
         "model_store": ModelStoreResource(root=str(layout.models)),

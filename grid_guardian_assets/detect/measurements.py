@@ -77,7 +77,8 @@ def _demand(days: Sequence[dt.date]) -> pl.DataFrame:
 
 def _neso(days: Sequence[dt.date]) -> pl.DataFrame:
     frame = neso.neso_demand().filter(pl.col("settlementDate").is_in(list(days)))
-    return frame.select(*KEY, *(pl.col(c).cast(pl.Float64).alias(measurement("NESO", c)) for c in neso.INTERCONNECTOR_COLUMNS))
+    columns = [c for c in ("ND", "TSD", *neso.INTERCONNECTOR_COLUMNS) if c in frame.columns and frame[c].null_count() < frame.height]
+    return frame.select(*KEY, *(pl.col(c).cast(pl.Float64).alias(measurement("NESO", c)) for c in columns))
 
 
 def _agws(days: Sequence[dt.date]) -> pl.DataFrame:

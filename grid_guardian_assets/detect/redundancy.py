@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from grid_guardian_assets.detect.measurements import INDO, STORED, dataset_of, fuel_columns, measurement
+from grid_guardian_assets.detect.measurements import INDO, ITSDO, STORED, dataset_of, fuel_columns, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
 from grid_guardian_assets.settlement import LONDON
 from grid_guardian_assets.stream.messages import Origin
@@ -95,7 +95,10 @@ MIN_FIT_PERIODS = 96  # two days
 TIE_TOLERANCE = 1e-9
 
 # FUELHH's interconnector fuel types and NESO's flow on the same link (imports positive in both).
-NESO_FLOW_OF = {"INTFR": "FRENCH_FLOW", "INTNED": "BRITNED_FLOW", "INTIRL": "MOYLE_FLOW", "INTEW": "EAST_WEST_FLOW"}
+NESO_FLOW_OF = {"INTFR": "IFA_FLOW", "INTIFA2": "IFA2_FLOW", "INTNED": "BRITNED_FLOW", "INTIRL": "MOYLE_FLOW",
+                "INTEW": "EAST_WEST_FLOW", "INTNEM": "NEMO_FLOW", "INTNSL": "NSL_FLOW", "INTELEC": "ELECLINK_FLOW"}
+# BMRS's initial demand outturns and NESO's settled figures of the same demand.
+NESO_DEMAND_OF = {INDO: "ND", ITSDO: "TSD"}
 AGWS_WIND = ("Wind Offshore", "Wind Onshore")
 
 
@@ -196,6 +199,8 @@ def default_checks(columns: Iterable[str]) -> list[PairCheck]:
       pumping and exports back.
     * ``redundancy:wind``: FUELHH wind (transmission-metered only) against AGWS offshore + onshore wind.
     * ``redundancy:interconnector:{INT}``: each FUELHH interconnector against NESO's flow on the link.
+    * ``redundancy:demand:{INDO,ITSDO}``: BMRS's initial national and transmission system demand against NESO's
+      settled ND and TSD (two publishers, two metering runs of one quantity).
     * ``redundancy:b1610:{fuels}``: each FUELHH fuel group against B1610's metered units of it (``PSR_FUELS``).
     """
     columns = list(columns)
@@ -211,6 +216,10 @@ def default_checks(columns: Iterable[str]) -> list[PairCheck]:
         if measurement("FUELHH", fuel) in present and measurement("NESO", flow) in present:
             checks.append(PairCheck(f"redundancy:interconnector:{fuel}", (measurement("FUELHH", fuel),),
                                     (measurement("NESO", flow),), measurement("NESO", flow)))
+    for bmrs, settled in NESO_DEMAND_OF.items():
+        if bmrs in present and measurement("NESO", settled) in present:
+            checks.append(PairCheck(f"redundancy:demand:{bmrs}", (bmrs,), (measurement("NESO", settled),),
+                                    measurement("NESO", settled)))
     for group, psrs in _b1610_groups().items():
         measured = tuple(measurement("FUELHH", f) for f in group if measurement("FUELHH", f) in present)
         reference = tuple(measurement("B1610", p) for p in psrs)

@@ -206,7 +206,11 @@ class ElexonClient:
         ``into`` receives each response as it arrives, so a caller keeps what was fetched before a failure.
         """
         responses = into if into is not None else []
-        plan = spec.request_plan(day)
+        try:
+            plan = spec.request_plan(day)
+        except ValueError as exc:  # a day the API cannot be asked for (NESO: a year without a known resource)
+            raise ElexonRequestError(f"{spec.code} partition {day.isoformat()}: {exc}", url=f"{self.base_url}{spec.path}",
+                                     status=None, attempts=0) from None
         for i, params in enumerate(plan, 1):
             context = f"{spec.code} partition {day.isoformat()} (request {i}/{len(plan)})"
             responses.append(self.get(spec.path, params, context=context))

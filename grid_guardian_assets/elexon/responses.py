@@ -63,8 +63,12 @@ class RawResponse:
             raise ElexonResponseError(
                 f"{context}: malformed JSON from {self.url} ({exc.msg} at char {exc.pos}); body starts {snippet!r}"
             ) from None
-        # /datasets/X answers {"data": [...]}; the /stream variants answer a bare array.
-        rows = payload.get("data") if isinstance(payload, dict) else payload
+        # /datasets/X answers {"data": [...]}; the /stream variants answer a bare array; NESO's CKAN datastore_search
+        # answers {"success": true, "result": {"records": [...]}}.
+        if isinstance(payload, dict) and isinstance(payload.get("result"), dict) and "records" in payload["result"]:
+            rows = payload["result"]["records"]
+        else:
+            rows = payload.get("data") if isinstance(payload, dict) else payload
         if not isinstance(rows, list):
             raise ElexonResponseError(
                 f"{context}: response from {self.url} has no 'data' array (top-level keys: "

@@ -6,10 +6,10 @@ CKAN does: ``{"help", "success", "result": {"resource_id", "fields", "records", 
 values as the file holds them (``SETTLEMENT_DATE`` as ``01-Jan-18``, MW as integers, an empty cell as ``null``).
 An unknown resource is CKAN's 404; a filter on a field the resource lacks is CKAN's 409. The resources are NESO's
 historic demand data, one a year (``datasets.NESO_DEMAND_RESOURCES``): 2018 and 2021 are bundled (see
-data/neso_demand_2018 and data/neso_demand_2021); the other years' resources answer with no records.
+data/neso_demand_2018 and data/neso_demand_2021); another year's resource is CKAN's 404, naming the bundled years, so
+a backfill of it fails clearly instead of storing empty days.
 """
 
-import datetime as dt
 import json
 from functools import cache
 from typing import Any
@@ -44,8 +44,11 @@ def _resource_rows(year: int) -> pl.DataFrame:
 
 def _year_of(resource_id: str) -> int:
     for year, known in NESO_DEMAND_RESOURCES.items():
-        if known == resource_id:
+        if known == resource_id and year in neso.BUNDLED_YEARS:
             return year
+        if known == resource_id:
+            raise CkanError(404, "Not Found Error", f'Not found: Resource "{resource_id}" (NESO historic demand {year}) is not in '
+                            f"this replay, which holds {', '.join(map(str, neso.BUNDLED_YEARS))}.")
     raise CkanError(404, "Not Found Error", f'Not found: Resource "{resource_id}" was not found.')
 
 
@@ -63,7 +66,7 @@ def datastore_search(params: dict[str, list[str]], base_url: str) -> dict[str, A
         raise CkanError(409, "Validation Error", f"bad query parameter: {exc}") from None
     if not isinstance(filters, dict):
         raise CkanError(409, "Validation Error", "filters: must be a JSON object")
-    rows = _resource_rows(year) if year in neso.BUNDLED_YEARS else pl.DataFrame({"_id": [], "SETTLEMENT_DATE": []})
+    rows = _resource_rows(year)
     for field, value in filters.items():
         if field not in rows.columns:
             raise CkanError(409, "Validation Error", f'filters: field "{field}" not in resource')
@@ -88,8 +91,3 @@ def datastore_search(params: dict[str, list[str]], base_url: str) -> dict[str, A
                        "next": f"{base_url}/datastore_search?{query}&offset={offset + limit}"},
         },
     }
-
-
-def day_filter(day: dt.date) -> str:
-    """The ``SETTLEMENT_DATE`` text of a settlement day in NESO's files (``01-Jan-18``)."""
-    return day.strftime("%d-%b-%y")

@@ -3,8 +3,10 @@
 Paths, parameters and JSON shapes follow the API's OpenAPI spec (``/datasets/{CODE}``, ``{"data": [...]}``), under
 ``/bmrs/api/v1`` or at the root, so ``ELEXON_API_BASE_URL=http://127.0.0.1:PORT/bmrs/api/v1`` points any Insights
 API client at it. FUELHH, INDO and ITSDO are real BMRS data for 2016-2023 (``replay.bmrs_history``), AGWS real for
-2018; FREQ, B1610 and PN are synthetic, for 2018. Each response says which in its ``metadata`` (``synthetic`` and ``source``) and in the
-``X-Grid-Guardian-Synthetic`` header.
+2018; FREQ, B1610 and PN are synthetic, for 2018. Each response says which in its ``metadata`` (``synthetic`` and
+``source``) and in the ``X-Grid-Guardian-Synthetic`` header. NESO's Data Portal answers beside it under
+``/neso/api/3/action`` (``datastore_search`` over NESO's historic demand, real for 2018 and 2021:
+``replay.neso_portal``), in CKAN's shape.
 
 Faults can be queued (HTTP 429/5xx with Retry-After, malformed bodies, rewritten records) to exercise a client
 the way the real API sometimes does.
@@ -25,9 +27,10 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from grid_guardian_assets.elexon.responses import SYNTHETIC_HEADER
-from grid_guardian_assets.replay import agws, bmrs_history, synthetic
+from grid_guardian_assets.replay import agws, bmrs_history, neso_portal, synthetic
 
 API_PREFIX = "/bmrs/api/v1"
+NESO_PREFIX = "/neso/api/3/action"
 FREQ_MAX_WINDOW = dt.timedelta(hours=24)
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,12 @@ class ReplayServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}{API_PREFIX}"
 
+    @property
+    def neso_base_url(self) -> str:
+        """NESO's Data Portal API as this server answers it (``NESO_API_BASE_URL``)."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}{NESO_PREFIX}"
+
     def add_fault(self, fault: Fault) -> None:
         with self._lock:
             self.faults.append(fault)
@@ -255,6 +264,8 @@ class ReplayServer:
                     return self._send(fault.status, fault.body or json.dumps({"status": fault.status, "title": "injected fault"}), headers)
                 if fault is not None and fault.body is not None:
                     return self._send(200, fault.body)
+                if route == f"{NESO_PREFIX}/datastore_search":
+                    return self._neso(params, fault)
                 if route not in ROUTES:
                     return self._send(404, json.dumps({"status": 404, "title": f"No endpoint at {path}"}))
                 served = ROUTES[route]
@@ -268,5 +279,14 @@ class ReplayServer:
                 body = orjson.dumps(rows if stream else {"data": rows, "metadata": served.metadata},
                                     option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
                 self._send(200, body, {SYNTHETIC_HEADER: "true" if served.synthetic else "false"})
+
+            def _neso(self, params: dict[str, list[str]], fault: Fault | None) -> None:
+                try:
+                    body = neso_portal.datastore_search(params, server.neso_base_url)
+                except neso_portal.CkanError as exc:
+                    return self._send(exc.status, orjson.dumps(exc.body()))
+                if fault is not None and fault.transform is not None:
+                    body["result"]["records"] = fault.transform([dict(r) for r in body["result"]["records"]])
+                self._send(200, orjson.dumps(body), {SYNTHETIC_HEADER: "false"})
 
         return Handler

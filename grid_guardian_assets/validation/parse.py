@@ -45,7 +45,8 @@ def _typed(raw: pl.Expr, kind: str) -> pl.Expr:
     if kind == "float":
         return raw.cast(pl.Float64, strict=False)
     if kind == "date":
-        return raw.str.to_date("%Y-%m-%d", strict=False)
+        # ISO (the Insights API), or NESO's files' 01-Jan-18.
+        return pl.coalesce(raw.str.to_date("%Y-%m-%d", strict=False), raw.str.to_date("%d-%b-%y", strict=False))
     if kind == "datetime":
         return raw.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
     raise ValueError(f"unknown field type {kind!r}")
@@ -67,9 +68,29 @@ def _text_columns(spec: DatasetSpec, records: list[dict[str, Any]]) -> list[pl.S
         ]
 
 
+def _with_field_names(spec: DatasetSpec, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with the API's names of a field (``spec.aliases``) renamed to the field's; the first alias found wins."""
+    renames: dict[str, str] = {}
+    for name, aliases in spec.aliases.items():
+        for alias in aliases:
+            renames.setdefault(alias, name)
+    if not renames:
+        return records
+    out = []
+    for record in records:
+        renamed: dict[str, Any] = {}
+        for key, value in record.items():
+            name = renames.get(key, key)
+            if name not in renamed or renamed[name] is None:
+                renamed[name] = value
+        out.append(renamed)
+    return out
+
+
 def frame_from_records(spec: DatasetSpec, records: list[dict[str, Any]]) -> ParsedFrame:
     """Type ``records`` by ``spec``; values that do not parse become nulls listed in ``type_errors``."""
-    seen: set[str] = set().union(*records)
+    records = _with_field_names(spec, records)
+    seen: set[str] = set().union(*records) - set(spec.ignored_fields)
     errors = []
     # Every column typed, and where its text did not parse, in one polars pass (a pass per column cost more than the
     # typing itself: a day of seven datasets is about fifty columns).
@@ -88,7 +109,7 @@ def frame_from_records(spec: DatasetSpec, records: list[dict[str, Any]]) -> Pars
     type_errors = pl.concat(errors) if errors else ParsedFrame(frame).type_errors
     return ParsedFrame(
         frame=frame,
-        missing_fields=[f for f in spec.fields if f not in seen and f != "dataset"] if records else [],
+        missing_fields=[f for f in spec.fields if f not in seen and f != "dataset" and f not in spec.optional_fields] if records else [],
         unexpected_fields=sorted(seen - set(spec.fields)),
         type_errors=type_errors,
     )

@@ -125,7 +125,7 @@ def complete_evaluation(spec: DatasetSpec, day: dt.date, cells: "frozenset[gaps.
 
 def _time_range(spec: DatasetSpec, frame: pl.DataFrame) -> dict[str, str]:
     times = frame[spec.time_field].drop_nulls()
-    if times.len() == 0:
+    if times.len() == 0 or not times.dtype.is_temporal():  # NESO's rows are ordered by period alone
         return {}
     return {"time_min": times.min().isoformat(), "time_max": times.max().isoformat()}
 

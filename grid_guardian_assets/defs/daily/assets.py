@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import polars as pl
 
-from grid_guardian_assets.datasets import DATASETS, DatasetSpec
+from grid_guardian_assets.datasets import STORED_DATASETS, DatasetSpec
 from grid_guardian_assets.defs.bmrs.assets import (
     ELEXON_POOL,
     DatasetDay,
@@ -46,7 +46,7 @@ from grid_guardian_assets.defs.grid.assets import (
     grid_snapshots_spec,
     power_balance_check_spec,
 )
-from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource
+from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource, NesoApiResource
 from grid_guardian_assets.ingest import Prefetcher
 from grid_guardian_assets.reporting import partition_plot
 from grid_guardian_assets.settlement import contiguous_spans
@@ -75,15 +75,15 @@ def _months(days: list[dt.date]) -> list[list[dt.date]]:
 
 
 def _datasets_in(selected: set[dg.AssetKey]) -> list[DatasetSpec]:
-    return [spec for spec in DATASETS.values() if selected & {raw_key(spec), frames_key(spec), store_key(spec)}]
+    return [spec for spec in STORED_DATASETS.values() if selected & {raw_key(spec), frames_key(spec), store_key(spec)}]
 
 
 @dg.multi_asset(
     name="settlement_days",
-    specs=[*(s for spec in DATASETS.values() for s in bmrs_asset_specs(spec)), grid_snapshots_spec],
+    specs=[*(s for spec in STORED_DATASETS.values() for s in bmrs_asset_specs(spec)), grid_snapshots_spec],
     check_specs=[
-        *(valid_check_spec(spec) for spec in DATASETS.values()),
-        *(complete_check_spec(spec) for spec in DATASETS.values()),
+        *(valid_check_spec(spec) for spec in STORED_DATASETS.values()),
+        *(complete_check_spec(spec) for spec in STORED_DATASETS.values()),
         power_balance_check_spec,
     ],
     can_subset=True,
@@ -95,6 +95,7 @@ def _datasets_in(selected: set[dg.AssetKey]) -> list[DatasetSpec]:
 def settlement_days(
     context: dg.AssetExecutionContext,
     elexon: ElexonApiResource,
+    neso: NesoApiResource,
     bmrs_storage: BmrsStorageResource,
     grid: GridResource,
 ) -> Iterator[object]:
@@ -114,11 +115,12 @@ def settlement_days(
     with ExitStack() as stack:
         prefetch = None
         if fetching:
-            client = stack.enter_context(elexon.get_client())
             plan = [(day, spec) for day in days for spec in datasets if raw_key(spec) in selected]
+            apis = {"elexon": elexon, "neso": neso}
+            clients = {source: stack.enter_context(apis[source].get_client()) for source in {spec.source for _, spec in plan}}
             fetched_per_day = sum(raw_key(spec) in selected for spec in datasets)
             prefetch = stack.enter_context(
-                Prefetcher(client, bmrs_storage.raw_archive(), plan, ahead=PREFETCH_DAYS * fetched_per_day)
+                Prefetcher(clients, bmrs_storage.raw_archive(), plan, ahead=PREFETCH_DAYS * fetched_per_day)
             )
         for month in _months(days):
             taken: dict[str, list[DatasetDay]] = {}  # by dataset code
@@ -126,7 +128,8 @@ def settlement_days(
                 outcomes = []
                 for spec in datasets:
                     fetched = prefetch.take(day, spec) if prefetch is not None and raw_key(spec) in selected else None
-                    outcomes.append(take_dataset_day(spec, day, selected, fetched, bmrs_storage, elexon.base_url))
+                    base_url = neso.base_url if spec.source == "neso" else elexon.base_url
+                    outcomes.append(take_dataset_day(spec, day, selected, fetched, bmrs_storage, base_url))
                     taken.setdefault(spec.code, []).append(outcomes[-1])
                 yield from batched_events(context, [e for o in outcomes for e in o.events])  # the day's fetches
             validated: list[object] = []
@@ -144,7 +147,7 @@ def settlement_days(
             yield from batched_events(context, validated)
             stored_events: list[object] = []
             for code, frames in to_store.items():
-                spec = DATASETS[code.lower()]
+                spec = STORED_DATASETS[code.lower()]
                 # Frames validated above in this run are not schema-checked again; ones read back from the frame
                 # files (``X_frames`` not selected) are.
                 validated_here = frames_key(spec) in selected
