@@ -60,7 +60,7 @@ def test_read_formats_and_errors(cli_env: dict[str, str]) -> None:
     empty = run([gg, "store", "read", "freq", "--start", "2018-03-01", "--end", "2018-03-02", "--format", "json"], cli_env)
     assert empty.returncode == 0 and empty.stdout == "" and "no stored FREQ rows" in empty.stderr
     bad = run([gg, "store", "read", "sysdem", "--start", "2018-03-01", "--end", "2018-03-01"], cli_env)
-    assert bad.returncode == 2 and "unknown BMRS dataset 'sysdem'" in bad.stderr
+    assert bad.returncode == 2 and "unknown dataset 'sysdem'" in bad.stderr
     backwards = run([gg, "store", "read", "fuelhh", "--start", "2018-03-02", "--end", "2018-03-01"], cli_env)
     assert backwards.returncode == 2 and "before --start" in backwards.stderr
     fmt = run([gg, "store", "read", "fuelhh", "--start", "2018-03-01", "--end", "2018-03-01", "--format", "xml"], cli_env)

@@ -44,7 +44,7 @@ def bmrs_file_value(date_text: str, period: int, column: str) -> int:
 
 
 def neso_file_value(date_text: str, period: int, column: str) -> int:
-    with open(neso.bundled_neso_dir() / neso.NESO_FILES[0], newline="") as f:
+    with open(neso.bundled_neso_dir(2018) / neso.YEAR_FILES[2018][1][0], newline="") as f:
         for row in csv.DictReader(f):
             if row["SETTLEMENT_DATE"] == date_text and int(row["SETTLEMENT_PERIOD"]) == period:
                 return int(row[column])
