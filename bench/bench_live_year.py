@@ -1,11 +1,11 @@
-"""Alerts a person would read each morning: a year of normal 2018 through the live job, every dataset it consumes.
+"""Alerts a person would read each morning: a span of real days through the live job, every dataset it consumes.
 
-Issue #12's last target: "a year of normal 2018 through the live job: alerts that a person could read every morning
-(report the count per day; today 22)". ``bench_stream.py`` produces FUELHH alone, so its count leaves out every
-check that needs a second dataset. Here each day's FUELHH, INDO and ITSDO (NESO's ND and TSD), AGWS (B1630) and the
-replay's FREQ (synthetic: no 2018 series is public offline; 5,760 samples a day) are produced to their topics in
-the order they were published (``publishTime``; FREQ by its time), and the inference job consumes them as it would
-live: rules, redundancy checks against ITSDO and AGWS, per-fuel detectors, frequency band and RoCoF on every sample,
+The target: alerts that a person could read every morning, counted per day, on days the calibration never saw (a
+month of 2019, say: ``--start 2019-03-01 --days 31``). ``bench_stream.py`` produces FUELHH alone, so its count leaves
+out every check that needs a second dataset. Here each day's FUELHH (signed), BMRS's INDO and ITSDO, and for 2018
+AGWS (B1630) and the replay's FREQ (synthetic: no series is public offline; 5,760 samples a day) are produced to their
+topics in the order they were published (``publishTime``; FREQ by its time), and the inference job consumes them as
+it would live: rules, redundancy checks against INDO and AGWS, per-fuel detectors, frequency band and RoCoF on every sample,
 one alert per incident (``stream.redis_sink``). No model is promoted, as the held-out gate decides (the live job then
 runs the rules alone); the detectors are ``fit_detectors``' defaults (January to September) and the line limits are
 measured on the same months' snapshots, as ``gnn_verifier`` measures them. B1610 and PN are not produced: B1610
@@ -71,7 +71,7 @@ def year_records(days: list[dt.date], specs: tuple[DatasetSpec, ...]) -> list[tu
         "AGWS": agws.agws_records(start, end),
         "FREQ": synthetic.freq_records(start, end),
     }
-    # The recording's defective rows (2018-12-31's FUELHH has 705 without times) go out at the end of their day.
+    # A record without a publish or measurement time (a defective recording) goes out at the end of its day.
     out = [(r.get("publishTime") or r.get("measurementTime") or f"{r['settlementDate']}T24", spec, r)
            for spec in specs for r in by_code[spec.code]]
     out.sort(key=lambda item: item[0])  # ISO UTC strings sort in time order
