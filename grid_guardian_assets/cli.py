@@ -80,7 +80,8 @@ def replay_serve(
     from grid_guardian_assets.replay.server import ReplayServer
 
     server = ReplayServer(host, port)
-    typer.echo(f"Insights API replay at {server.base_url} (FUELHH, AGWS, INDO, ITSDO real 2018; FREQ/B1610/PN synthetic)", err=True)
+    typer.echo(f"Insights API replay at {server.base_url} (FUELHH, INDO, ITSDO real 2016-2023; AGWS real 2018; "
+               f"FREQ/B1610/PN synthetic, 2018); NESO's Data Portal at {server.neso_base_url} (2018, 2021)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

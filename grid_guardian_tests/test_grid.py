@@ -218,6 +218,9 @@ def test_missing_inputs_are_refused_clearly() -> None:
     gappy = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo.filter(pl.col("settlementPeriod") != 5), freq)
     whole = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo, freq)
     assert gappy.periods[gappy.masked].tolist() == [5]
+    # A day whose source confirmed it has no INDO at all (2018-11-09) is stored empty: every period masked.
+    empty = build_snapshot_day(DAY, bus_mapping(network), DCPowerFlow(network), fuelhh, indo.clear(), freq, stored_empty=frozenset({"INDO"}))
+    assert empty.masked.all() and not empty.whole and np.isnan(empty.edge_features).all()
     keep = np.arange(48) != 4
     np.testing.assert_allclose(gappy.node_features[keep], whole.node_features[keep], rtol=1e-6)
 

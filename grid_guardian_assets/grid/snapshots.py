@@ -96,8 +96,8 @@ class SnapshotDay:
         )
 
 
-def _require(frame: pl.DataFrame, what: str, day: dt.date) -> None:
-    if frame.height == 0:
+def _require(frame: pl.DataFrame, what: str, day: dt.date, stored_empty: bool) -> None:
+    if frame.height == 0 and not stored_empty:
         raise SnapshotInputError(f"{what} for {day} is not in the store: its partition failed validation or was not materialised")
 
 
@@ -108,12 +108,18 @@ def build_snapshot_day(
     fuelhh: pl.DataFrame,
     indo: pl.DataFrame,
     freq: pl.DataFrame | None = None,
+    *,
+    stored_empty: frozenset[str] = frozenset(),
 ) -> SnapshotDay:
-    """Snapshots of every settlement period of ``day`` from its validated FUELHH, INDO and (optional) FREQ rows."""
+    """Snapshots of every settlement period of ``day`` from its validated FUELHH, INDO and (optional) FREQ rows.
+
+    ``stored_empty``: the inputs (``FUELHH``, ``INDO``) stored for the day with no rows at all, a whole day their source
+    confirmed it does not have (2018-11-09's INDO): every period is masked rather than the day refused.
+    """
     periods = settlement_periods(day)
     t_count = len(periods)
-    _require(fuelhh, "FUELHH", day)
-    _require(indo, "INDO", day)
+    _require(fuelhh, "FUELHH", day, "FUELHH" in stored_empty)
+    _require(indo, "INDO", day, "INDO" in stored_empty)
     numbers = pl.DataFrame({"settlementPeriod": [p.number for p in periods]})
     wide = numbers.join(
         fuelhh.pivot(on="fuelType", index="settlementPeriod", values="generation", aggregate_function="first"),

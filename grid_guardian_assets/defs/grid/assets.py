@@ -111,12 +111,13 @@ class SnapshotBuilder:
         self.flow = DCPowerFlow(network)
         self.store = SnapshotStore(hdf5_root)
 
-    def build(self, day: dt.date, stored: dict[str, pl.DataFrame]) -> "SnapshotDay":
-        """Snapshots of ``day`` from stored rows by dataset code (they may hold other days too: they are filtered)."""
+    def build(self, day: dt.date, stored: dict[str, pl.DataFrame], stored_empty: frozenset[str] = frozenset()) -> "SnapshotDay":
+        """Snapshots of ``day`` from stored rows by dataset code (they may hold other days too: they are filtered);
+        ``stored_empty``: the inputs stored for the day with no rows (a whole day's confirmed gap)."""
         from grid_guardian_assets.grid.snapshots import build_snapshot_day
 
         fuelhh, indo, freq = (stored[spec.code].filter(spec.of_day(day)) for spec in SNAPSHOT_INPUTS)
-        return build_snapshot_day(day, self.mapping, self.flow, fuelhh, indo, freq)
+        return build_snapshot_day(day, self.mapping, self.flow, fuelhh, indo, freq, stored_empty=stored_empty)
 
     def store_and_report(self, days: "list[SnapshotDay]", *, plot_day: dt.date) -> list[object]:
         """Store ``days`` (one write for all) and return each day's materialisation and ``power_balance`` result."""
