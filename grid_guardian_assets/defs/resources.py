@@ -30,10 +30,10 @@ if TYPE_CHECKING:
     from grid_guardian_assets.verifier.checkpoints import ModelStore
 
 
-class ElexonApiResource(dg.ConfigurableResource):
-    """The Elexon Insights API, or any server that answers like it (the replay server in tests and the demo)."""
+class _JsonApiResource(dg.ConfigurableResource):
+    """A JSON HTTP API read with retries that honour Retry-After and a request budget shared on this machine."""
 
-    base_url_override: str = Field("", description=f"Empty: ${env.ELEXON_API_BASE_URL.name}, else {env.ELEXON_API_BASE_URL.default}.")
+    base_url_override: str = Field("", description="Empty: the API's environment variable, else its public URL.")
     timeout_s: float = 30.0
     max_attempts: int = 5
     backoff_base_s: float = 0.5
@@ -43,7 +43,10 @@ class ElexonApiResource(dg.ConfigurableResource):
 
     @property
     def base_url(self) -> str:
-        return env.ELEXON_API_BASE_URL.get(self.base_url_override)
+        raise NotImplementedError
+
+    def _default_limiter_db(self) -> Path:
+        raise NotImplementedError
 
     def get_client(self) -> "ElexonClient":
         from grid_guardian_assets.elexon.client import ElexonClient  # httpx and the limiter: only where one is made
@@ -53,42 +56,40 @@ class ElexonApiResource(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             requests_per_minute=self.requests_per_minute,
-            limiter_db=self.limiter_db or DataLayout.at().elexon_rate_limit_db,
+            limiter_db=self.limiter_db or self._default_limiter_db(),
             backoff_base_s=self.backoff_base_s,
             backoff_max_s=self.backoff_max_s,
         )
 
 
-class NesoApiResource(dg.ConfigurableResource):
+class ElexonApiResource(_JsonApiResource):
+    """The Elexon Insights API, or any server that answers like it (the replay server in tests and the demo)."""
+
+    base_url_override: str = Field("", description=f"Empty: ${env.ELEXON_API_BASE_URL.name}, else {env.ELEXON_API_BASE_URL.default}.")
+
+    @property
+    def base_url(self) -> str:
+        return env.ELEXON_API_BASE_URL.get(self.base_url_override)
+
+    def _default_limiter_db(self) -> Path:
+        return DataLayout.at().elexon_rate_limit_db
+
+
+class NesoApiResource(_JsonApiResource):
     """NESO's Data Portal (a CKAN datastore API), or any server that answers like it (the replay server).
 
     NESO asks datastore queries to keep to a couple a minute; a day is one query, so a year's backfill of NESO's demand
     takes hours against the real portal (``requests_per_minute``)."""
 
     base_url_override: str = Field("", description=f"Empty: ${env.NESO_API_BASE_URL.name}, else {env.NESO_API_BASE_URL.default}.")
-    timeout_s: float = 30.0
-    max_attempts: int = 5
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
     requests_per_minute: int = 2
-    limiter_db: str = Field("", description="The rate-limit bucket shared by every run on this machine; empty: the data folder's.")
 
     @property
     def base_url(self) -> str:
         return env.NESO_API_BASE_URL.get(self.base_url_override)
 
-    def get_client(self) -> "ElexonClient":
-        from grid_guardian_assets.elexon.client import ElexonClient  # the same HTTP stack: retries, Retry-After, limits
-
-        return ElexonClient(
-            self.base_url,
-            timeout_s=self.timeout_s,
-            max_attempts=self.max_attempts,
-            requests_per_minute=self.requests_per_minute,
-            limiter_db=self.limiter_db or DataLayout.at().neso_rate_limit_db,
-            backoff_base_s=self.backoff_base_s,
-            backoff_max_s=self.backoff_max_s,
-        )
+    def _default_limiter_db(self) -> Path:
+        return DataLayout.at().neso_rate_limit_db
 
 
 class BmrsStorageResource(dg.ConfigurableResource):
