@@ -81,9 +81,13 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
+# The Insights API's ISO-8601 UTC form of an instant.
+API_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def to_api_time(instant: dt.datetime) -> str:
     """The Insights API's ISO-8601 UTC form, e.g. ``2018-03-01T00:00:00Z``."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant.astimezone(UTC).strftime(API_TIME_FORMAT)
 
 
 def contiguous_spans(days: Iterable[dt.date]) -> list[list[dt.date]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, period_count, to_api_time
+from grid_guardian_assets.settlement import API_TIME_FORMAT, PERIOD, day_bounds_utc, period_count
 
 FIRST_YEAR, LAST_YEAR = 2016, 2023
 DEMAND_CODES = ("INDO", "ITSDO")
@@ -56,13 +56,16 @@ def _midnights(dates: pl.Series) -> dict[dt.date, dt.datetime]:
 
 
 def _with_times(frame: pl.DataFrame, delay: dt.timedelta) -> pl.DataFrame:
-    """``startTime`` (from settlement date and period, never the file's start column) and ``publishTime`` text."""
-    midnight = _midnights(frame["settlementDate"])
-    starts = [midnight[d] + (p - 1) * PERIOD for d, p in zip(frame["settlementDate"].to_list(), frame["settlementPeriod"].to_list())]
+    """``startTime`` (from settlement date and period, never the file's start column) and ``publishTime`` as the API's
+    text, and ``publishInstant``; computed in polars once per year file (a year is about 250,000 rows)."""
+    utc = pl.Datetime("us", "UTC")
+    midnight = pl.col("settlementDate").replace_strict(_midnights(frame["settlementDate"]), return_dtype=utc)
+    start = midnight + pl.duration(minutes=int(PERIOD.total_seconds() // 60)) * (pl.col("settlementPeriod") - 1)
+    published = start + pl.duration(seconds=int((PERIOD + delay).total_seconds()))
     return frame.with_columns(
-        startTime=pl.Series([to_api_time(s) for s in starts], dtype=pl.Utf8),
-        publishTime=pl.Series([to_api_time(s + PERIOD + delay) for s in starts], dtype=pl.Utf8),
-        publishInstant=pl.Series([s + PERIOD + delay for s in starts], dtype=pl.Datetime("us", "UTC")),
+        startTime=start.dt.strftime(API_TIME_FORMAT),
+        publishTime=published.dt.strftime(API_TIME_FORMAT),
+        publishInstant=published,
     )
 
 
@@ -124,6 +127,7 @@ def _year(year: int, directory: Path | None = None) -> tuple[dict[dt.date, pl.Da
     # A label beyond its day's periods (the spring day's row 48) holds no period of that day's demand.
     counts = {d: period_count(d) for d in wide["settlement_date"].unique().to_list()}
     demand = demand.filter(pl.col("settlementPeriod") <= pl.col("settlementDate").replace_strict(counts, return_dtype=pl.Int64))
+    fuel, demand = _with_times(fuel, FUELHH_PUBLISH_DELAY), _with_times(demand, DEMAND_PUBLISH_DELAY)
     fuel_by_day = {key[0]: part.sort("settlementPeriod", maintain_order=True)
                    for key, part in fuel.partition_by("settlementDate", as_dict=True, maintain_order=True).items()}
     demand_by_day = {key[0]: part.sort("settlementPeriod")
@@ -145,8 +149,7 @@ def fuelhh_day(day: dt.date, directory: Path | None = None) -> pl.DataFrame:
     if not frames:
         return _with_times(pl.DataFrame(schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64, "fuelType": pl.Utf8,
                                                 "generation": pl.Int64}), FUELHH_PUBLISH_DELAY)
-    frame = pl.concat(frames).sort("settlementPeriod", maintain_order=True)
-    return _with_times(frame, FUELHH_PUBLISH_DELAY)
+    return pl.concat(frames).sort("settlementPeriod", maintain_order=True)
 
 
 @lru_cache(maxsize=64)
@@ -155,9 +158,9 @@ def demand_day(day: dt.date, directory: Path | None = None) -> pl.DataFrame:
     where the file has none), ``startTime``, ``publishTime`` and ``publishInstant``."""
     frame = _year(day.year, directory)[1].get(day)
     if frame is None:
-        frame = pl.DataFrame(schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64,
-                                     **dict.fromkeys(DEMAND_CODES, pl.Int64)})
-    return _with_times(frame, DEMAND_PUBLISH_DELAY)
+        return _with_times(pl.DataFrame(schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64,
+                                                **dict.fromkeys(DEMAND_CODES, pl.Int64)}), DEMAND_PUBLISH_DELAY)
+    return frame
 
 
 def fuelhh_records(day: dt.date, directory: Path | None = None) -> list[dict]:
