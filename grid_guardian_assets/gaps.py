@@ -56,14 +56,6 @@ def missing_cells(spec: DatasetSpec, day: dt.date, records: Iterable[Mapping[str
     return frozenset((group, p) for group, periods in present.items() for p in expected if p not in periods)
 
 
-def whole_periods(cells: Iterable[Cell], groups: int | None = None) -> list[int]:
-    """Periods missing in every group: all of a ``WHOLE_DATASET`` cell's, or those missing from all ``groups``."""
-    by_period: dict[int, set[str]] = {}
-    for group, period in cells:
-        by_period.setdefault(period, set()).add(group)
-    return sorted(p for p, gs in by_period.items() if WHOLE_DATASET in gs or (groups is not None and len(gs) >= groups))
-
-
 def period_ranges(numbers: Iterable[int]) -> str:
     """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
     ordered = sorted(set(numbers))

@@ -191,8 +191,8 @@ def _snapshot_month(
 
     first, last = month[0], month[-1]
     stored = {spec.code: store.read_range(spec, first, last) for spec in SNAPSHOT_INPUTS}
-    # Inputs stored with no rows for a day: a whole day their source confirmed it does not have.
-    stored_days = {spec.code: set(store.days(spec)) for spec in SNAPSHOT_INPUTS}
+    # Inputs stored with no rows for a day: a whole day their source confirmed it does not have (a recorded gap is only
+    # ever a stored day's).
     gaps = {spec.code: store.recorded_gaps(spec, first, last) for spec in SNAPSHOT_INPUTS}
     built = []
     for day in month:
@@ -201,8 +201,8 @@ def _snapshot_month(
             bad[day].append(f"grid_snapshots: not built ({', '.join(sorted(failed))} failed above)")
             continue
         try:
-            empty = frozenset(spec.code for spec in SNAPSHOT_INPUTS if day in stored_days[spec.code] and day in gaps[spec.code]
-                              and stored[spec.code].filter(spec.of_day(day)).height == 0)
+            empty = frozenset(spec.code for spec in SNAPSHOT_INPUTS
+                              if day in gaps[spec.code] and stored[spec.code].filter(spec.of_day(day)).height == 0)
             built.append(builder.build(day, stored, empty))
         except SnapshotInputError as exc:
             bad.setdefault(day, []).append(f"grid_snapshots: {exc}")
