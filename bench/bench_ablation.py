@@ -1,8 +1,9 @@
 """Issue #12's ablation on the bundled 2018 data, without Dagster: what ``gnn_verifier`` computes, for one split.
 
-Builds the snapshots of the verifier's training range (January to September 2018) and of the chosen split's days from
-the bundled recordings, cuts the benchmark from the split (``build_benchmark`` with ``BenchmarkSpec``'s defaults),
-fits the rules (``fit_detectors``' defaults, line limits measured on the training range as the asset does), trains
+Stores the bundled 2018 recordings (``dev.recorded_store``: the daily chains' validation and HDF5 stores, in a
+temporary folder), builds the snapshots of the verifier's training range (the fit and threshold windows) and of the
+chosen split's days, cuts the benchmark from the split (``build_benchmark`` with ``BenchmarkSpec``'s defaults), fits
+the rules on the stores (``fit_detectors`` on the windows, line limits measured on the training range as the asset does), trains
 the GNN verifier and the per-bus GRU (``TrainConfig``'s defaults), and prints the bootstrap summary of every detector
 (F1, false alerts per clean day, delay, each with its 95 % interval), how many events leave no trace in the national
 readings the live job receives (``observation.national_trace_mw``: a bound on any detector's recall), how many unit
@@ -10,11 +11,12 @@ trips take frequency out of the operational band at their nadir (the band rule s
 FREQ sample, as the live job sees them sample by sample), how many periods' recorded frequency leaves the band (marked
 with the known bad periods), and which rule findings raised the false alerts on the clean days.
 
-Tune on ``--split validation`` (July to September); ``held_out`` (October to December) is for the final table only.
-For the validation split every fit ends before it (``benchmark_config.VALIDATION_FIT_DAYS``: January–April learn the
-rules' relations, May–June set their thresholds, line limits and the models train on both), so validation figures are
-out of sample as held-out ones are; ``--in-sample`` fits on the assets' defaults (January–September, the validation
-days included) for comparison.
+The windows are the README's (``WINDOWS_2018``: fit January–June, thresholds July–September, held out
+October–December). Tune on ``--split validation`` (July to September); ``held_out`` (October to December) is for the
+final table only. For the validation split every fit ends before it (``VALIDATION_WINDOWS``: January–April learn the
+rules' relations, May–June set their thresholds, line limits and the models train on both, July–September is that
+run's held-out window), so validation figures are out of sample as held-out ones are; ``--in-sample`` fits on
+``WINDOWS_2018`` (the validation days are its threshold window) for comparison.
 ``--rules-only`` skips training (seconds instead of minutes) and scores the rules alone. The cases are as the live job
 would observe them (``build_benchmark``: national readings spread over the buses again, as every real snapshot is).
 
@@ -23,35 +25,41 @@ Run: .venv/bin/python bench/bench_ablation.py [--split validation|held_out] [--r
 
 import argparse
 import collections
+import datetime as dt
+import tempfile
 import time
+from pathlib import Path
 
 import polars as pl
 
 from grid_guardian_assets.detect.calibration import fit_detectors, known_bad_periods
-from grid_guardian_assets.detect.measurements import measurement_table
 from grid_guardian_assets.detect.redundancy import FALSE_ALARM_RATE
+from grid_guardian_assets.dev.recorded_store import WINDOWS_2018, recorded_2018
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.grid.physics import FREQUENCY_OPERATIONAL_BAND_HZ, trip_frequency_dip_hz
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
-from grid_guardian_assets.settlement import days_between
 from grid_guardian_assets.verifier.anomalies import build_benchmark, frequency_excursions
-from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, SPLIT_DAYS, VALIDATION, VALIDATION_FIT_DAYS, BenchmarkSpec
+from grid_guardian_assets.verifier.benchmark_config import HELD_OUT, VALIDATION, BenchmarkSpec
 from grid_guardian_assets.verifier.bootstrap import summary_table
 from grid_guardian_assets.verifier.evaluation import evaluate, event_span, summarise
 from grid_guardian_assets.verifier.observation import national_trace_mw
 from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 from grid_guardian_assets.verifier.rule_detectors import RulesDetector
-from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS, TrainConfig
+from grid_guardian_assets.verifier.train_config import TrainConfig
+from grid_guardian_assets.windows import DayWindow, Windows
+
+# The validation split scored out of sample: every fit ends before July.
+VALIDATION_WINDOWS = Windows(DayWindow(dt.date(2018, 1, 1), dt.date(2018, 4, 30)), DayWindow(dt.date(2018, 5, 1), dt.date(2018, 6, 30)),
+                             DayWindow(dt.date(2018, 7, 1), dt.date(2018, 9, 30)))
 
 
-def fit_ranges(split: str, in_sample: bool) -> tuple[tuple | None, tuple]:
-    """``(rules' (fit, thresholds) day lists or None for fit_detectors' defaults, training range)`` for ``split``."""
-    if split == VALIDATION and not in_sample:
-        fit, thresholds = VALIDATION_FIT_DAYS
-        return (days_between(*fit), days_between(*thresholds)), (fit[0], thresholds[1])
-    return None, DEFAULT_TRAIN_DAYS
+def windows_for(split: str, in_sample: bool) -> tuple[Windows, DayWindow]:
+    """``(the windows every fit uses, the split's days)`` for ``split``."""
+    if split == VALIDATION:
+        return (WINDOWS_2018, WINDOWS_2018.threshold) if in_sample else (VALIDATION_WINDOWS, VALIDATION_WINDOWS.held_out)
+    return WINDOWS_2018, WINDOWS_2018.held_out
 
 
 def alarm_sources(rules: RulesDetector, benchmark) -> tuple[collections.Counter, collections.Counter]:
@@ -88,19 +96,19 @@ def main() -> None:
 
     network = load_network(args.network)
     started = time.perf_counter()
-    rule_days, train_range = fit_ranges(args.split, args.in_sample)
-    train_days = bundled_snapshot_days(network, *train_range)
-    split_days = bundled_snapshot_days(network, *SPLIT_DAYS[args.split])
-    detectors = fit_detectors(*(rule_days or ()), false_alarm_rate=args.false_alarm_rate)
+    windows, split = windows_for(args.split, args.in_sample)
+    recorded = recorded_2018(Path(tempfile.mkdtemp(prefix="bench_ablation_")) / "hdf5")
+    train_days = bundled_snapshot_days(network, windows.training.first, windows.training.last)
+    split_days = bundled_snapshot_days(network, split.first, split.last)
+    detectors = fit_detectors(recorded, windows, false_alarm_rate=args.false_alarm_rate)
     limits = LoadingHistory.of(train_days, network.n_branches).limits()
-    known_bad = [] if args.count_known_bad else known_bad_periods(
-        detectors, measurement_table(days_between(*SPLIT_DAYS[args.split]), b1610_days=()))
-    benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad)
+    known_bad = [] if args.count_known_bad else known_bad_periods(detectors, recorded.table(split.days(), b1610_days=()), recorded)
+    benchmark = build_benchmark(contiguous_sequences(split_days), network, BenchmarkSpec(), known_bad, recorded)
     print(f"{args.split}: {len(benchmark.labels)} cases from {len(split_days)} days, {benchmark.known_bad.mean():.1%} of "
-          f"their periods on known bad data; training range "
-          f"{train_range[0]}..{train_range[1]}, {len(train_days)} days ({time.perf_counter() - started:.0f} s)")
+          f"their periods on known bad data; windows {windows.describe()}; training range "
+          f"{windows.training.describe()}, {len(train_days)} whole days ({time.perf_counter() - started:.0f} s)")
 
-    rules = RulesDetector(detectors, bus_mapping(network), limits)
+    rules = RulesDetector(detectors, bus_mapping(network), limits, recorded)
     if args.rules_only:
         started = time.perf_counter()
         outcomes = {rules.name: evaluate(rules, rules.calibration(), benchmark)}
@@ -113,7 +121,7 @@ def main() -> None:
         started = time.perf_counter()
         trained = train_verifier(network, train_days, TrainConfig(epochs=args.epochs), device=torch.device("cpu"))
         print(f"trained in {time.perf_counter() - started:.0f} s")
-        scored = benchmark_outcomes(trained, network, benchmark, detectors, limits)
+        scored = benchmark_outcomes(trained, network, benchmark, detectors, limits, recorded)
         outcomes = {name: run.outcomes for name, run in scored.items()}
 
     with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250):
@@ -123,7 +131,8 @@ def main() -> None:
             print(name)
             print(summarise(run).select("type", "events", "detected", "false_positives", "f1"))
     traceless = {k for k, label in enumerate(benchmark.labels)
-                 if label is not None and national_trace_mw(benchmark.case(k), rules.mapping, range(label.start, label.start + label.duration)) < 1.0}
+                 if label is not None and national_trace_mw(benchmark.case(k), rules.mapping, range(label.start, label.start + label.duration),
+                                                        recorded) < 1.0}
     print("events that change no national reading the live job receives by 1 MW (no detector can find them), by type:",
           dict(collections.Counter(benchmark.labels[k].kind for k in traceless).most_common()))
     trips = [k for k, label in enumerate(benchmark.labels) if label is not None and label.kind == "unit_trip"]

@@ -7,7 +7,8 @@ AGWS (B1630) and the replay's FREQ (synthetic: no series is public offline; 5,76
 topics in the order they were published (``publishTime``; FREQ by its time), and the inference job consumes them as
 it would live: rules, redundancy checks against INDO and AGWS, per-fuel detectors, frequency band and RoCoF on every sample,
 one alert per incident (``stream.redis_sink``). No model is promoted, as the held-out gate decides (the live job then
-runs the rules alone); the detectors are ``fit_detectors``' defaults (January to September) and the line limits are
+runs the rules alone); the detectors are fitted on the stored 2018 recordings with the README's windows
+(``WINDOWS_2018``: January to September) and the line limits are
 measured on the same months' snapshots, as ``gnn_verifier`` measures them. B1610 and PN are not produced: B1610
 arrives days later and refines national totals already judged, and PN are plans.
 
@@ -46,6 +47,7 @@ from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import AGWS, FREQ, FUELHH, INDO, ITSDO, DatasetSpec
 from grid_guardian_assets.detect.calibration import fit_detectors
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
+from grid_guardian_assets.dev.recorded_store import WINDOWS_2018, recorded_2018
 from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import agws, bmrs_history, synthetic
@@ -56,7 +58,6 @@ from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.producers import produce_record
 from grid_guardian_assets.stream.redis_keys import ALERT_STREAM
 from grid_guardian_assets.stream.topics import topic_for
-from grid_guardian_assets.verifier.train_config import DEFAULT_TRAIN_DAYS
 
 LIVE_DATASETS = (FUELHH, INDO, ITSDO, AGWS, FREQ)
 
@@ -140,14 +141,14 @@ def main() -> None:
     days = [d for d in days_between(args.start, args.start + dt.timedelta(days=args.days - 1)) if bmrs_history.fuelhh_records(d)]
     work = Path(tempfile.mkdtemp(prefix="bench-live-year-"))
     calibration = work / "detector_calibration.json"
-    fit_detectors().save(calibration)
+    fit_detectors(recorded_2018(work / "data" / "hdf5"), WINDOWS_2018).save(calibration)
     network = reduced_network()
-    train = list(bundled_snapshot_days(network, *DEFAULT_TRAIN_DAYS))
+    train = list(bundled_snapshot_days(network, WINDOWS_2018.training.first, WINDOWS_2018.training.last))
     history = LoadingHistory.of(train, network.n_branches)
     limits = save_branch_limits(DataLayout(work / "data").branch_limits(network.name), network, history.limits(), history,
                                 [d.day for d in train])
     print(f"{len(days)} days with FUELHH from {days[0]} to {days[-1]}; detectors fitted and line limits measured on "
-          f"{DEFAULT_TRAIN_DAYS[0]}..{DEFAULT_TRAIN_DAYS[1]}")
+          f"{WINDOWS_2018.training.describe()}")
 
     logging.getLogger("grid_guardian").setLevel(logging.ERROR)  # the defective day's 705 dead letters, one line each
     runs = {}

@@ -30,6 +30,7 @@ from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.datasets import FREQ, FUELHH
 from grid_guardian_assets.detect.calibration import fit_detectors
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
+from grid_guardian_assets.dev.recorded_store import WINDOWS_2018, recorded_2018
 from grid_guardian_assets.grid.branch_limits import LoadingHistory, save_branch_limits
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import bmrs_history
@@ -142,7 +143,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     models, limits = promoted_model(work)
     calibration = work / "detector_calibration.json"
-    fit_detectors().save(calibration)  # what the detector_calibration asset stores: the live job's data-quality checks
+    # What the detector_calibration asset stores with the README's windows: the live job's data-quality checks.
+    fit_detectors(recorded_2018(work / "data" / "hdf5"), WINDOWS_2018).save(calibration)
     with LocalBroker() as broker, LocalRedis(directory=work / "redis") as redis_server:
         settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         ensure_topics(settings)

@@ -129,6 +129,7 @@ def stream_run(
     config = StreamConfig(
         branch_limits_file=layout.branch_limits(grid),
         detector_calibration_file=layout.detector_calibration,
+        stores=layout.hdf5,
         group_id=group,
         network=grid,
         model_root=models or layout.models,

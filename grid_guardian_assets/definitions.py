@@ -12,6 +12,7 @@ from grid_guardian_assets.defs.daily import definitions as daily
 from grid_guardian_assets.defs.detect import definitions as detect
 from grid_guardian_assets.defs.grid import definitions as grid
 from grid_guardian_assets.defs.live import definitions as live
+from grid_guardian_assets.defs.refresh import definitions as refresh
 from grid_guardian_assets.defs.resources import default_resources
 from grid_guardian_assets.defs.selfplay import definitions as selfplay
 from grid_guardian_assets.defs.verifier import definitions as verifier
@@ -24,5 +25,6 @@ defs = dg.Definitions.merge(
     verifier.defs,
     selfplay.defs,
     live.defs,
+    refresh.defs,
     dg.Definitions(resources=default_resources(), executor=dg.in_process_executor),
 )

@@ -64,11 +64,20 @@ def _fetch_once(client: "ElexonClient", archive: RawArchive, spec: DatasetSpec, 
 
 def _missing(spec: DatasetSpec, day: dt.date, partition: RawPartition) -> frozenset[gaps.Cell] | None:
     """The empty cells of a fetch, or ``None`` when its bodies do not parse (validation reports that)."""
+    from grid_guardian_assets.validation.parse import frame_from_records  # polars typing only, no pandera
+
     try:
         records = [r for i, response in enumerate(partition.responses) for r in response.records(f"{spec.code} {day} ({i})")]
     except ElexonError:
         return None
-    return gaps.missing_cells(spec, day, records)
+    return gaps.missing_cells(spec, day, typed_rows(spec, frame_from_records(spec, records).frame))
+
+
+def typed_rows(spec: DatasetSpec, frame) -> list[dict]:
+    """The rows of a parsed frame as ``gaps.missing_cells`` reads them: typed, under the spec's field names (NESO's
+    ``SETTLEMENT_DATE`` text ``01-Jan-18`` is ``settlementDate`` 2018-01-01 there)."""
+    keep = [c for c in ("settlementDate", "settlementPeriod", *(spec.per_period_group or ())) if c in frame.columns]
+    return frame.select(keep).to_dicts()
 
 
 class Prefetcher:

@@ -6,11 +6,33 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from grid_guardian_assets.data_layout import DataLayout
+from grid_guardian_assets.datasets import AGWS, B1610, FUELHH, INDO, ITSDO, NESO_DEMAND
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.defs.resources import resources_for
+from grid_guardian_assets.detect.measurements import StoredMeasurements
+from grid_guardian_assets.dev.recorded_store import store_recordings
 from grid_guardian_assets.replay.server import ReplayServer
+from grid_guardian_assets.settlement import days_between
+from grid_guardian_assets.store.hdf5 import HDF5Store
 
 REPO = Path(__file__).resolve().parents[1]
+# The days the recorded 2018 stores hold: FUELHH, INDO, ITSDO, AGWS and NESO for the year; B1610 (synthetic, 48
+# requests a day through the API) for every seventh day and the days the detector tests write B1610 faults into.
+RECORDED_2018 = days_between(dt.date(2018, 1, 1), dt.date(2018, 12, 31))
+B1610_DAYS_2018 = sorted({*RECORDED_2018[::7], dt.date(2018, 9, 23), dt.date(2018, 10, 21)})
+
+
+@pytest.fixture(scope="session")
+def recorded_2018(tmp_path_factory: pytest.TempPathFactory) -> StoredMeasurements:
+    """Stores holding the replay's 2018 recordings (``dev.recorded_store``: the pipeline's validation and HDF5 store,
+    without HTTP or Dagster; about 30 s once per session), as the detectors read them, in a data folder's layout
+    (``DataLayout``: the folder is ``recorded_2018.store.root.parent``)."""
+    store = HDF5Store(DataLayout(tmp_path_factory.mktemp("recorded_2018") / "data").hdf5)
+    refused = store_recordings(store, (FUELHH, INDO, ITSDO, AGWS, NESO_DEMAND), RECORDED_2018)
+    refused.update(store_recordings(store, (B1610,), B1610_DAYS_2018))
+    assert not any(refused.values()), refused
+    return StoredMeasurements(store)
 
 
 @pytest.fixture

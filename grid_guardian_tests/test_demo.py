@@ -8,7 +8,7 @@ import pytest
 import redis
 from rich.console import Console
 
-from grid_guardian_assets.datasets import DATASETS
+from grid_guardian_assets.datasets import DATASETS, NESO_DEMAND
 from grid_guardian_assets.defs.instance_storage import settings_for_home
 from grid_guardian_assets.dev.demo import DemoPaths, DemoPlan, run_demo
 from grid_guardian_assets.dev.local_servers import LocalRedis
@@ -26,9 +26,9 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     paths = DemoPaths.under(tmp_path / "demo")
     console = Console(record=True, width=200)
     day = dt.date(2018, 10, 26)
-    # Validation cases cut from training days: the test stores no more days. Two days per range: two clean days each.
-    plan = DemoPlan([day], (dt.date(2018, 10, 20), day), (dt.date(2018, 10, 4), dt.date(2018, 10, 5)),
-                    (dt.date(2018, 10, 20), dt.date(2018, 10, 21)), epochs=1, calibration_days=3, cases_per_type=2, clean_days=2)
+    # Short windows: a four-day fit, three threshold days (the validation cases), two held-out days: two clean days each.
+    plan = DemoPlan([day], (dt.date(2018, 10, 20), dt.date(2018, 10, 23)), (dt.date(2018, 10, 24), day),
+                    (dt.date(2018, 10, 4), dt.date(2018, 10, 5)), epochs=1, calibration_days=3, cases_per_type=2, clean_days=2)
     try:
         assert run_demo(plan, paths, dagster_yaml=REPO / "dagster.yaml", redis_url=redis_server.url, console=console)
         client = redis.Redis.from_url(redis_server.url)
@@ -37,8 +37,10 @@ def test_demo_stores_every_dataset_and_records_runs(tmp_path: Path, monkeypatch:
     finally:
         redis_server.stop()
     store = HDF5Store(paths.data_dir / "hdf5")
-    assert all(store.days(spec) == [day] for spec in DATASETS.values() if spec.code not in ("FUELHH", "INDO", "FREQ"))
-    assert store.days(DATASETS["fuelhh"]) == [dt.date(2018, 10, d) for d in (4, 5, *range(20, 27))]
+    windows = [dt.date(2018, 10, d) for d in (4, 5, *range(20, 27))]
+    assert all(store.days(spec) == [day] for spec in DATASETS.values() if spec.code in ("B1610", "PN"))
+    assert all(store.days(DATASETS[name]) == windows for name in ("fuelhh", "indo", "itsdo", "agws", "freq"))
+    assert store.days(NESO_DEMAND) == windows
     models = ModelStore(paths.data_dir / "models")
     assert 1 <= len(models.versions()) <= 2  # the verifier's, and self-play's when its round was promoted
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:

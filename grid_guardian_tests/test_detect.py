@@ -1,4 +1,4 @@
-"""The redundancy checks and data-quality detectors on real 2018 days: untouched, with a fault written in, and with
+"""The redundancy checks and data-quality detectors on real 2018 days as the stores hold them: untouched, with a fault written in, and with
 the real defects the bundled files hold. Detectors are fitted once, on the training days (January–September)."""
 
 import dataclasses
@@ -15,8 +15,6 @@ import pytest
 
 from grid_guardian_assets.datasets import AGWS, B1610, DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO, ITSDO, DatasetSpec
 from grid_guardian_assets.detect.calibration import (
-    HELD_OUT_DAYS,
-    VALIDATION_DAYS,
     DetectorCalibration,
     PeriodDetector,
     detect,
@@ -27,7 +25,6 @@ from grid_guardian_assets.detect.data_quality import (
     DUPLICATED_PERIOD,
     INFEED_LOSS,
     MISSING_PERIOD,
-    REJECTED_READING,
     STUCK_READING,
     UNIT_JUMP,
     UNSEEN_SIGN,
@@ -35,13 +32,13 @@ from grid_guardian_assets.detect.data_quality import (
     FuelLimits,
     FuelTrack,
     integrity_findings,
-    rejected_reading_finding,
     sign_of,
     step_decade,
     step_decades,
 )
+from grid_guardian_assets.detect.findings import Finding
 from grid_guardian_assets.detect.measurements import INDO as INDO_COLUMN
-from grid_guardian_assets.detect.measurements import measurement_table
+from grid_guardian_assets.detect.measurements import StoredMeasurements
 from grid_guardian_assets.detect.redundancy import (
     FALSE_ALARM_RATE,
     PairRelation,
@@ -51,16 +48,18 @@ from grid_guardian_assets.detect.redundancy import (
     step_residuals,
 )
 from grid_guardian_assets.detect.schedules import SCHEDULE_DAYS, ScheduledFalls
+from grid_guardian_assets.dev.recorded_store import WINDOWS_2018
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import reduced_network
 from grid_guardian_assets.replay import agws, bmrs_history, synthetic
 from grid_guardian_assets.settlement import PERIOD, day_bounds_utc, days_between, period_count, settlement_periods
+from grid_guardian_assets.stream.dead_letters import REJECTED_READING, rejected_reading_finding
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Reading, Rejected, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
-from grid_guardian_assets.stream.rules import Finding
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
+from grid_guardian_assets.windows import DayWindow, Windows
 
 # A validation day and a held-out day on which no detector comes near its threshold untouched (the wind rises
 # through both, by 7 GW and 5 GW; IFA imports all day).
@@ -70,12 +69,16 @@ FUEL_SOURCES = (INFEED_LOSS, STUCK_READING, UNSEEN_SIGN, UNIT_JUMP)
 
 
 @pytest.fixture(scope="module")
-def calibration() -> DetectorCalibration:
-    return fit_detectors()
+def calibration(recorded_2018: StoredMeasurements) -> DetectorCalibration:
+    return fit_detectors(recorded_2018, WINDOWS_2018)
 
 
-def day_table(day: dt.date) -> pl.DataFrame:
-    return measurement_table([day])
+@pytest.fixture(scope="module")
+def day_table(recorded_2018: StoredMeasurements) -> Callable[..., pl.DataFrame]:
+    """A day's (or days') stored measurement table."""
+    def table(*days: dt.date, b1610: bool = True) -> pl.DataFrame:
+        return recorded_2018.table(days, b1610_days=None if b1610 else ())
+    return table
 
 
 def with_fault(table: pl.DataFrame, column: str, periods: range | list[int], change: Callable[[pl.Expr], pl.Expr]) -> pl.DataFrame:
@@ -129,9 +132,23 @@ def test_calibration_is_learned_on_training_days_and_round_trips_through_json(ca
     assert json.loads(path.read_text())["relations"][WIND]["check"]["reference_name"] == "AGWS:wind"
 
 
-def test_fitting_refuses_held_out_days() -> None:
-    with pytest.raises(ValueError, match="held out"):
-        fit_detectors(VALIDATION_DAYS[:10], HELD_OUT_DAYS[:10])
+def test_windows_that_overlap_are_refused_so_no_fit_reads_held_out_days() -> None:
+    with pytest.raises(ValueError, match="overlaps the held_out window"):
+        Windows(DayWindow(dt.date(2018, 1, 1), dt.date(2018, 6, 30)), DayWindow(dt.date(2018, 7, 1), dt.date(2018, 10, 5)),
+                DayWindow(dt.date(2018, 10, 1), dt.date(2018, 12, 31)))
+
+
+def test_a_calibration_without_agws_neso_or_b1610_fits_the_checks_it_can_and_names_the_others(
+        recorded_2018: StoredMeasurements) -> None:
+    only_bmrs = StoredMeasurements(recorded_2018.store, datasets=(FUELHH, INDO, ITSDO))
+    windows = Windows(DayWindow(dt.date(2018, 1, 1), dt.date(2018, 2, 28)), DayWindow(dt.date(2018, 3, 1), dt.date(2018, 3, 31)),
+                      DayWindow(dt.date(2018, 4, 1), dt.date(2018, 4, 30)))
+    fitted = fit_detectors(only_bmrs, windows)
+    assert set(fitted.relations) == {BALANCE}
+    assert WIND in fitted.not_fitted and "AGWS not stored" in fitted.not_fitted[WIND]
+    assert "NESO not stored" in fitted.not_fitted["redundancy:demand:INDO"]
+    assert "redundancy:interconnector:INTFR" in fitted.not_fitted and "redundancy:b1610:WIND" in fitted.not_fitted
+    assert DetectorCalibration.from_json(fitted.to_json()).not_fitted == fitted.not_fitted
 
 
 def test_a_periods_fuel_rows_come_by_node_and_source_whichever_detectors_fire() -> None:
@@ -169,7 +186,7 @@ def test_a_step_is_the_residual_less_the_mean_of_the_usable_two_before(residuals
     np.testing.assert_allclose(step_residuals(np.array(residuals)), steps, equal_nan=True)
 
 
-def test_the_scored_step_is_the_fitted_step(calibration: DetectorCalibration) -> None:
+def test_the_scored_step_is_the_fitted_step(calibration: DetectorCalibration, day_table: Callable[..., pl.DataFrame]) -> None:
     """Thresholds are fitted with ``step_residuals`` over tables; periods are scored one by one (``PeriodDetector``,
     carrying the residuals before). On a real day with a 700 MW fault (beyond the gross level, so the baseline skips
     it) both give the same step."""
@@ -202,7 +219,7 @@ def test_the_time_of_day_offset_is_interpolated_between_the_hours_middles_around
 
 
 def test_the_balance_learns_its_nightly_offset_and_scores_with_it_one_period_at_a_time(
-        calibration: DetectorCalibration) -> None:
+        calibration: DetectorCalibration, day_table: Callable[..., pl.DataFrame]) -> None:
     """Signed supply stands above INDO's line at night and below it in the late afternoon (station load and losses follow
     the day's load); a period scored one by one (``PeriodDetector``) reads the offset of its local hour, as the fit did."""
     relation = calibration.relations[BALANCE]
@@ -235,7 +252,7 @@ def test_the_live_paths_step_of_one_reading_is_the_fitted_tables_step(previous: 
 
 
 @pytest.mark.parametrize("day", DAYS)
-def test_an_untouched_day_raises_no_alarm(calibration: DetectorCalibration, day: dt.date) -> None:
+def test_an_untouched_day_raises_no_alarm(calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     table = day_table(day)
     assert table["FUELHH:PS"].min() < 0  # pumping reads negative, as the API serves it: normal, no sign alarm
     found = detect(calibration, table)
@@ -265,7 +282,8 @@ def test_a_clock_change_days_period_the_files_never_held_is_a_missing_period(day
 
 # --- redundancy checks with a fault written in ------------------------------------------------------------------
 @pytest.mark.parametrize("day", DAYS)
-def test_indo_off_by_1500_mw_alarms_the_national_balance_and_names_indo(calibration: DetectorCalibration, day: dt.date) -> None:
+def test_indo_off_by_1500_mw_alarms_the_national_balance_and_names_indo(
+        calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     """INDO is in two checks, the balance (against signed supply) and NESO's ND: both alarm, and both name INDO alone,
     as a state estimator names the one measurement that explains every residual."""
     table = with_fault(day_table(day), "INDO", range(20, 23), lambda v: v + 1500)
@@ -279,7 +297,8 @@ def test_indo_off_by_1500_mw_alarms_the_national_balance_and_names_indo(calibrat
 
 
 @pytest.mark.parametrize("day", DAYS)
-def test_frozen_fuelhh_wind_alarms_wind_balance_b1610_and_stuck_and_names_fuelhh_wind(calibration: DetectorCalibration, day: dt.date) -> None:
+def test_frozen_fuelhh_wind_alarms_wind_balance_b1610_and_stuck_and_names_fuelhh_wind(
+        calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     frozen = range(17, 49)  # the meter sticks at period 16's reading for the rest of the day
     table = day_table(day)
     stuck_at = table.filter(pl.col("settlementPeriod") == 16)["FUELHH:WIND"].item()
@@ -293,7 +312,8 @@ def test_frozen_fuelhh_wind_alarms_wind_balance_b1610_and_stuck_and_names_fuelhh
 
 
 @pytest.mark.parametrize("day", DAYS)
-def test_an_interconnector_sign_flip_alarms_and_names_fuelhh_intfr(calibration: DetectorCalibration, day: dt.date) -> None:
+def test_an_interconnector_sign_flip_alarms_and_names_fuelhh_intfr(
+        calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     """A reversed flow is normal on signed data, so the sign alone says nothing (no ``unseen_sign``): NESO's own meter of
     the link and the national balance tell the flipped reading from a real reversal."""
     table = with_fault(day_table(day), "FUELHH:INTFR", range(30, 33), lambda v: -v)
@@ -304,7 +324,7 @@ def test_an_interconnector_sign_flip_alarms_and_names_fuelhh_intfr(calibration: 
     assert all(f.score > 10 for f in found["redundancy:interconnector:INTFR"])
 
 
-def test_a_real_b1630_wind_drop_out_is_blamed_on_agws(calibration: DetectorCalibration) -> None:
+def test_a_real_b1630_wind_drop_out_is_blamed_on_agws(calibration: DetectorCalibration, day_table: Callable[..., pl.DataFrame]) -> None:
     """2018-11-20 (held out): B1630's offshore wind reads 168 MW in period 34, ~4,000 MW either side; FUELHH agrees
     with ITSDO and B1610, so the wind check names AGWS."""
     day = dt.date(2018, 11, 20)
@@ -315,7 +335,8 @@ def test_a_real_b1630_wind_drop_out_is_blamed_on_agws(calibration: DetectorCalib
 
 # --- data-quality detectors with a fault written in -------------------------------------------------------------
 @pytest.mark.parametrize("day", DAYS)
-def test_agws_wind_off_by_1200_mw_alarms_the_wind_checks_step_and_names_agws(calibration: DetectorCalibration, day: dt.date) -> None:
+def test_agws_wind_off_by_1200_mw_alarms_the_wind_checks_step_and_names_agws(
+        calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     """1,200 MW is under half the wind check's residual threshold (2,604 MW) but over its step threshold (907 MW):
     the step alarms where the fault starts and where it ends, naming AGWS; the residual alone would not."""
     relation = calibration.relations[WIND]
@@ -329,7 +350,8 @@ def test_agws_wind_off_by_1200_mw_alarms_the_wind_checks_step_and_names_agws(cal
 
 @pytest.mark.parametrize("day", DAYS)
 @pytest.mark.parametrize("factor", [1000, 1 / 1000])
-def test_a_units_error_alarms_unit_jump_and_the_b1610_and_balance_checks(calibration: DetectorCalibration, day: dt.date, factor: float) -> None:
+def test_a_units_error_alarms_unit_jump_and_the_b1610_and_balance_checks(
+        calibration: DetectorCalibration, day: dt.date, factor: float, day_table: Callable[..., pl.DataFrame]) -> None:
     table = with_fault(day_table(day), "FUELHH:CCGT", [30], lambda v: v * factor)
     found = by_source(alarms(calibration, table))
     assert set(found) == {UNIT_JUMP, INFEED_LOSS, BALANCE, "redundancy:b1610:CCGT+OCGT"}
@@ -343,13 +365,13 @@ def test_a_units_error_alarms_unit_jump_and_the_b1610_and_balance_checks(calibra
 
 @pytest.mark.parametrize("day", DAYS)
 def test_a_nuclear_trip_picked_up_by_ccgt_alarms_infeed_loss_and_names_fuelhh_nuclear(calibration: DetectorCalibration,
-                                                                                       day: dt.date) -> None:
+                                                                                       day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     """A reactor trips at period 20 and stays off: nuclear falls 900 MW and CCGT rises as much, so supply still
     meets demand and the balance stays silent; only the fall names it. A 300 MW fall, within what nuclear does in
     training, does not alarm. (B1610 is left out: a real trip moves it too, and it is published days later.)"""
     limit = calibration.fuel_limits["NUCLEAR"].drop_limit_mw
     assert 300 < limit < 900 < calibration.fuel_limits["CCGT"].drop_limit_mw
-    table = measurement_table([day], b1610_days=())
+    table = day_table(day, b1610=False)
 
     def tripped(lost: float) -> pl.DataFrame:
         picked_up = with_fault(table, "FUELHH:CCGT", range(20, 49), lambda v: v + lost)
@@ -383,7 +405,8 @@ def test_a_fall_recurring_at_a_time_of_day_is_expected_there_and_one_days_fall_i
     assert min(day for day, _ in schedule.falls) == first + dt.timedelta(days=1)
 
 
-def test_a_real_nightly_biomass_ramp_does_not_alarm_infeed_loss_and_a_trip_that_day_does(calibration: DetectorCalibration) -> None:
+def test_a_real_nightly_biomass_ramp_does_not_alarm_infeed_loss_and_a_trip_that_day_does(
+        calibration: DetectorCalibration, day_table: Callable[..., pl.DataFrame]) -> None:
     """2018-09-14: biomass falls 820 MW at 23:00 (period 47), as it fell at that hour through the week before (the
     median of the days' largest falls there is 230 MW). At January to June's biomass limit, 606 MW, the raw fall
     alarmed; beyond the week's usual fall it does not. A 700 MW trip at 10:00 (period 20, picked up by CCGT) alarms."""
@@ -392,8 +415,8 @@ def test_a_real_nightly_biomass_ramp_does_not_alarm_infeed_loss_and_a_trip_that_
               "BIOMASS": dataclasses.replace(calibration.fuel_limits["BIOMASS"], drop_quantile_mw=606.0)}
     spring = DetectorCalibration(calibration.relations, limits, calibration.fit_days, calibration.validation_days,
                                  calibration.false_alarm_rate)
-    week = measurement_table(days_between(day - dt.timedelta(days=SCHEDULE_DAYS), day - dt.timedelta(days=1)), b1610_days=())
-    table = measurement_table([day], b1610_days=())
+    week = day_table(*days_between(day - dt.timedelta(days=SCHEDULE_DAYS), day - dt.timedelta(days=1)), b1610=False)
+    table = day_table(day, b1610=False)
     tripped = with_fault(with_fault(table, "FUELHH:CCGT", range(20, 49), lambda v: v + 700),
                          "FUELHH:BIOMASS", range(20, 49), lambda v: v - 700)
 
@@ -413,7 +436,8 @@ def test_a_real_nightly_biomass_ramp_does_not_alarm_infeed_loss_and_a_trip_that_
 
 
 @pytest.mark.parametrize("day", DAYS)
-def test_a_reading_repeated_longer_than_its_fuel_ever_does_alarms_stuck_reading(calibration: DetectorCalibration, day: dt.date) -> None:
+def test_a_reading_repeated_longer_than_its_fuel_ever_does_alarms_stuck_reading(
+        calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame]) -> None:
     limit = calibration.fuel_limits["BIOMASS"].repeat_limit
     table = day_table(day)
     readings = table["FUELHH:BIOMASS"].to_list()
@@ -498,7 +522,8 @@ def _live_processor(calibration: DetectorCalibration | None) -> LiveProcessor:
 
 @pytest.mark.parametrize(("shift", "alarming"), [(1500, (20, 21, 22)), (250, (20, 23))])
 def test_live_findings_equal_the_batch_detectors_on_a_real_day_with_a_fault(calibration: DetectorCalibration, shift: float,
-                                                                            alarming: tuple[int, ...]) -> None:
+                                                                            alarming: tuple[int, ...],
+                                                                            day_table: Callable[..., pl.DataFrame]) -> None:
     """The day's real FUELHH, INDO (``shift`` MW too high in periods 20–22), AGWS and B1610 readings, sent through
     the live job's processor period by period (its state carried through a restart at period 22, so that the steps of
     periods 22 and 23 stand on residuals from before it), end with the same detector findings as the batch detector
@@ -612,27 +637,52 @@ def test_with_a_calibration_the_learned_balance_check_replaces_the_power_imbalan
 
 
 @pytest.mark.integration
-def test_the_detector_calibration_asset_stores_the_fitted_detectors(tmp_path: Path) -> None:
+def test_the_detector_calibration_asset_fits_on_the_stored_days_of_windows_relative_to_the_newest(
+        recorded_2018: StoredMeasurements, tmp_path: Path) -> None:
     import dagster as dg
 
     from grid_guardian_assets.data_layout import DataLayout
     from grid_guardian_assets.defs.detect.assets import detector_calibration
     from grid_guardian_assets.defs.resources import BmrsStorageResource
 
-    result = dg.materialize([detector_calibration], resources={"bmrs_storage": BmrsStorageResource(data_dir=str(tmp_path))},
+    data_dir = recorded_2018.store.root.parent
+    result = dg.materialize([detector_calibration], resources={"bmrs_storage": BmrsStorageResource(data_dir=str(data_dir))},
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success
-    path = DataLayout(tmp_path).detector_calibration
+    path = DataLayout(data_dir).detector_calibration
     stored = DetectorCalibration.load(path)
-    assert stored.fit_days == (dt.date(2018, 1, 1), dt.date(2018, 6, 30))
-    assert stored.validation_days == (dt.date(2018, 7, 1), dt.date(2018, 9, 30))
+    # The store ends on 2018-12-31: held out its last 91 days, thresholds the 42 before, the fit the 182 before that.
+    assert stored.fit_days == (dt.date(2018, 2, 20), dt.date(2018, 8, 20))
+    assert stored.validation_days == (dt.date(2018, 8, 21), dt.date(2018, 10, 1))
     metadata = result.asset_materializations_for_node("detector_calibration")[0].metadata
+    assert metadata["windows"].value == {"fit": "2018-02-20..2018-08-20 (182 days)", "threshold": "2018-08-21..2018-10-01 (42 days)",
+                                         "held_out": "2018-10-02..2018-12-31 (91 days)"}
+    assert metadata["stored_days_by_dataset"].value == {"FUELHH": 224, "INDO": 224, "ITSDO": 224, "NESO_DEMAND": 224, "AGWS": 224,
+                                                        "B1610": 33}
     assert metadata["file"].value == str(path)
     assert metadata["false_alarm_rate"].value == stored.false_alarm_rate == FALSE_ALARM_RATE
     assert metadata["thresholds"].value == {name: round(r.threshold, 3) for name, r in stored.relations.items()}
     assert set(metadata["spreads_mw"].value) == set(stored.relations) and metadata["checks"].value == len(stored.relations)
-    assert metadata["fit_days"].value == "2018-01-01..2018-06-30 (181 days)"
+    assert metadata["not_fitted"].value == {}
     assert "time_of_day_offset_max_mw" in metadata["check_table"].value
+
+
+def test_a_window_the_stores_lack_fails_naming_the_days_and_the_backfill(recorded_2018: StoredMeasurements) -> None:
+    import dagster as dg
+
+    from grid_guardian_assets.defs.detect.assets import detector_calibration
+    from grid_guardian_assets.defs.resources import BmrsStorageResource
+
+    config = {"fit_start": "2017-12-20", "fit_end": "2018-03-31", "threshold_start": "2018-04-01", "threshold_end": "2018-04-30",
+              "held_out_start": "2018-05-01", "held_out_end": "2018-05-31"}
+    result = dg.materialize([detector_calibration], resources={"bmrs_storage": BmrsStorageResource(data_dir=str(recorded_2018.store.root.parent))},
+                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                            run_config={"ops": {"detector_calibration": {"config": config}}})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.user_failure_data
+    assert "fit window 2017-12-20..2018-03-31 (102 days) is not wholly stored: fuelhh_store lacks 12 of its days" in failure.description
+    assert failure.metadata["backfill_command"].value.endswith(
+        "--select '*fuelhh_store,*indo_store,*itsdo_store' --partition-range 2017-12-20...2017-12-31")
 
 
 @pytest.mark.parametrize(("value", "sign"), [(812.0, "positive"), (-1.5, "negative"), (0.0, "zero"), (-0.0, "zero"),
@@ -647,11 +697,12 @@ def test_sign_of_refuses_a_missing_reading() -> None:
 
 
 # --- known bad real data (the benchmark sets it aside) ----------------------------------------------------------
-def test_known_bad_periods_are_the_real_files_gross_errors_and_their_neighbours(calibration: DetectorCalibration) -> None:
+def test_known_bad_periods_are_the_real_files_gross_errors_and_their_neighbours(
+        calibration: DetectorCalibration, day_table: Callable[..., pl.DataFrame], recorded_2018: StoredMeasurements) -> None:
     """2018-07-12: FUELHH's IFA reads 1,332 and 334 MW in periods 24 and 25 (10:30 and 11:00 UTC) while NESO's flow
     on the link is 1,999 MW."""
     day = dt.date(2018, 7, 12)
-    marked = {p for p in known_bad_periods(calibration, day_table(day)) if p.date() == day}
+    marked = {p for p in known_bad_periods(calibration, day_table(day), recorded_2018) if p.date() == day}
     glitch = [p.start for p in settlement_periods(day) if p.number in (24, 25)]
     assert set(glitch) <= marked
     assert {glitch[0] - PERIOD, glitch[-1] + PERIOD} <= marked
@@ -659,9 +710,20 @@ def test_known_bad_periods_are_the_real_files_gross_errors_and_their_neighbours(
 
 @pytest.mark.parametrize("day", [dt.date(2018, 7, 1), dt.date(2018, 8, 2)])
 def test_an_untouched_good_day_has_no_known_bad_period_and_one_written_in_gross_error_marks_three(
-        calibration: DetectorCalibration, day: dt.date) -> None:
+        calibration: DetectorCalibration, day: dt.date, day_table: Callable[..., pl.DataFrame], recorded_2018: StoredMeasurements) -> None:
     table = day_table(day)
-    assert known_bad_periods(calibration, table) == []
+    assert known_bad_periods(calibration, table, recorded_2018) == []
     broken = with_fault(table, "FUELHH:INTNED", [20], lambda v: v - 600)  # 60 spreads off NESO's BritNed flow
     start = next(p.start for p in settlement_periods(day) if p.number == 20)
-    assert known_bad_periods(calibration, broken) == [start - PERIOD, start, start + PERIOD]
+    assert known_bad_periods(calibration, broken, recorded_2018) == [start - PERIOD, start, start + PERIOD]
+
+
+def test_the_live_job_learns_the_usual_falls_from_the_newest_stored_week(calibration: DetectorCalibration, recorded_2018: StoredMeasurements,
+                                                                         day_table: Callable[..., pl.DataFrame]) -> None:
+    from grid_guardian_assets.stream.job import learn_stored_falls
+
+    warmed, expected, cold = PeriodDetector(calibration), PeriodDetector(calibration), PeriodDetector(calibration)
+    assert learn_stored_falls(warmed, recorded_2018.store.root) == (dt.date(2018, 12, 25), dt.date(2018, 12, 31))
+    expected.learn_schedule(day_table(*days_between(dt.date(2018, 12, 25), dt.date(2018, 12, 31)), b1610=False))
+    assert warmed.schedule.to_json() == expected.schedule.to_json() != cold.schedule.to_json()
+    assert learn_stored_falls(cold, recorded_2018.store.root.parent / "nothing") is None

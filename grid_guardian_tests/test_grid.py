@@ -335,14 +335,20 @@ def test_grid_assets_in_dagster(replay: ReplayServer, data_dir: Path, instance: 
     result = dg.materialize(list(defs.assets), selection=chain, partition_key=DAY.isoformat(), instance=instance, resources=resources)
     assert result.success
     meta = instance.get_latest_materialization_event(dg.AssetKey("grid_snapshots")).asset_materialization.metadata
+    following = (DAY + dt.timedelta(days=1)).isoformat()
+    assert dg.materialize(list(defs.assets), selection=chain, partition_key=following, instance=instance, resources=resources).success
     assert meta["snapshots"].value == 48 and meta["unbalanced_periods"].value == 0 and "map" in meta
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "power_balance"]
     assert evaluation.passed
-    assert SnapshotStore(data_dir / "hdf5").days("gb29") == [DAY]
+    assert SnapshotStore(data_dir / "hdf5").days("gb29") == [DAY, DAY + dt.timedelta(days=1)]
 
-    assert dg.materialize(list(defs.assets), selection=["branch_limits"], instance=instance, resources=resources).success
+    # The limits are measured on the training window (fit and threshold): here the two stored days.
+    windows = {"fit_start": DAY.isoformat(), "fit_end": DAY.isoformat(), "threshold_start": following, "threshold_end": following,
+               "held_out_start": "2018-12-01", "held_out_end": "2018-12-31"}
+    assert dg.materialize(list(defs.assets), selection=["branch_limits"], instance=instance, resources=resources,
+                          run_config={"ops": {"branch_limits": {"config": windows}}}).success
     limits = instance.get_latest_materialization_event(dg.AssetKey("branch_limits")).asset_materialization.metadata
-    assert (limits["days"].value, limits["first_day"].value, limits["periods"].value) == (1, DAY.isoformat(), 48)
+    assert (limits["days"].value, limits["first_day"].value, limits["periods"].value) == (2, DAY.isoformat(), 96)
     assert limits["limits_from_history"].value + limits["limits_at_rating"].value == 99 and limits["max_loading"].value > 0
     stored = load_branch_limits(data_dir / "grid" / "branch_limits_gb29.json", reduced_network())
     assert int(stored.from_history.sum()) == limits["limits_from_history"].value
@@ -366,7 +372,8 @@ def test_no_snapshot_from_a_partition_that_failed_validation(replay: ReplayServe
     message = " ".join(str(e.step_failure_data.error) for e in alone.all_events if e.is_step_failure)
     assert "FUELHH for 2018-12-31 is not in the store" in message
     assert SnapshotStore(data_dir / "hdf5").days("gb29") == []
-    # Nothing stored: branch_limits has nothing to measure and says what to materialise.
+    # Nothing stored: branch_limits has no window to measure on and says what to backfill.
     limits = dg.materialize(list(defs.assets), selection=["branch_limits"], instance=instance, resources=resources, raise_on_error=False)
     assert not limits.success
-    assert "materialise grid_snapshots first" in " ".join(str(e.step_failure_data.error) for e in limits.all_events if e.is_step_failure)
+    failure = next(e for e in limits.all_events if e.is_step_failure).step_failure_data.user_failure_data
+    assert "no stored days: backfill the daily stores first" in failure.description and "fuelhh_store" in failure.description

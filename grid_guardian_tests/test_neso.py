@@ -14,7 +14,7 @@ import pytest
 
 from grid_guardian_assets.datasets import NESO_DEMAND, NESO_DEMAND_RESOURCES, neso_date_text
 from grid_guardian_assets.definitions import defs
-from grid_guardian_assets.detect.measurements import measurement_table
+from grid_guardian_assets.detect.measurements import StoredMeasurements
 from grid_guardian_assets.replay import neso
 from grid_guardian_assets.replay.server import Fault, ReplayServer
 from grid_guardian_assets.store.hdf5 import HDF5Store
@@ -59,8 +59,8 @@ def test_a_year_without_a_known_resource_is_refused_by_the_plan() -> None:
         NESO_DEMAND.request_plan(dt.date(2009, 1, 1))
 
 
-def test_the_redundancy_checks_pair_bmrs_demand_with_neso() -> None:
-    table = measurement_table([dt.date(2018, 3, 1)], b1610_days=())
+def test_the_redundancy_checks_pair_bmrs_demand_with_neso(recorded_2018: StoredMeasurements) -> None:
+    table = recorded_2018.table([dt.date(2018, 3, 1)], b1610_days=())
     assert {"NESO:ND", "NESO:TSD", "NESO:IFA_FLOW"} <= set(table.columns)
     # Two publishers of one quantity: BMRS's initial national demand and NESO's settled one differ by tens of MW.
     difference = (table["INDO"] - table["NESO:ND"]).abs()
@@ -76,6 +76,12 @@ def test_the_neso_chain_stores_days_through_dagster(replay: ReplayServer, data_d
         assert result.success
     store = HDF5Store(data_dir / "hdf5")
     assert store.days(NESO_DEMAND) == [dt.date(2018, 3, 1), dt.date(2021, 7, 1)]
+    # What the redundancy checks read: NESO's columns beside BMRS's demand, from the stores alone.
+    assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets("indo_store").upstream(), partition_key="2021-07-01",
+                          instance=instance, resources=resources).success
+    table = StoredMeasurements(store).table([dt.date(2021, 7, 1)])
+    assert {"INDO", "NESO:ND", "NESO:TSD", "NESO:IFA_FLOW", "NESO:IFA2_FLOW"} <= set(table.columns)
+    assert table["INDO"].null_count() == 0 and 0 < (table["INDO"] - table["NESO:ND"]).abs().median() < 300
     stored = store.read_range(NESO_DEMAND, dt.date(2021, 7, 1), dt.date(2021, 7, 1))
     assert stored.height == 48 and stored["IFA_FLOW"].null_count() == 0 and stored["ND"].min() > 15_000
     meta = instance.get_latest_materialization_event(dg.AssetKey("neso_demand_raw")).asset_materialization.metadata

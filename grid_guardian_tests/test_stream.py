@@ -17,6 +17,7 @@ import redis
 import torch
 
 from grid_guardian_assets.datasets import DEMAND_PUBLISH_MARGIN, FREQ, FUELHH, INDO
+from grid_guardian_assets.detect.physics_rules import frequency_findings
 from grid_guardian_assets.dev.local_servers import LocalBroker, LocalRedis
 from grid_guardian_assets.grid.branch_limits import BranchLimits, BranchLimitsMissing
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
@@ -29,7 +30,6 @@ from grid_guardian_assets.stream.job import GC_YOUNG_THRESHOLD, InferenceJob, St
 from grid_guardian_assets.stream.kafka import KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, encode_record, parse_messages
 from grid_guardian_assets.stream.processor import LiveProcessor
-from grid_guardian_assets.stream.rules import frequency_findings
 from grid_guardian_assets.stream.scorer import LiveScorer, PeriodInput
 from grid_guardian_assets.verifier.checkpoints import ModelStore
 from grid_guardian_assets.verifier.pipeline import load_detector, save_checkpoint, train_verifier
@@ -825,8 +825,8 @@ def test_an_incident_over_adjacent_periods_is_one_alert_and_a_frequency_dip_is_o
     frequency dip's samples are one alert whatever order they arrive in (FREQ keyed by time spreads over partitions):
     newest first, an older one inside the span, or the two ends first and the middle after (two alerts, then one
     span); a dip three minutes after the last is a new incident."""
+    from grid_guardian_assets.detect.findings import Finding
     from grid_guardian_assets.stream.redis_sink import RedisSink
-    from grid_guardian_assets.stream.rules import Finding
 
     client = redis.Redis.from_url(redis_server.url)
     sink = RedisSink(client, "live:state:test")
@@ -870,7 +870,7 @@ def test_a_burst_of_rejected_readings_is_one_alert_per_dataset(redis_server) -> 
     """A broken feed sends hundreds of bad messages in seconds: one alert on the dataset, not one per message, whatever
     times the messages carry (their records' own, or none); a second dataset's, or the same dataset's an hour later,
     is another. A replayed burst adds nothing."""
-    from grid_guardian_assets.detect.data_quality import rejected_reading_finding
+    from grid_guardian_assets.stream.dead_letters import rejected_reading_finding
     from grid_guardian_assets.stream.messages import Rejected
     from grid_guardian_assets.stream.redis_sink import RedisSink
 

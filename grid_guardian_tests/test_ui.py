@@ -67,7 +67,7 @@ def _dismiss_dialogs(page) -> None:
             button.first.click()
 
 
-def test_asset_graph_the_live_paths_lineage_and_a_partitioned_assets_checks_are_visible(webserver: str, tmp_path: Path) -> None:
+def test_asset_graph_the_live_paths_and_the_learned_halfs_lineage_and_a_partitioned_assets_checks_are_visible(webserver: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     shots = tmp_path / "screenshots"
@@ -101,8 +101,21 @@ def test_asset_graph_the_live_paths_lineage_and_a_partitioned_assets_checks_are_
         for name in ("live_anomaly_scores", "gnn_verifier", "self_play_round", "bmrs.FUELHH", "bmrs.FREQ", "redis_alerts", "bmrs.dlq"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
         page.screenshot(path=str(shots / "live_lineage.png"))
+
+        # The learned half reads the stores: their edges into the calibration, the benchmark and the verifier (the graph
+        # shortens detector_calibration's label, so its own page names it).
+        learned = {"detector_calibration": ("fuelhh_store", "indo_store", "itsdo_store", "neso_demand_store", "agws_store"),
+                   "anomaly_benchmark": ("fuelhh_store", "itsdo_store", "agws_store", "grid_snapshots"),
+                   "gnn_verifier": ("fuelhh_store", "itsdo_store", "anomaly_benchmark", "grid_snapshots")}
+        for asset, upstream in learned.items():
+            page.goto(f"{webserver}/assets/{asset}?view=lineage&lineageScope=upstream&lineageDepth=1", wait_until="networkidle")
+            _dismiss_dialogs(page)
+            for name in (asset, *upstream):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / f"{asset}_lineage.png"))
         browser.close()
-    for name in ("asset_graph.png", "fuelhh_frames_checks.png", "fuelhh_store_events.png", "live_lineage.png"):
+    for name in ("asset_graph.png", "fuelhh_frames_checks.png", "fuelhh_store_events.png", "live_lineage.png",
+                 "detector_calibration_lineage.png", "anomaly_benchmark_lineage.png", "gnn_verifier_lineage.png"):
         assert (shots / name).stat().st_size > 10_000
     keep = os.environ.get("GRID_GUARDIAN_SCREENSHOTS")
     if keep:

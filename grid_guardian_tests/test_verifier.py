@@ -14,10 +14,11 @@ import pytest
 import torch
 from torch_geometric.nn import GATConv
 
-from grid_guardian_assets.datasets import DEMAND_PUBLISH_MARGIN
+from grid_guardian_assets.datasets import AGWS, DEMAND_PUBLISH_MARGIN, FUELHH, INDO, ITSDO, NESO_DEMAND
 from grid_guardian_assets.definitions import defs
 from grid_guardian_assets.detect.calibration import DetectorCalibration, fit_detectors
-from grid_guardian_assets.detect.measurements import measurement_table, timely_columns
+from grid_guardian_assets.detect.measurements import StoredMeasurements, timely_columns
+from grid_guardian_assets.dev.recorded_store import WINDOWS_2018, store_recordings
 from grid_guardian_assets.grid.branch_limits import LoadingHistory
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, bus_mapping
@@ -27,6 +28,7 @@ from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.replay import agws, bmrs_history
 from grid_guardian_assets.replay.grid import bundled_snapshot_days
 from grid_guardian_assets.settlement import day_bounds_utc
+from grid_guardian_assets.store.hdf5 import HDF5Store
 from grid_guardian_assets.store.snapshot_store import SnapshotStore
 from grid_guardian_assets.stream.periods import PeriodState
 from grid_guardian_assets.verifier import attention
@@ -304,30 +306,30 @@ def test_each_injector_puts_the_anomaly_where_its_label_says(kind: str, held_out
         assert np.abs(changed.node[inside][:, :, net].sum(axis=1)).max() < 1.0  # re-derived injections balance
 
 
-def test_the_observed_case_is_the_case_untouched_and_hides_a_redispatch(held_out) -> None:
+def test_the_observed_case_is_the_case_untouched_and_hides_a_redispatch(held_out, recorded_2018: StoredMeasurements) -> None:
     """An untouched day re-spread from its national readings is the day; a redispatch between buses leaves the
     national readings nearly as they were, so the branch it overloads is not overloaded in what the live job sees."""
     network = reduced_network()
     mapping, flow = bus_mapping(network), DCPowerFlow(network)
     window = held_out.slice(20, 68)
-    observed = observed_case(window, mapping, flow)
+    observed = observed_case(window, mapping, flow, recorded_2018)
     np.testing.assert_allclose(observed.node, window.node, atol=0.01)
     np.testing.assert_allclose(observed.loading, window.loading, atol=1e-4)
     changed, label = Injector(network, flow, np.random.default_rng(5)).inject("overload_redispatch", window, 12)
     overloaded = (changed.loading[label.start] > 1.0) & (window.loading[label.start] < 0.9)
-    seen = observed_case(changed, mapping, flow).loading[label.start]
+    seen = observed_case(changed, mapping, flow, recorded_2018).loading[label.start]
     assert overloaded.any() and np.all(seen[overloaded] < 1.0)
 
 
-def test_the_benchmark_holds_each_case_as_the_live_job_observes_it(held_out) -> None:
+def test_the_benchmark_holds_each_case_as_the_live_job_observes_it(held_out, recorded_2018: StoredMeasurements) -> None:
     """Every frozen case is already what the live job would see: observing it again changes nothing, and a unit trip
     leaves no bus-level trace (each bus holds its share of the national reading, as grid_snapshots spreads it)."""
     network = reduced_network()
     mapping, flow = bus_mapping(network), DCPowerFlow(network)
-    bench = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
+    bench = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1), recorded=recorded_2018)
     for k in range(len(bench.labels)):
         case = bench.case(k)
-        again = observed_case(case, mapping, flow)
+        again = observed_case(case, mapping, flow, recorded_2018)
         np.testing.assert_allclose(again.node, case.node, atol=0.05)
         np.testing.assert_allclose(again.loading, case.loading, atol=1e-4)
     k = next(k for k, label in enumerate(bench.labels) if label and label.kind == "unit_trip")
@@ -337,15 +339,17 @@ def test_the_benchmark_holds_each_case_as_the_live_job_observes_it(held_out) -> 
 
 
 @pytest.mark.parametrize("kind, traced", [("overload_redispatch", False), ("unit_scaling", True), ("missing_period", True)])
-def test_the_national_trace_says_whether_an_event_reaches_what_the_live_job_receives(kind: str, traced: bool, held_out) -> None:
+def test_the_national_trace_says_whether_an_event_reaches_what_the_live_job_receives(
+        kind: str, traced: bool, held_out, recorded_2018: StoredMeasurements) -> None:
     """A redispatch between buses changes no national reading; a scaled unit and a missing period do; the window
     untouched changes nothing (to float32 rounding)."""
     network = reduced_network()
     mapping, flow = bus_mapping(network), DCPowerFlow(network)
     window = held_out.slice(20, 68)
-    assert national_trace_mw(window, mapping, range(0, 48)) < 0.05
+    assert national_trace_mw(window, mapping, range(0, 48), recorded_2018) < 0.05
     changed, label = Injector(network, flow, np.random.default_rng(5)).inject(kind, window, 12)
-    trace = national_trace_mw(observed_case(changed, mapping, flow), mapping, range(label.start, label.start + label.duration))
+    trace = national_trace_mw(observed_case(changed, mapping, flow, recorded_2018), mapping, range(label.start, label.start + label.duration),
+                              recorded_2018)
     assert (trace > 100) if traced else (trace < 1.0), trace
 
 
@@ -369,16 +373,16 @@ def test_event_scoring_on_hand_made_cases() -> None:
     assert overall["false_positives"] == 5
 
 
-def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
+def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out, recorded_2018: StoredMeasurements) -> None:
     network = reduced_network()
-    a = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
-    b = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
-    c = build_benchmark([held_out], network, BenchmarkSpec(seed=12, cases_per_type=1, clean_days=1))
+    a = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1), recorded=recorded_2018)
+    b = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1), recorded=recorded_2018)
+    c = build_benchmark([held_out], network, BenchmarkSpec(seed=12, cases_per_type=1, clean_days=1), recorded=recorded_2018)
     assert a.version == b.version != c.version
     assert [label.kind if label else None for label in a.labels] == [*ANOMALY_TYPES, None]
     path = a.save(tmp_path)
     assert Benchmark.load(path).version == a.version
-    marked = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1),
+    marked = build_benchmark([held_out], network, BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1), recorded=recorded_2018,
                              known_bad=[dt.datetime.fromtimestamp(int(us) / 1e6, dt.UTC) for us in held_out.start_us])
     assert marked.known_bad.sum() > a.known_bad.sum() and marked.version != a.version  # the marks are content
     reloaded = Benchmark.load(marked.save(tmp_path))
@@ -392,8 +396,8 @@ def test_benchmark_is_frozen_by_its_seed(tmp_path: Path, held_out) -> None:
         Benchmark.load(other)
 
 
-def test_each_case_keeps_its_window_untouched_which_differs_only_where_the_event_was_written(held_out) -> None:
-    bench = build_benchmark([held_out], reduced_network(), BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1))
+def test_each_case_keeps_its_window_untouched_which_differs_only_where_the_event_was_written(held_out, recorded_2018: StoredMeasurements) -> None:
+    bench = build_benchmark([held_out], reduced_network(), BenchmarkSpec(seed=11, cases_per_type=1, clean_days=1), recorded=recorded_2018)
     for k, label in enumerate(bench.labels):
         case, untouched = bench.case(k), bench.untouched(k)
         np.testing.assert_array_equal(untouched.start_us, case.start_us)
@@ -461,14 +465,14 @@ def test_an_alarm_on_known_bad_real_data_is_no_false_alert_and_still_detects_a_l
     assert evaluate_case(scores, None).false_positives == 3
 
 
-def test_clean_cases_are_different_whole_days(held_out) -> None:
+def test_clean_cases_are_different_whole_days(held_out, recorded_2018: StoredMeasurements) -> None:
     network = reduced_network()
-    bench = build_benchmark([held_out], network, BenchmarkSpec(seed=3, cases_per_type=1, clean_days=3))
+    bench = build_benchmark([held_out], network, BenchmarkSpec(seed=3, cases_per_type=1, clean_days=3), recorded=recorded_2018)
     clean = [k for k, label in enumerate(bench.labels) if label is None]
     first_periods = sorted(int(bench.start_us[k][0]) for k in clean)
     assert first_periods == [int(held_out.start_us[i]) for i in (0, 48, 96)]  # 4, 5 and 6 October 2018, each once
     with pytest.raises(ValueError, match="4 clean days asked for, but the held-out data holds 3 whole 48-period days"):
-        build_benchmark([held_out], network, BenchmarkSpec(cases_per_type=0, clean_days=4))
+        build_benchmark([held_out], network, BenchmarkSpec(cases_per_type=0, clean_days=4), recorded=recorded_2018)
 
 
 def test_whole_days_start_at_local_midnight_and_leave_out_the_clock_change_day() -> None:
@@ -489,7 +493,8 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.mark.integration
-def test_the_rules_and_verifier_beat_the_three_sigma_rule_on_a_fixed_real_data_case(one_torch_thread: None) -> None:
+def test_the_rules_and_verifier_beat_the_three_sigma_rule_on_a_fixed_real_data_case(
+        one_torch_thread: None, recorded_2018: StoredMeasurements) -> None:
     """What the live job runs, the rules and the verifier combined, beats the 3-sigma rule's event-wise F1 and a
     detector that alarms in every period (which on this benchmark beats the 3-sigma rule on its own), on a fixed case.
 
@@ -511,9 +516,11 @@ def test_the_rules_and_verifier_beat_the_three_sigma_rule_on_a_fixed_real_data_c
     assert trained.train_days == (dt.date(2018, 9, 1), dt.date(2018, 9, 23))
     assert trained.calibration_days == (dt.date(2018, 9, 24), dt.date(2018, 9, 30))
     held_out_days = list(days("2018-10-04", "2018-10-17"))  # 14 whole days (10-02, 10-03 and 10-18 have gaps)
-    benchmark = build_benchmark(contiguous_sequences(held_out_days), network, BenchmarkSpec(seed=2018, cases_per_type=12, clean_days=14))
+    benchmark = build_benchmark(contiguous_sequences(held_out_days), network, BenchmarkSpec(seed=2018, cases_per_type=12, clean_days=14),
+                                recorded=recorded_2018)
     limits = LoadingHistory.of(list(days("2018-09-01", "2018-09-30")), network.n_branches).limits()
-    table = benchmark_table(benchmark_outcomes(trained, network, benchmark, fit_detectors(), limits))
+    table = benchmark_table(benchmark_outcomes(trained, network, benchmark, fit_detectors(recorded_2018, WINDOWS_2018), limits,
+                                                      recorded_2018))
     overall = table.filter(pl.col("type") == "overall").select("detector", "precision", "recall", "f1")
     f1 = dict(overall.select("detector", "f1").iter_rows())
     f1_combined, f1_three_sigma = f1["rules + GNN verifier"], f1["3-sigma"]
@@ -573,12 +580,17 @@ def test_verifier_assets_train_gate_promote_and_log_to_mlflow(tmp_path: Path, da
     snapshots = SnapshotStore(data_dir / "hdf5")
     for day in days("2018-03-01", "2018-03-08") + days("2018-10-04", "2018-10-06"):
         snapshots.write_day(day)
+    # The readings the detectors and the cases read beside the snapshots, as the daily chains store them.
+    stored = [d.day for d in days("2018-03-01", "2018-03-08") + days("2018-10-04", "2018-10-06")]
+    assert not any(store_recordings(HDF5Store(data_dir / "hdf5"), (FUELHH, INDO, ITSDO, AGWS, NESO_DEMAND), stored).values())
+    windows = {"fit_start": "2018-03-01", "fit_end": "2018-03-05", "threshold_start": "2018-03-06", "threshold_end": "2018-03-08",
+               "held_out_start": "2018-10-04", "held_out_end": "2018-10-06"}
     uri = f"sqlite:///{data_dir / 'mlflow.db'}"  # a real MLflow store (the one replay_resources configures)
     resources = replay_resources(replay.base_url, data_dir)
     config = {
         "ops": {
-            "anomaly_benchmark": {"config": {"start": "2018-10-04", "end": "2018-10-06", "cases_per_type": 1, "clean_days": 2}},
-            "gnn_verifier": {"config": {"start": "2018-03-01", "end": "2018-03-08", "calibration_days": 2, "epochs": 1,
+            "anomaly_benchmark": {"config": {**windows, "cases_per_type": 1, "clean_days": 2}},
+            "gnn_verifier": {"config": {**windows, "calibration_days": 2, "epochs": 1,
                                         "warmup": 4, "hidden_channels": 8, "batch_chunks": 4}},
         }
     }
@@ -668,20 +680,20 @@ def test_masked_mse_is_mse_when_nothing_is_masked() -> None:
 
 # --- the rules as a benchmark detector, and the rules and the model combined (issue #12's ablation) ----------------
 @pytest.fixture(scope="module")
-def detectors() -> DetectorCalibration:
-    return fit_detectors()
+def detectors(recorded_2018: StoredMeasurements) -> DetectorCalibration:
+    return fit_detectors(recorded_2018, WINDOWS_2018)
 
 
 @pytest.fixture(scope="module")
-def rules(detectors: DetectorCalibration) -> RulesDetector:
+def rules(detectors: DetectorCalibration, recorded_2018: StoredMeasurements) -> RulesDetector:
     """The rules with line limits measured as the branch_limits asset measures them, on September 2018 (days before
     the held-out ones)."""
     network = reduced_network()
     limits = LoadingHistory.of(days("2018-09-01", "2018-09-30"), network.n_branches).limits()
-    return RulesDetector(detectors, bus_mapping(network), limits)
+    return RulesDetector(detectors, bus_mapping(network), limits, recorded_2018)
 
 
-def test_a_case_rebuilt_as_measurements_is_the_recorded_measurement_table_and_a_fault_reaches_only_fuelhh() -> None:
+def test_a_case_rebuilt_as_measurements_is_the_recorded_measurement_table_and_a_fault_reaches_only_fuelhh(recorded_2018: StoredMeasurements) -> None:
     """An untouched real day rebuilt from its snapshots reads what the bundled recordings read (to float32 rounding
     of the per-bus MW), less the datasets published too late to alarm during an event (B1610, NESO's flows); a sign
     flip on IFA's bus flips FUELHH's INTFR and nothing else."""
@@ -689,8 +701,8 @@ def test_a_case_rebuilt_as_measurements_is_the_recorded_measurement_table_and_a_
     mapping = bus_mapping(network)
     day = dt.date(2018, 10, 21)
     sequence = sequence_from_days(list(days(day.isoformat(), day.isoformat())))
-    full = measurement_table([day], b1610_days=())
-    rebuilt, expected = case_measurements(sequence, mapping), full.select(timely_columns(full.columns))
+    full = recorded_2018.table([day], b1610_days=())
+    rebuilt, expected = case_measurements(sequence, mapping, recorded_2018), full.select(timely_columns(full.columns))
     assert any(c.startswith("NESO:") for c in full.columns) and not any(c.startswith("NESO:") for c in rebuilt.columns)
     assert rebuilt.columns == expected.columns and rebuilt.height == 48
     assert rebuilt.select("settlementDate", "settlementPeriod", "start").equals(expected.select("settlementDate", "settlementPeriod", "start"))
@@ -699,19 +711,19 @@ def test_a_case_rebuilt_as_measurements_is_the_recorded_measurement_table_and_a_
     flipped = sequence.copy()
     sellindge = network.bus_index("Sellindge")
     flipped.node[10:14, sellindge, NODE_FEATURES.index("net_import")] *= -1
-    faulty = case_measurements(flipped, mapping)
+    faulty = case_measurements(flipped, mapping, recorded_2018)
     np.testing.assert_allclose(faulty["FUELHH:INTFR"][10:14].to_numpy(), -expected["FUELHH:INTFR"][10:14].to_numpy(), atol=0.01)
     others = [c for c in expected.columns[3:] if c != "FUELHH:INTFR"]
     assert faulty.select(others).equals(rebuilt.select(others))
 
 
-def test_a_case_holds_the_measurements_the_live_job_assembles_for_a_period() -> None:
+def test_a_case_holds_the_measurements_the_live_job_assembles_for_a_period(recorded_2018: StoredMeasurements) -> None:
     """The benchmark scores the live job, so a case carries exactly the measurements a live period holds once its
     FUELHH, INDO, ITSDO and AGWS have arrived (``PeriodState.measurements``; B1610 comes days later): a check the live job
     cannot run (NESO's interconnector flows have no topic) does not count in the benchmark."""
     network = reduced_network()
     day = dt.date(2018, 10, 21)
-    case = case_measurements(sequence_from_days(list(days(day.isoformat(), day.isoformat()))), bus_mapping(network))
+    case = case_measurements(sequence_from_days(list(days(day.isoformat(), day.isoformat()))), bus_mapping(network), recorded_2018)
     start, end = day_bounds_utc(day)
     period = 20
     live = PeriodState(day, period, case["start"][period - 1],

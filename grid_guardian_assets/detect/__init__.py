@@ -7,6 +7,6 @@
 * ``measurements``: the bundled 2018 data as one row per settlement period, each column a named measurement.
 * ``calibration``: fitting every detector on training days, and its JSON form for assets and the live job.
 
-Every score is calibrated so that 1.0 is its alarm threshold, as ``stream.rules.Finding`` expects. No Dagster, no
+Every score is calibrated so that 1.0 is its alarm threshold, as ``detect.findings.Finding`` expects. No Dagster, no
 torch: assets and the live job import this package, not the other way round.
 """

@@ -1,16 +1,18 @@
-"""Fitting every detector on training days, its JSON form, and what it does on the held-out days.
+"""Fitting every detector on the stored days of its windows, its JSON form, and what it does on held-out days.
 
-Training is January–September 2018: ``FIT_DAYS`` (January–June) teach the redundancy relations and spreads,
-``VALIDATION_DAYS`` (July–September) set their thresholds, and the per-fuel data-quality limits come from both.
-``HELD_OUT_DAYS`` (October–December) are never used to fit or choose anything: ``fit_detectors`` refuses them, and
-``held_out_alarm_rates`` only measures on them (``python -m grid_guardian_assets.detect.calibration``).
+The windows (``grid_guardian_assets.windows``) say which days: the redundancy relations and spreads learn on the ``fit``
+window, their thresholds are set on the ``threshold`` window, and the per-fuel data-quality limits come from both. The
+``held_out`` window is never used to fit or choose anything (``Windows`` refuses overlapping windows), and
+``held_out_alarm_rates`` only measures on it. Everything is read from the daily chains' stores
+(``measurements.StoredMeasurements``): a check whose datasets are not stored for the windows is not fitted, and the
+calibration says so (``DetectorCalibration.not_fitted``) instead of failing.
 """
 
 import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,16 @@ from grid_guardian_assets.detect.data_quality import (
     fuel_findings,
     integrity_findings,
 )
-from grid_guardian_assets.detect.measurements import INDO, STORED, fuel_columns, measurement, measurement_table
+from grid_guardian_assets.detect.findings import Finding, Origin
+from grid_guardian_assets.detect.measurements import (
+    INDO,
+    ITSDO,
+    NESO_COLUMNS,
+    STORED,
+    StoredMeasurements,
+    fuel_columns,
+    measurement,
+)
 from grid_guardian_assets.detect.redundancy import (
     AGWS_WIND,
     BALANCE_CHECK,
@@ -39,26 +50,28 @@ from grid_guardian_assets.detect.redundancy import (
     STEP_BASELINE_PERIODS,
     PairRelation,
     PeriodChecks,
+    b1610_groups,
     default_checks,
     fit_relation,
     local_slot,
     redundancy_findings,
 )
 from grid_guardian_assets.detect.schedules import ScheduledFalls, period_falls
-from grid_guardian_assets.replay import agws, bmrs_history
-from grid_guardian_assets.settlement import PERIOD, days_between
-from grid_guardian_assets.stream.messages import Origin
-from grid_guardian_assets.stream.rules import Finding
+from grid_guardian_assets.settlement import PERIOD
+from grid_guardian_assets.windows import DayWindow, Windows
 
-FIT_DAYS = tuple(days_between(dt.date(2018, 1, 1), dt.date(2018, 6, 30)))
-VALIDATION_DAYS = tuple(days_between(dt.date(2018, 7, 1), dt.date(2018, 9, 30)))
-HELD_OUT_DAYS = tuple(days_between(dt.date(2018, 10, 1), dt.date(2018, 12, 31)))
-# B1610 is synthetic here (FUELHH split over made-up units, so it matches FUELHH by construction) and costs ~0.15 s
-# a day to generate: a weekly sample teaches the same relation.
-B1610_EVERY = 7
 # A reading under this share of both its neighbours is a drop-out (a whole-system FUELHH gap, a B1630 wind glitch).
 DROPOUT_SHARE = 0.6
-FORMAT_VERSION = 3  # 2: the redundancy checks' step spreads and thresholds; 3: the fuel types' infeed-loss limits
+# 2: the redundancy checks' step spreads and thresholds; 3: the fuel types' infeed-loss limits; 4: the checks not
+# fitted, and why
+FORMAT_VERSION = 4
+
+
+def _possible_columns(fuels: Iterable[str]) -> list[str]:
+    """Every reference a check may be fitted against, beside the FUELHH columns ``fuels`` a store holds: what the
+    checks would be with every dataset stored (to name those a calibration could not fit)."""
+    return [*fuels, INDO, ITSDO, *(measurement("NESO", c) for c in NESO_COLUMNS),
+            *(measurement("AGWS", p) for p in AGWS_WIND), *(measurement("B1610", p) for ps in b1610_groups().values() for p in ps)]
 
 
 @dataclass(frozen=True)
@@ -68,8 +81,10 @@ class DetectorCalibration:
     Attributes:
         relations: Redundancy check name → its relation, spread and threshold.
         fuel_limits: FUELHH fuel type → its data-quality limits.
-        fit_days, validation_days: First and last day of each training range.
+        fit_days, validation_days: First and last day of the fit and threshold windows.
         false_alarm_rate: The rate the redundancy thresholds were set to.
+        not_fitted: Redundancy check name → why it was not fitted (its datasets not stored for the windows, too few
+            periods with both sides): the live job runs without it and says so.
     """
 
     relations: dict[str, PairRelation]
@@ -77,6 +92,7 @@ class DetectorCalibration:
     fit_days: tuple[dt.date, dt.date]
     validation_days: tuple[dt.date, dt.date]
     false_alarm_rate: float
+    not_fitted: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +102,7 @@ class DetectorCalibration:
             "false_alarm_rate": self.false_alarm_rate,
             "relations": {name: r.to_json() for name, r in self.relations.items()},
             "fuel_limits": {fuel: limit.to_json() for fuel, limit in self.fuel_limits.items()},
+            "not_fitted": self.not_fitted,
         }
 
     @classmethod
@@ -101,6 +118,7 @@ class DetectorCalibration:
             fit_days=(first, last),
             validation_days=(v_first, v_last),
             false_alarm_rate=float(data["false_alarm_rate"]),
+            not_fitted=dict(data.get("not_fitted", {})),
         )
 
     def save(self, path: Path) -> None:
@@ -111,36 +129,44 @@ class DetectorCalibration:
         return cls.from_json(json.loads(path.read_text()))
 
 
-def fit_detectors(fit_days: Sequence[dt.date] = FIT_DAYS, validation_days: Sequence[dt.date] = VALIDATION_DAYS, *,
-                  b1610_every: int = B1610_EVERY, false_alarm_rate: float = FALSE_ALARM_RATE) -> DetectorCalibration:
-    """Fit every detector on the bundled 2018 data of the training days.
+def fit_detectors(measurements: StoredMeasurements, windows: Windows, *,
+                  false_alarm_rate: float = FALSE_ALARM_RATE) -> DetectorCalibration:
+    """Fit every detector on the stored days of ``windows``' fit and threshold windows.
 
     Args:
-        fit_days: Days the redundancy relations and spreads are learned from.
-        validation_days: Days the redundancy thresholds are set on.
-        b1610_every: B1610 is read for every n-th day of each range (see ``B1610_EVERY``).
+        measurements: The stores to read.
+        windows: Relations, spreads and limits learn on ``fit``, thresholds on ``threshold``; ``held_out`` is not read.
         false_alarm_rate: Alarms per check and normal settlement period at the thresholds.
 
     Raises:
-        ValueError: When a day is held out, or the two ranges overlap.
+        ValueError: No FUELHH is stored for the fit window (nothing to fit).
     """
-    held_out = sorted((set(fit_days) | set(validation_days)) & set(HELD_OUT_DAYS))
-    if held_out:
-        raise ValueError(f"{held_out[0]} and {len(held_out) - 1} more days are held out: never fitted on")
-    if set(fit_days) & set(validation_days):
-        raise ValueError("fit and validation days overlap")
-    fit_days, validation_days = sorted(fit_days), sorted(validation_days)
-    fit = measurement_table(fit_days, b1610_days=fit_days[::b1610_every])
-    validation = measurement_table(validation_days, b1610_days=validation_days[::b1610_every])
-    relations = {c.name: fit_relation(c, fit, validation, false_alarm_rate) for c in default_checks(fit.columns)}
+    fit_days, validation_days = windows.fit.days(), windows.threshold.days()
+    fit = measurements.table(fit_days)
+    validation = measurements.table(validation_days)
+    fuels = fuel_columns(fit.columns)
+    if not fuels:
+        raise ValueError(f"no FUELHH stored for the fit window {windows.fit.describe()}: nothing to fit")
+    relations: dict[str, PairRelation] = {}
+    not_fitted: dict[str, str] = {}
+    for check in default_checks(fit.columns):
+        try:
+            relations[check.name] = fit_relation(check, fit, validation, false_alarm_rate)
+        except ValueError as exc:
+            not_fitted[check.name] = str(exc)
+    for check in default_checks(_possible_columns(fuels)):
+        if check.name not in relations and check.name not in not_fitted:
+            lacking = sorted({name.split(":", 1)[0] for name in (*check.measured, *check.reference)
+                              if name not in fit.columns})
+            not_fitted[check.name] = f"{', '.join(lacking)} not stored for the fit window {windows.fit.describe()}"
     training = pl.concat([fit, validation], how="diagonal_relaxed").sort("start")
     fit_range, validation_range = (fit_days[0], fit_days[-1]), (validation_days[0], validation_days[-1])
     # Bad data teaches no step limit: the periods the relations just fitted know to be bad (FUELHH's whole-system
     # glitches move nuclear by 3,000 MW and more), found before any fuel type has limits.
     relations_only = DetectorCalibration(relations, {}, fit_range, validation_range, false_alarm_rate)
-    bad = training["start"].is_in(known_bad_periods(relations_only, training)).to_numpy()
+    bad = training["start"].is_in(known_bad_periods(relations_only, training, measurements)).to_numpy()
     return DetectorCalibration(relations, fit_fuel_limits(training, false_alarm_rate, bad), fit_range, validation_range,
-                               false_alarm_rate)
+                               false_alarm_rate, dict(sorted(not_fitted.items())))
 
 
 @dataclass(frozen=True)
@@ -269,62 +295,80 @@ def detect(calibration: DetectorCalibration, table: pl.DataFrame) -> Detection:
 def dropouts(table: pl.DataFrame) -> pl.Series:
     """Per period, whether FUELHH's total or AGWS's wind is under ``DROPOUT_SHARE`` of both its neighbours: bad data
     anyone can see without a detector, used to tell clean held-out days from the rest."""
-    supply = pl.sum_horizontal(fuel_columns(table.columns))
-    wind = pl.sum_horizontal([measurement("AGWS", p) for p in AGWS_WIND])
-    frame = table.select(supply=supply, wind=wind)
+    sums = {"supply": fuel_columns(table.columns),
+            "wind": [c for c in (measurement("AGWS", p) for p in AGWS_WIND) if c in table.columns]}
+    present = {name: columns for name, columns in sums.items() if columns}  # a dataset not stored has no drop-out
+    if not present:
+        return pl.Series("dropout", [False] * table.height, dtype=pl.Boolean)
+    frame = table.select(**{name: pl.sum_horizontal(columns) for name, columns in present.items()})
     flags = [
         (pl.col(c) < DROPOUT_SHARE * pl.min_horizontal(pl.col(c).shift(1), pl.col(c).shift(-1))).fill_null(False)
-        for c in ("supply", "wind")
+        for c in present
     ]
     return frame.select(pl.any_horizontal(flags).alias("dropout"))["dropout"]
 
 
-def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame) -> list[dt.datetime]:
+def _day_records(measurements: StoredMeasurements, spec, days: Sequence[dt.date]) -> dict[dt.date, list[dict[str, Any]]]:
+    """The stored rows of ``spec`` on ``days`` as records, by day."""
+    rows = measurements.rows(spec, days)
+    by_day: dict[dt.date, list[dict[str, Any]]] = {day: [] for day in days}
+    for record in rows.to_dicts():
+        by_day.setdefault(record["settlementDate"], []).append(record)
+    return by_day
+
+
+def known_bad_periods(calibration: DetectorCalibration, table: pl.DataFrame,
+                      measurements: StoredMeasurements) -> list[dt.datetime]:
     """Starts of the periods of a measurement table whose real data is known to be bad, and their neighbours.
 
     Known bad, by criteria that do not depend on any detector's threshold: two independent measurements of one
     quantity disagree by ``GROSS_ERROR_SPREADS`` or more of the check's normal spread (FUELHH's IFA reading 334 MW
     while NESO's flow on the link is 1,999 MW, on 2018-07-12 at 11:00), or their disagreement jumps by as many of its
     normal step spreads from one period to the next (the checks' thresholds leave both out as bad data), a drop-out
-    (``dropouts``), or a FUELHH fuel type missing from or doubled in the period (``integrity_findings``). The 2018 files hold such periods on most
-    days (some in 51 of the 92 days of July to September), so the benchmark cannot leave them out; it marks them,
-    and an alarm on a marked period is not a false alert (``verifier.evaluation``). The period
-    before and after each is marked too: a check that reads the period before (a step, a run) alarms next to it.
+    (``dropouts``), or a FUELHH fuel type missing from the period (``integrity_findings`` on the stored rows, which
+    a day with a recorded gap lacks). The 2018 data holds such periods on most days (some in 51 of the 92 days of July
+    to September), so the benchmark cannot leave them out; it marks them, and an alarm on a marked period is not a
+    false alert (``verifier.evaluation``). The period before and after each is marked too: a check that reads the
+    period before (a step, a run) alarms next to it.
     """
     found = detect(calibration, table)
     # A step without a baseline is NaN, which polars sorts above every number: it is no gross step.
     gross = found.redundancy.filter((pl.col("normalised_residual").abs() >= GROSS_ERROR_SPREADS)
                                     | (pl.col("step_residual").fill_nan(0.0).abs() >= GROSS_ERROR_SPREADS))["start"].to_list()
     dropped = table.filter(dropouts(table))["start"].to_list()
-    broken = [f.time for day in table["settlementDate"].unique().to_list()
-              for f in integrity_findings(FUELHH, day, bmrs_history.fuelhh_records(day))]
+    days = table["settlementDate"].unique().sort().to_list()
+    broken = [f.time for day, records in _day_records(measurements, FUELHH, days).items()
+              for f in integrity_findings(FUELHH, day, records)]
     bad = set(gross) | set(dropped) | set(broken)
     return sorted(bad | {t + PERIOD for t in bad} | {t - PERIOD for t in bad})
 
 
-def clean_days(table: pl.DataFrame) -> list[dt.date]:
-    """Days of a measurement table with every FUELHH and AGWS period present once, INDO in every period, and no
-    drop-out (``dropouts``)."""
+def clean_days(table: pl.DataFrame, measurements: StoredMeasurements) -> list[dt.date]:
+    """Days of a measurement table with every FUELHH and AGWS period stored once (a day with a recorded gap is not
+    clean), INDO in every period, and no drop-out (``dropouts``)."""
     flagged = table.with_columns(dropout=dropouts(table))
+    days = flagged["settlementDate"].unique().sort().to_list()
+    fuel_records, wind_records = _day_records(measurements, FUELHH, days), _day_records(measurements, AGWS, days)
     clean = []
     for (day,), rows in flagged.group_by("settlementDate", maintain_order=True):
-        fuel_records, wind_records = bmrs_history.fuelhh_records(day), agws.agws_day_records(day)
-        if rows["dropout"].any() or rows[INDO].null_count() or not fuel_records or not wind_records:
+        if rows["dropout"].any() or INDO not in rows.columns or rows[INDO].null_count() or not fuel_records[day] or not wind_records[day]:
             continue
-        if not integrity_findings(FUELHH, day, fuel_records) and not integrity_findings(AGWS, day, wind_records):
+        if not integrity_findings(FUELHH, day, fuel_records[day]) and not integrity_findings(AGWS, day, wind_records[day]):
             clean.append(day)
     return sorted(clean)
 
 
-def held_out_alarm_rates(calibration: DetectorCalibration, days: Sequence[dt.date] = HELD_OUT_DAYS) -> pl.DataFrame:
-    """Per detector (finding source), alarm periods per day on ``days`` and on the clean ones among them.
+def held_out_alarm_rates(calibration: DetectorCalibration, measurements: StoredMeasurements,
+                         window: DayWindow) -> pl.DataFrame:
+    """Per detector (finding source), alarm periods per day on ``window``'s stored days and on the clean ones among
+    them.
 
     A redundancy check counts only the days it could run on (NESO's flows stop on 2018-12-14). Measurement only:
-    nothing here feeds back into the calibration. B1610 is generated for every day.
+    nothing here feeds back into the calibration.
     """
-    table = measurement_table(days)
+    table = measurements.table(window.days())
     found = detect(calibration, table)
-    good = set(clean_days(table))
+    good = set(clean_days(table, measurements))
     scored = pl.concat([
         found.redundancy.select("settlementDate", "settlementPeriod", "score", source="check"),
         found.fuel.select("settlementDate", "settlementPeriod", "score", "source"),
@@ -341,8 +385,3 @@ def held_out_alarm_rates(calibration: DetectorCalibration, days: Sequence[dt.dat
     return pl.DataFrame(rows, orient="row", schema={
         "source": pl.Utf8, "days": pl.Int64, "alarm_periods": pl.Int64, "per_day": pl.Float64, "clean_days": pl.Int64,
         "alarm_periods_clean": pl.Int64, "per_clean_day": pl.Float64})
-
-if __name__ == "__main__":
-    fitted = fit_detectors()
-    with pl.Config(tbl_rows=50, tbl_width_chars=160, fmt_str_lengths=40):
-        print(held_out_alarm_rates(fitted))

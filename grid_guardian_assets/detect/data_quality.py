@@ -33,11 +33,10 @@ Learned per FUELHH fuel type (``fit_fuel_limits``, from the training days' measu
 Integrity (``integrity_findings``), not learned: a settlement period with no row for a group that the day reports
 elsewhere (``missing_period``) or with two rows for one key (``duplicated_period``), against the day's own period
 count (46 and 50 on clock-change days). And every message the live job sends to the dead-letter topic is an alert
-(``rejected_reading_finding``): a dead-letter queue nobody watches hides a broken meter.
+(``stream.dead_letters``): a dead-letter queue nobody watches hides a broken meter.
 """
 
 import datetime as dt
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -48,12 +47,10 @@ import numpy as np
 import polars as pl
 
 from grid_guardian_assets.datasets import FUELHH, DatasetSpec, bidirectional
-from grid_guardian_assets.detect.measurements import STORED, dataset_of, fuel_columns, fuel_of, measurement
+from grid_guardian_assets.detect.findings import STORED, Finding, Origin
+from grid_guardian_assets.detect.measurements import dataset_of, fuel_columns, fuel_of, measurement
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS
-from grid_guardian_assets.settlement import UTC, settlement_periods
-from grid_guardian_assets.stream.messages import Origin, Rejected
-from grid_guardian_assets.stream.rules import Finding
-from grid_guardian_assets.stream.topics import spec_for_topic
+from grid_guardian_assets.settlement import settlement_periods
 
 STUCK_READING = "stuck_reading"
 UNSEEN_SIGN = "unseen_sign"
@@ -61,7 +58,6 @@ UNIT_JUMP = "unit_jump"
 INFEED_LOSS = "infeed_loss"
 MISSING_PERIOD = "missing_period"
 DUPLICATED_PERIOD = "duplicated_period"
-REJECTED_READING = "rejected_reading"
 
 STUCK_MARGIN = 2
 # Non-zero training readings a fuel type needs before its longest run is a limit (two weeks of periods).
@@ -71,9 +67,8 @@ SIGN_RESOLUTION_MW = 1.0  # FUELHH reports whole MW
 # The smallest infeed-loss limit: a fuel type that hardly moves in training (oil) would otherwise alarm on a few MW,
 # less than one small unit stopping, which nobody in a control room acts on.
 DROP_LIMIT_FLOOR_MW = 100.0
-# Integrity problems and rejected readings are facts, not degrees: they alarm exactly at the threshold.
+# Integrity problems are facts, not degrees: they alarm exactly at the threshold.
 INTEGRITY_SCORE = 1.0
-REJECTED_SCORE = 1.0
 SIGNS = ("negative", "zero", "positive")
 
 SCORE_SCHEMA = {
@@ -387,31 +382,3 @@ def _nodes(spec: DatasetSpec, affected: list[str], groups: list[str]) -> list[tu
     if set(affected) == set(groups) or not spec.per_period_group:
         return [(spec.code, ",".join(affected))]
     return [(f"{spec.code}:{g}", g) for g in affected]
-
-
-def _record_time(spec: DatasetSpec | None, value: bytes | None) -> dt.datetime | None:
-    """The record's own time (``spec.time_field``) when the message is a JSON record that has one."""
-    if spec is None or value is None:
-        return None
-    try:
-        text = json.loads(value).get(spec.time_field)
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def rejected_reading_finding(rejected: Rejected, model_version: str = "none", now: dt.datetime | None = None) -> Finding:
-    """The alert for a message sent to the dead-letter topic: node and dataset the dataset (or the topic, if the
-    message came from a topic that is not a BMRS dataset's), time the record's own when it has one, else ``now``.
-
-    Redis keys such an alert by its Kafka origin (``stream.redis_sink.alert_id``), so a replayed batch never repeats
-    one; rejected readings of one dataset within a settlement period of each other are one incident
-    (``stream.redis_sink.incident_key``): a broken feed raises one alert, not one per message.
-    """
-    spec = spec_for_topic(rejected.origin.topic)
-    dataset = spec.code if spec is not None else rejected.origin.topic
-    when = _record_time(spec, rejected.value) or now or dt.datetime.now(UTC)
-    detail: dict[str, float | str] = {"error": rejected.error[:500], "kafka_origin": str(rejected.origin)}
-    return Finding(dataset, when, REJECTED_SCORE, REJECTED_READING, dataset, rejected.origin, detail, model_version)
-

@@ -52,11 +52,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from grid_guardian_assets.detect.findings import Finding, Origin
 from grid_guardian_assets.detect.measurements import INDO, ITSDO, STORED, dataset_of, fuel_columns, measurement
 from grid_guardian_assets.grid.mapping import PSR_FUELS
 from grid_guardian_assets.settlement import LONDON
-from grid_guardian_assets.stream.messages import Origin
-from grid_guardian_assets.stream.rules import Finding
 
 # Alarms per check and normal settlement period. Six checks run on a day's 48 periods before B1610 arrives (its nine
 # match FUELHH by construction here, B1610 being synthetic): 3e-4 spends about 0.09 of the combined detector's budget
@@ -183,7 +182,7 @@ def local_slot(start: dt.datetime) -> int:
     return local.hour * 2 + local.minute // 30
 
 
-def _b1610_groups() -> dict[tuple[str, ...], list[str]]:
+def b1610_groups() -> dict[tuple[str, ...], list[str]]:
     groups: dict[tuple[str, ...], list[str]] = {}
     for psr, fuels in PSR_FUELS.items():
         groups.setdefault(fuels, []).append(psr)
@@ -220,7 +219,7 @@ def default_checks(columns: Iterable[str]) -> list[PairCheck]:
         if bmrs in present and measurement("NESO", settled) in present:
             checks.append(PairCheck(f"redundancy:demand:{bmrs}", (bmrs,), (measurement("NESO", settled),),
                                     measurement("NESO", settled)))
-    for group, psrs in _b1610_groups().items():
+    for group, psrs in b1610_groups().items():
         measured = tuple(measurement("FUELHH", f) for f in group if measurement("FUELHH", f) in present)
         reference = tuple(measurement("B1610", p) for p in psrs)
         if measured and present & set(reference):

@@ -1,10 +1,10 @@
 """The end-to-end demo on bundled real data, into a persistent Dagster instance.
 
 1. Every BMRS chain (fetch → validate → store) and the grid snapshots for a week.
-2. The FUELHH, INDO and FREQ chains and grid snapshots for the rest of a training range, a validation range and a
-   held-out range, then the branch limits measured on all of them.
-3. The frozen anomaly benchmarks (validation, then held-out) and a short training of the GNN verifier, gated against
-   the 3-sigma rule on the held-out one.
+2. The FUELHH, INDO, ITSDO, AGWS, NESO and FREQ chains and grid snapshots for the rest of the fit, threshold and
+   held-out windows, then the branch limits and the detector calibration on the stored fit and threshold windows.
+3. The frozen anomaly benchmarks (validation from the threshold window, then held-out) and a short training of the GNN
+   verifier, gated against the 3-sigma rule on the held-out one.
 4. Self-play rounds from the promoted checkpoint (promotion decided on the validation benchmark), and the scenario
    buffer.
 5. The live path: the checkpoint sensor's run consumes the week's last day, replayed through Kafka with an incident
@@ -66,14 +66,16 @@ class DemoPaths:
 class DemoPlan:
     """What the demo materialises. ``verifier`` False stops after the data plane and snapshots.
 
-    ``held_out`` and ``validation``: the days each split of ``anomaly_benchmark`` is cut from (``cases_per_type`` and
-    ``clean_days`` each; the validation range must hold ``clean_days`` whole days, as the held-out one must).
+    ``fit``, ``threshold`` and ``held_out``: the windows of the learned assets (``grid_guardian_assets.windows``), first
+    and last day each: the detectors and the verifier learn on ``fit`` and set thresholds and calibrate on ``threshold``,
+    whose days the validation benchmark is cut from; the held-out benchmark is cut from ``held_out``. Each benchmark
+    range must hold ``clean_days`` whole days.
     """
 
     week: list[dt.date]
-    train: tuple[dt.date, dt.date]
+    fit: tuple[dt.date, dt.date]
+    threshold: tuple[dt.date, dt.date]
     held_out: tuple[dt.date, dt.date]
-    validation: tuple[dt.date, dt.date]
     epochs: int = 3
     calibration_days: int = 7
     # A small benchmark keeps the demo fast (the asset's defaults, 30 per type and 60 clean days, are for the real table).
@@ -86,14 +88,21 @@ class DemoPlan:
     @classmethod
     def default(cls, start: dt.date, days: int) -> "DemoPlan":
         week = [start + dt.timedelta(days=i) for i in range(days)]
-        # Three weeks of training before the week (the week itself included), one held-out autumn week to test on, one
-        # week of the validation split (July to September) for self-play's promotion decision.
-        # (2018-10-02 and 10-03 have periods Elexon never published: the held-out week starts after them.)
-        return cls(week, (week[0] - dt.timedelta(days=21), week[-1]), (dt.date(2018, 10, 4), dt.date(2018, 10, 10)),
-                   (dt.date(2018, 9, 1), dt.date(2018, 9, 7)))
+        # Three weeks before the week: the fit, then the day before the week and the week itself set thresholds (a
+        # spring clock-change day is not a whole 48-period day, so the day before it makes seven whole days); one
+        # held-out autumn week to test on. (2018-10-02 and 10-03 have periods Elexon never published: the held-out week
+        # starts after them.)
+        return cls(week, (week[0] - dt.timedelta(days=21), week[0] - dt.timedelta(days=2)),
+                   (week[0] - dt.timedelta(days=1), week[-1]), (dt.date(2018, 10, 4), dt.date(2018, 10, 10)))
+
+    def windows_config(self) -> dict[str, str]:
+        """The learned assets' run config for the plan's windows (``defs.windows_config.WindowsConfig``)."""
+        return {f"{name}_{end}": day.isoformat() for name, days in
+                (("fit", self.fit), ("threshold", self.threshold), ("held_out", self.held_out))
+                for end, day in zip(("start", "end"), days)}
 
     def grid_days(self) -> list[dt.date]:
-        ranges = (self.train, self.held_out, self.validation) if self.verifier else ()
+        ranges = (self.fit, self.threshold, self.held_out) if self.verifier else ()
         wanted = {day for first_last in ranges for day in days_between(*first_last)}
         return sorted(wanted - set(self.week))
 
@@ -146,7 +155,9 @@ def run_demo(
     resources = resources_for(replay_url, paths.layout.root, tracking_uri=paths.tracking_uri)
 
     all_partitioned = _daily_assets()
-    grid_inputs = dg.AssetSelection.assets("grid_snapshots").upstream() & all_partitioned
+    # The snapshots' inputs, and the real datasets the detectors are fitted on (B1610 is left to the week: 48
+    # requests a day).
+    grid_inputs = dg.AssetSelection.assets("grid_snapshots", "itsdo_store", "agws_store", "neso_demand_store").upstream() & all_partitioned
     outcomes: dict[dt.date, bool] = {}
     verifier_meta: dict[str, object] = {}
     verifier_ok = True
@@ -183,29 +194,30 @@ def run_demo(
             task = progress.add_task("BMRS partitions (all datasets) and grid snapshots", total=len(plan.week))
             materialize_days(all_partitioned, plan.week, task)
             grid_days = plan.grid_days()
-            task = progress.add_task("FUELHH, INDO, FREQ and snapshots for training, validation and held-out days", total=len(grid_days))
+            task = progress.add_task("FUELHH, INDO, ITSDO, AGWS, NESO, FREQ and snapshots for the fit, threshold and "
+                                     "held-out windows", total=len(grid_days))
             materialize_days(grid_inputs, grid_days, task)
-            # The line-overload limits self-play and the live path read, measured on every day stored above.
-            limits_ok = materialize(["branch_limits"]).success
+            windows = plan.windows_config()
+            # The line-overload limits self-play and the live path read, measured on the fit and threshold windows.
+            limits_ok = materialize(["branch_limits"], run_config={"ops": {"branch_limits": {"config": windows}}}).success
             if not limits_ok:
                 console.print("[red]branch_limits failed[/]: self-play and the live path cannot run without it (see the run in the UI)")
             # The redundancy checks and per-fuel data-quality detectors the live path runs beside the model and rules.
-            if not materialize(["detector_calibration"]).success:
+            if not materialize(["detector_calibration"], run_config={"ops": {"detector_calibration": {"config": windows}}}).success:
                 console.print("[yellow]detector_calibration failed[/]: the live path runs without the redundancy and data-quality checks")
             if plan.verifier:
                 task = progress.add_task("Anomaly benchmarks (validation, held-out) and GNN verifier training", total=1)
 
-                def benchmark_config(split: str, days: tuple[dt.date, dt.date]) -> dict:
-                    return {"config": {"split": split, "start": days[0].isoformat(), "end": days[1].isoformat(),
-                                       "cases_per_type": plan.cases_per_type, "clean_days": plan.clean_days}}
+                def benchmark_config(split: str) -> dict:
+                    return {"config": {"split": split, **windows, "cases_per_type": plan.cases_per_type,
+                                       "clean_days": plan.clean_days}}
 
                 # The validation split first: its own run, as one run materialises an asset once. Self-play decides on it.
-                materialize(["anomaly_benchmark"], run_config={"ops": {"anomaly_benchmark": benchmark_config(VALIDATION, plan.validation)}})
+                materialize(["anomaly_benchmark"], run_config={"ops": {"anomaly_benchmark": benchmark_config(VALIDATION)}})
                 config = {
                     "ops": {
-                        "anomaly_benchmark": benchmark_config(HELD_OUT, plan.held_out),
-                        "gnn_verifier": {"config": {"start": plan.train[0].isoformat(), "end": plan.train[1].isoformat(),
-                                                    "epochs": plan.epochs, "calibration_days": plan.calibration_days}},
+                        "anomaly_benchmark": benchmark_config(HELD_OUT),
+                        "gnn_verifier": {"config": {**windows, "epochs": plan.epochs, "calibration_days": plan.calibration_days}},
                     }
                 }
                 result = materialize(["anomaly_benchmark", "gnn_verifier"], run_config=config)

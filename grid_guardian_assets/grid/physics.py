@@ -1,6 +1,6 @@
 """Physical constants and thresholds of the GB grid: the one place each number is stated, with where it comes from.
 
-The live rules (``stream/rules.py``), the snapshots' balance check, the benchmark's injectors, the self-play
+The live rules (``detect/physics_rules.py``), the snapshots' balance check, the benchmark's injectors, the self-play
 environment, the replay's synthetic frequency and the plots import them from here; none restates a number.
 """
 

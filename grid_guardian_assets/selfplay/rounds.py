@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from grid_guardian_assets.detect.measurements import StoredMeasurements
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
@@ -112,6 +113,7 @@ def run_round(
     network: GridNetwork,
     limits: BranchLimits,
     models: ModelStore,
+    recorded: StoredMeasurements | None = None,
 ) -> RoundResult:
     """Run round ``number`` (1-based) and save its state; see the module docstring.
 
@@ -119,6 +121,7 @@ def run_round(
         validation: The benchmark the promotion decision is made on.
         held_out: The benchmark of the final table only: scored after the decision, for the carried solver and the
             3-sigma rule.
+        recorded: The stores the windows were built from (``verifier.observation``: what an observed case keeps).
     """
     if not windows:
         raise SelfPlayError("no snapshot windows to inject scenarios into: materialise grid_snapshots first")
@@ -147,7 +150,7 @@ def run_round(
         window as the live job would observe it (national readings spread over the buses), as the benchmark holds
         its cases."""
         verdict, after = verifier.verify(window, scenario)
-        return verdict, observed_case(after, mapping, verifier.flow) if verdict.accepted else after
+        return verdict, observed_case(after, mapping, verifier.flow, recorded) if verdict.accepted else after
 
     buffer = ScenarioBuffer.of_rounds(root)
     earlier = buffer.read().filter(pl.col("round") < number)

@@ -11,6 +11,7 @@ promoted checkpoint.
 """
 
 import copy
+import datetime as dt
 import gc
 import json
 import logging
@@ -30,21 +31,22 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector
-from grid_guardian_assets.detect.data_quality import rejected_reading_finding
+from grid_guardian_assets.detect.findings import Finding
 from grid_guardian_assets.detect.redundancy import STEP_BASELINE_PERIODS
+from grid_guardian_assets.detect.schedules import SCHEDULE_DAYS
 from grid_guardian_assets.grid.branch_limits import load_branch_limits
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import load_network
 from grid_guardian_assets.settings import REDIS_URL
 from grid_guardian_assets.stream import defaults
+from grid_guardian_assets.stream.dead_letters import rejected_reading_finding
 from grid_guardian_assets.stream.kafka import ALL_TOPICS, KafkaSettings, ensure_topics
 from grid_guardian_assets.stream.messages import Origin, RawMessage, Rejected, parse_messages
 from grid_guardian_assets.stream.metrics import StreamMetrics
 from grid_guardian_assets.stream.processor import LiveProcessor
 from grid_guardian_assets.stream.redis_keys import state_key
 from grid_guardian_assets.stream.redis_sink import RedisSink
-from grid_guardian_assets.stream.rules import Finding
 from grid_guardian_assets.stream.scorer import LiveScorer, single_threaded_torch
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, spec_for_topic
 from grid_guardian_assets.verifier.checkpoints import CheckpointError, ModelStore
@@ -66,6 +68,10 @@ class StreamConfig:
         detector_calibration_file: The redundancy checks and per-fuel data-quality limits the
             ``detector_calibration`` asset stored (``DataLayout.detector_calibration``); ``None`` or a missing file
             turns those checks off (logged once at start).
+        stores: The daily chains' HDF5 stores (``DataLayout.hdf5``): at start, the usual falls of each fuel type are
+            learned from the newest week ``fuelhh_store`` holds (``infeed_loss`` judges a fall beyond the usual one),
+            as the batch detectors learn them from the week before a case; ``None`` or no stored FUELHH: from what
+            the job consumes, after a week. A state restored from Redis replaces it.
         kafka: Broker settings (``KAFKA_*``).
         redis_url: ``$REDIS_URL`` (``redis://:password@host:port/db``).
         group_id: The consumer group; its committed offsets are the job's progress.
@@ -86,6 +92,7 @@ class StreamConfig:
 
     branch_limits_file: Path
     detector_calibration_file: Path | None = None
+    stores: Path | None = None
     kafka: KafkaSettings = field(default_factory=KafkaSettings.from_env)
     redis_url: str = field(default_factory=REDIS_URL.get)
     group_id: str = defaults.GROUP_ID
@@ -100,6 +107,23 @@ class StreamConfig:
     stream_maxlen: int = 100_000
     keep_periods: int = defaults.KEEP_PERIODS
     progress_every_s: float = defaults.PROGRESS_EVERY_S
+
+
+def learn_stored_falls(detector: PeriodDetector, stores: Path | None) -> tuple[dt.date, dt.date] | None:
+    """Teach ``detector`` the usual falls (``detect.schedules``) from the newest ``SCHEDULE_DAYS`` days ``fuelhh_store``
+    holds under ``stores``; returns the first and last day read, or ``None`` when there are none."""
+    if stores is None or not stores.exists():
+        return None
+    from grid_guardian_assets.datasets import FUELHH
+    from grid_guardian_assets.detect.measurements import StoredMeasurements
+    from grid_guardian_assets.store.hdf5 import HDF5Store
+
+    measurements = StoredMeasurements(HDF5Store(stores), datasets=(FUELHH,))
+    week = measurements.stored_days(FUELHH)[-SCHEDULE_DAYS:]
+    if not week:
+        return None
+    detector.learn_schedule(measurements.table(week, b1610_days=()))
+    return week[0], week[-1]
 
 
 @dataclass
@@ -230,8 +254,20 @@ class InferenceJob:
         calibration = DetectorCalibration.load(path)
         log.info("redundancy checks %s and %d fuel types' data-quality limits from %s", ", ".join(calibration.relations),
                  len(calibration.fuel_limits), path)
+        for name, why in calibration.not_fitted.items():
+            log.warning("redundancy check %s is off: not fitted (%s)", name, why)
         # More periods than the book keeps for refinement: the oldest refinable period keeps its step baseline.
-        return PeriodDetector(calibration, keep_periods=self.config.keep_periods + STEP_BASELINE_PERIODS)
+        detector = PeriodDetector(calibration, keep_periods=self.config.keep_periods + STEP_BASELINE_PERIODS)
+        self._warm_up(detector)
+        return detector
+
+    def _warm_up(self, detector: PeriodDetector) -> None:
+        learned = learn_stored_falls(detector, self.config.stores)
+        if learned is None:
+            log.info("no stored FUELHH%s: the usual falls are learned from the stream",
+                     f" in {self.config.stores}" if self.config.stores else "")
+        else:
+            log.info("usual falls learned from the stored FUELHH of %s..%s", *learned)
 
     # --- model ------------------------------------------------------------------------------------------------
     def _promoted_scorer(self) -> LiveScorer | None:

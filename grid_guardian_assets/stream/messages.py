@@ -17,6 +17,7 @@ import pandera.errors
 import polars as pl
 
 from grid_guardian_assets.datasets import DatasetSpec
+from grid_guardian_assets.detect.findings import Origin
 from grid_guardian_assets.settlement import to_api_time
 from grid_guardian_assets.validation.parse import frame_from_records, python_rows
 from grid_guardian_assets.validation.schemas import schema_for
@@ -42,20 +43,6 @@ def encode_record(spec: DatasetSpec, record: dict[str, Any]) -> tuple[bytes, byt
     """``(key, value)`` bytes of a record (typed or API text); times become the API's ``…Z`` text."""
     body = {"dataset": spec.code, **{k: _text(v) for k, v in record.items() if k != "dataset" and v is not None}}
     return record_key(spec, body).encode(), json.dumps(body, separators=(",", ":")).encode()
-
-
-class Origin(NamedTuple):
-    """Where a message came from: enough for an analyst to find it again.
-
-    Origins, raw messages and readings are named tuples: a catch-up makes one of each per message, and a frozen
-    dataclass costs several times as much to build."""
-
-    topic: str
-    partition: int
-    offset: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}/{self.partition}@{self.offset}"
 
 
 class Reading(NamedTuple):

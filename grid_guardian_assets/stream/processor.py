@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from grid_guardian_assets.detect.calibration import PeriodDetector, balance_checked
+from grid_guardian_assets.detect.findings import NATIONAL_NODE, Finding
 from grid_guardian_assets.detect.measurements import dataset_of
+from grid_guardian_assets.detect.physics_rules import frequency_findings, imbalance_score
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import BusMapping, UnknownFuelTypeError
@@ -26,7 +28,6 @@ from grid_guardian_assets.grid.physics import TRANSMISSION_LOSS_RATIO
 from grid_guardian_assets.grid.snapshots import period_arrays
 from grid_guardian_assets.stream.messages import Reading
 from grid_guardian_assets.stream.periods import PeriodBook, PeriodState
-from grid_guardian_assets.stream.rules import NATIONAL_NODE, Finding, frequency_findings, imbalance_score
 from grid_guardian_assets.stream.scorer import LiveScorer, PeriodInput
 
 

@@ -39,8 +39,9 @@ from typing import Any
 import orjson
 import redis
 
-from grid_guardian_assets.detect.data_quality import REJECTED_READING
+from grid_guardian_assets.detect.findings import Finding
 from grid_guardian_assets.settlement import PERIOD, to_api_time
+from grid_guardian_assets.stream.dead_letters import REJECTED_READING
 from grid_guardian_assets.stream.redis_keys import (
     ALERT_CHANNEL,
     ALERT_IDS_KEY,
@@ -49,7 +50,6 @@ from grid_guardian_assets.stream.redis_keys import (
     NODE_KEY_PREFIX,
     TIMELINE_KEY,
 )
-from grid_guardian_assets.stream.rules import Finding
 
 # One script call per batch: the entries travel as JSON arguments (packing thousands of small EVALSHA calls cost
 # more than the scoring itself). Each node's hash is written once per batch, with the batch's newest reading of that

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grid_guardian_assets.detect.measurements import StoredMeasurements
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
@@ -313,13 +314,14 @@ def whole_days(sequence: GridSequence, length: int) -> list[int]:
 
 
 def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: BenchmarkSpec | None = None,
-                    known_bad: Iterable[dt.datetime] = ()) -> Benchmark:
+                    known_bad: Iterable[dt.datetime] = (), recorded: StoredMeasurements | None = None) -> Benchmark:
     """Cut ``spec.length``-period windows from held-out sequences and inject one labelled anomaly into each, kept as the
     live job would observe it (``observation.observed_case``), plus ``spec.clean_days`` clean whole days, all from
     ``spec.seed``. ``spec.lead_in`` periods before an anomaly give
     detectors their context window. Periods starting at a time in ``known_bad`` (real data known to be bad:
     ``detect.calibration.known_bad_periods``) are marked in every case that holds them, and so are periods whose
-    recorded frequency left the operational band (``frequency_excursions``).
+    recorded frequency left the operational band (``frequency_excursions``). ``recorded``: the stores the sequences
+    were built from, whose readings the observed cases keep where a fault does not reach them (ITSDO, AGWS).
 
     The clean cases are distinct whole days (``whole_days``); the anomaly windows start anywhere and may overlap them
     and each other: 30 cases of each of 8 types plus 60 clean days need more than the 92 days of October to December
@@ -356,7 +358,7 @@ def build_benchmark(held_out: list[GridSequence], network: GridNetwork, spec: Be
                 injected, label = injector.inject(kind, window, start)
             except InjectionError:
                 continue
-            cases.append((observed_case(injected, mapping, flow), label))
+            cases.append((observed_case(injected, mapping, flow, recorded), label))
             untouched.append(window)  # real snapshots are observed already: the window is what the live job saw
             break
         else:

@@ -17,8 +17,12 @@ detectors take (``detect.measurements``' names), one row per period:
   pumping and exports: the case's ITSDO is the recorded ITSDO plus the change of the case's summed demand from the
   recorded INDO, so a demand meter fault moves both publications alike, and an untouched period reads exactly the
   recorded ITSDO.
-* ``AGWS:*`` (wind and solar outturn, published within the hour): looked up in the bundled recordings by the case's
-  period starts. It is an independent measurement: an injected fault does not reach it, as in reality a faulty
+
+"Recorded" is what the daily stores hold for the case's periods (``detect.measurements.StoredMeasurements.at``);
+without stores (``recorded=None``) a case has no ITSDO and no AGWS, and links landing on one bus share its import
+evenly.
+* ``AGWS:*`` (wind and solar outturn, published within the hour): looked up in the stores by the case's period
+  starts. It is an independent measurement: an injected fault does not reach it, as in reality a faulty
   FUELHH reading leaves AGWS's metering alone. (A real physical event would show in it too; the injectors' unit trips
   and redispatches do not, so a trip of a wind unit reads here as a FUELHH-against-AGWS mismatch. That makes the
   rules' score on ``unit_trip`` somewhat optimistic for wind trips.)
@@ -37,7 +41,6 @@ injector writes (there is no BM unit → bus table for the reduced network).
 """
 
 import datetime as dt
-from functools import cache
 
 import numpy as np
 import polars as pl
@@ -45,11 +48,10 @@ import polars as pl
 from grid_guardian_assets.detect.measurements import (
     INDO,
     ITSDO,
+    StoredMeasurements,
     fuel_columns,
     fuel_of,
     measurement,
-    measurement_table,
-    timely_columns,
 )
 from grid_guardian_assets.grid.dcflow import DCPowerFlow
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
@@ -62,26 +64,15 @@ _IMPORT, _DEMAND = NODE_FEATURES.index("net_import"), NODE_FEATURES.index("deman
 KEY_COLUMNS = ("settlementDate", "settlementPeriod", "start")
 
 
-@cache
-def _recorded_day(day: dt.date) -> pl.DataFrame:
-    """The bundled measurements of ``day`` the live job has while an event lasts (``timely_columns``: no B1610, no
-    NESO flows), one row per period."""
-    table = measurement_table([day], b1610_days=())
-    return table.select(timely_columns(table.columns))
-
-
-def recorded_measurements(start_us: np.ndarray) -> pl.DataFrame:
-    """The bundled measurements of the periods starting at ``start_us`` (µs since the epoch, UTC), in that order.
-
-    Returns:
-        ``measurement_table``'s ``timely_columns``; a period the recordings lack has nulls.
-    """
+def recorded_measurements(start_us: np.ndarray, recorded: StoredMeasurements | None) -> pl.DataFrame:
+    """The stored timely measurements of the periods starting at ``start_us`` (µs since the epoch, UTC), in that
+    order (``StoredMeasurements.at``); without stores, the periods' keys alone."""
+    if recorded is not None:
+        return recorded.at(start_us)
     starts = [dt.datetime.fromtimestamp(int(us) / 1e6, UTC) for us in start_us]
-    days = sorted({period_of(s)[0] for s in starts})
-    recorded = pl.concat([_recorded_day(day) for day in days], how="diagonal_relaxed")
-    wanted = pl.DataFrame({"start": pl.Series(np.asarray(start_us, dtype=np.int64)).cast(pl.Datetime("us", "UTC"))})
-    return wanted.with_row_index("order").join(recorded, on="start", how="left").sort("order").select(
-        *KEY_COLUMNS, pl.exclude("order", *KEY_COLUMNS))
+    keys = [period_of(s) for s in starts]
+    return pl.DataFrame({"settlementDate": [k[0] for k in keys], "settlementPeriod": [k[1] for k in keys], "start": starts},
+                        schema={"settlementDate": pl.Date, "settlementPeriod": pl.Int64, "start": pl.Datetime("us", "UTC")})
 
 
 def _interconnector_groups(mapping: BusMapping, links: list[str]) -> list[tuple[np.ndarray, list[str]]]:
@@ -105,20 +96,21 @@ def _interconnector_groups(mapping: BusMapping, links: list[str]) -> list[tuple[
     return groups
 
 
-def case_measurements(sequence: GridSequence, mapping: BusMapping) -> pl.DataFrame:
+def case_measurements(sequence: GridSequence, mapping: BusMapping, recorded: StoredMeasurements | None) -> pl.DataFrame:
     """The measurements the detectors take, one row per period of ``sequence`` (the module docstring says how each
     is rebuilt).
 
     Args:
         sequence: A benchmark case (or any run of snapshots) of ``mapping``'s network.
         mapping: How the snapshots were spread over buses.
+        recorded: The stores the case's periods were recorded in (``None``: none).
 
     Returns:
         A measurement table (``detect.measurements``: ``settlementDate``, ``settlementPeriod``, ``start``, then one
         Float64 column per measurement, ``LATE_DATASETS`` left out) in the case's period order; on an untouched day
         it equals ``measurement_table``'s ``timely_columns`` of that day to float32 rounding.
     """
-    return _rebuilt_measurements(sequence, mapping, recorded_measurements(sequence.start_us))
+    return _rebuilt_measurements(sequence, mapping, recorded_measurements(sequence.start_us, recorded))
 
 
 def _rebuilt_measurements(sequence: GridSequence, mapping: BusMapping, recorded: pl.DataFrame) -> pl.DataFrame:
@@ -128,24 +120,30 @@ def _rebuilt_measurements(sequence: GridSequence, mapping: BusMapping, recorded:
     rebuilt: dict[str, np.ndarray] = {
         measurement("FUELHH", fuel): node[:, :, k].sum(axis=1) for fuel, k in zip(GENERATION_FUELS, _GEN)
     }
-    links = [fuel_of(c) for c in fuel_columns(recorded.columns) if fuel_of(c).startswith("INT")]
+    # The links the data has (a mapping may know links that did not yet exist); without recordings, the mapping's.
+    links = ([fuel_of(c) for c in fuel_columns(recorded.columns) if fuel_of(c).startswith("INT")]
+             or [fuel for fuel in mapping.fuel_weights if fuel.startswith("INT")])
     for buses, members in _interconnector_groups(mapping, links):
         imported = node[:, buses, _IMPORT].sum(axis=1)
-        readings = recorded.select(pl.col(measurement("FUELHH", m)).fill_null(0.0) for m in members).to_numpy()
+        readings = np.column_stack([recorded[measurement("FUELHH", m)].fill_null(0.0).to_numpy()
+                                    if measurement("FUELHH", m) in recorded.columns else np.zeros(recorded.height)
+                                    for m in members])
         total = readings.sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.where(total != 0, readings / total, 1.0 / len(members))
         for i, link in enumerate(members):
             rebuilt[measurement("FUELHH", link)] = imported * share[:, i]
     demand = node[:, :, _DEMAND].sum(axis=1)
-    rebuilt[ITSDO] = recorded[ITSDO].to_numpy() + (demand - recorded[INDO].to_numpy())
+    if ITSDO in recorded.columns and INDO in recorded.columns:
+        rebuilt[ITSDO] = recorded[ITSDO].to_numpy() + (demand - recorded[INDO].to_numpy())
     rebuilt[INDO] = demand
     columns = [pl.Series(name, np.where(missing, np.nan, values), dtype=pl.Float64).fill_nan(None)
                for name, values in rebuilt.items()]
     return recorded.with_columns(columns)
 
 
-def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow) -> GridSequence:
+def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow,
+                  recorded: StoredMeasurements | None) -> GridSequence:
     """The case as the live job would see it: its national readings (``case_measurements``' FUELHH per fuel type and
     interconnector, and its summed demand) spread over the buses by ``mapping``, and the flows solved again, as
     ``grid_snapshots`` and the live processor build every real period.
@@ -157,7 +155,7 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
     all zeros. On a case already observed it returns the case again (to float32 rounding).
     """
     node = np.asarray(sequence.node, dtype=np.float64)
-    table = case_measurements(sequence, mapping)
+    table = case_measurements(sequence, mapping, recorded)
     national = {fuel: node[:, :, k].sum(axis=1) for fuel, k in zip(GENERATION_FUELS, _GEN)}
     for column in fuel_columns(table.columns):
         if fuel_of(column).startswith("INT"):
@@ -171,20 +169,21 @@ def observed_case(sequence: GridSequence, mapping: BusMapping, flow: DCPowerFlow
                         sequence.start_us, sequence.frequency_extreme)
 
 
-def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: range) -> float:
+def national_trace_mw(sequence: GridSequence, mapping: BusMapping, periods: range,
+                      recorded: StoredMeasurements | None) -> float:
     """The largest change (MW) an event leaves in the national readings the live job receives over ``periods``: each
-    FUELHH fuel type and interconnector, INDO and ITSDO, of ``sequence`` (``case_measurements``) against the bundled
+    FUELHH fuel type and interconnector, INDO and ITSDO, of ``sequence`` (``case_measurements``) against the stored
     recordings of the same periods; infinite where a reading is missing from one and not the other.
 
     An event under about 1 MW leaves nothing for any detector to find (a redispatch between buses, a CCGT trip that
     CCGT elsewhere picks up): the share of such events bounds the recall any detector can reach on the benchmark
     (``bench_ablation.py`` prints it per type)."""
-    recorded = recorded_measurements(sequence.start_us)
-    seen = _rebuilt_measurements(sequence, mapping, recorded)
-    columns = [*fuel_columns(seen.columns), INDO, ITSDO]
+    stored = recorded_measurements(sequence.start_us, recorded)
+    seen = _rebuilt_measurements(sequence, mapping, stored)
+    columns = [c for c in (*fuel_columns(seen.columns), INDO, ITSDO) if c in stored.columns and c in seen.columns]
     window = slice(periods.start, periods.stop)
     a = seen.select(columns).to_numpy()[window].astype(float)
-    b = recorded.select(columns).to_numpy()[window].astype(float)
+    b = stored.select(columns).to_numpy()[window].astype(float)
     differ = np.isnan(a) != np.isnan(b)
     if differ.any():
         return float("inf")

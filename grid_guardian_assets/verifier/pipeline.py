@@ -9,6 +9,7 @@ import polars as pl
 import torch
 
 from grid_guardian_assets.detect.calibration import DetectorCalibration
+from grid_guardian_assets.detect.measurements import StoredMeasurements
 from grid_guardian_assets.grid.branch_limits import BranchLimits
 from grid_guardian_assets.grid.mapping import bus_mapping
 from grid_guardian_assets.grid.network import GridNetwork
@@ -114,6 +115,7 @@ def benchmark_outcomes(
     benchmark: Benchmark,
     detector_calibration: DetectorCalibration | None = None,
     branch_limits: BranchLimits | None = None,
+    recorded: StoredMeasurements | None = None,
 ) -> dict[str, DetectorOutcomes]:
     """Every detector scored on every case of ``benchmark``, by name.
 
@@ -129,6 +131,7 @@ def benchmark_outcomes(
         detector_calibration: The fitted redundancy and data-quality detectors (the ``detector_calibration``
             asset's), or ``None`` to leave the rules out.
         branch_limits: The rules' line-overload limits; ``None``: every branch at its rating (see ``RulesDetector``).
+        recorded: The stores the benchmark was cut from (``RulesDetector``'s readings beside each case's).
     """
     device = next(trained.model.parameters()).device
     graph = GraphTensors.of(network, device)
@@ -139,7 +142,7 @@ def benchmark_outcomes(
     if detector_calibration is None:
         detectors = [*learned, *baselines]
     else:
-        rules = RulesDetector(detector_calibration, bus_mapping(network), branch_limits)
+        rules = RulesDetector(detector_calibration, bus_mapping(network), branch_limits, recorded)
         combined = Combined(rules, rules.calibration(), gnn, trained.calibration)
         detectors = [(rules, rules.calibration()), *learned, (combined, combined.calibration()), *baselines]
     scored = {}

@@ -18,13 +18,14 @@ import numpy as np
 
 from grid_guardian_assets.detect.calibration import DetectorCalibration, PeriodDetector, balance_checked
 from grid_guardian_assets.detect.data_quality import row_integrity_findings
-from grid_guardian_assets.detect.measurements import STORED, fuel_columns, measurement
+from grid_guardian_assets.detect.findings import NATIONAL_NODE, Finding
+from grid_guardian_assets.detect.measurements import STORED, StoredMeasurements, fuel_columns, measurement
+from grid_guardian_assets.detect.physics_rules import frequency_findings, imbalance_score
 from grid_guardian_assets.detect.schedules import SCHEDULE_DAYS
 from grid_guardian_assets.grid.branch_limits import BranchLimits, branch_names
 from grid_guardian_assets.grid.mapping import GENERATION_FUELS, BusMapping
 from grid_guardian_assets.grid.snapshots import NODE_FEATURES
 from grid_guardian_assets.settlement import PERIOD, PERIODS_PER_DAY
-from grid_guardian_assets.stream.rules import NATIONAL_NODE, Finding, frequency_findings, imbalance_score
 from grid_guardian_assets.verifier.observation import case_measurements, recorded_measurements
 from grid_guardian_assets.verifier.scoring import Calibration, RawScores
 from grid_guardian_assets.verifier.sequences import GridSequence
@@ -47,7 +48,7 @@ class RulesDetector:
       jumps), with the period before carried as the live job carries it;
     * ``row_integrity_findings``: a missing period, a duplicated one;
     * physics, as the live job scores it: the period's FREQ sample farthest from nominal against the bands
-      (``stream.rules``' ``frequency_findings``: alarming outside the operational band, 50 Hz ± 0.2 Hz, and naming the
+      (``detect.physics_rules``' ``frequency_findings``: alarming outside the operational band, 50 Hz ± 0.2 Hz, and naming the
       statutory band beyond ± 0.5 Hz; the live job judges every sample, so a period alarms there when its farthest
       does; the period's mean where the case does not keep samples; RoCoF needs samples seconds apart, which a case
       does not keep, so it is not scored);
@@ -65,12 +66,15 @@ class RulesDetector:
         limits: Line-overload limits per branch (``grid.branch_limits``; the rule judges ``alarm_limit``); ``None``:
             every branch at its rating (1.0), which on ``gb29`` alarms in many normal periods on the equivalent
             branches whose ratings understate their corridors.
+        recorded: The stores the cases' periods were recorded in: their ITSDO, AGWS and the week before
+            (``verifier.observation``); ``None``: a case's own readings alone.
     """
 
     name = "rules"
 
-    def __init__(self, calibration: DetectorCalibration, mapping: BusMapping, limits: BranchLimits | None = None):
-        self.detectors, self.mapping = calibration, mapping
+    def __init__(self, calibration: DetectorCalibration, mapping: BusMapping, limits: BranchLimits | None = None,
+                 recorded: StoredMeasurements | None = None):
+        self.detectors, self.mapping, self.recorded = calibration, mapping, recorded
         network = mapping.network
         self.limit = np.ones(network.n_branches) if limits is None else np.asarray(limits.alarm_limit, dtype=float)
         self.branches = branch_names(network)
@@ -80,7 +84,7 @@ class RulesDetector:
 
     def findings(self, sequence: GridSequence) -> list[list[Finding]]:
         """Every finding of every period of ``sequence``, by period (scores of every size, not only alarms)."""
-        table = case_measurements(sequence, self.mapping)
+        table = case_measurements(sequence, self.mapping, self.recorded)
         node = np.asarray(sequence.node, dtype=np.float64)
         supply = node[:, :, _GEN].sum(axis=(1, 2)) + node[:, :, _IMPORT].sum(axis=1)
         demand = node[:, :, _DEMAND].sum(axis=1)
@@ -91,7 +95,7 @@ class RulesDetector:
         detector = PeriodDetector(self.detectors)
         # The live job has seen the days before the case: their recorded readings teach the usual falls.
         before = sequence.start_us[0] - np.arange(SCHEDULE_DAYS * PERIODS_PER_DAY, 0, -1) * (PERIOD // dt.timedelta(microseconds=1))
-        detector.learn_schedule(recorded_measurements(before))
+        detector.learn_schedule(recorded_measurements(before, self.recorded))
         previous: dict[str, float | None] | None = None
         out: list[list[Finding]] = []
         for t, row in enumerate(table.iter_rows(named=True)):

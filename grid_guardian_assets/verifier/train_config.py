@@ -3,13 +3,10 @@
 Each field's ``metadata["doc"]`` says what it means; the ``gnn_verifier`` asset shows it in Dagster's config UI.
 """
 
-import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 DEFAULT_FALSE_ALARM_RATE = 0.001  # per bus and settlement period, on normal data
 DEFAULT_CALIBRATION_DAYS = 14
-# gnn_verifier's default training range (its last DEFAULT_CALIBRATION_DAYS calibrate): January to September 2018.
-DEFAULT_TRAIN_DAYS = (dt.date(2018, 1, 1), dt.date(2018, 9, 30))
 # The operator's budget for the learned detector: alerts per day on normal data, over all buses and the balance head
 # together (29 buses at DEFAULT_FALSE_ALARM_RATE alone would alarm about 1.4 times a day). Chosen on the validation
 # benchmark with bench/bench_ablation.py; the figures are in the README ("The GNN verifier").

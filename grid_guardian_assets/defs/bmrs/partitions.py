@@ -2,8 +2,8 @@ import datetime as dt
 
 import dagster as dg
 
-# Settlement days are Europe/London calendar days; the bundled recording starts on 2018-01-01.
-bmrs_daily_partitions = dg.DailyPartitionsDefinition(start_date="2018-01-01", timezone="Europe/London")
+# Settlement days are Europe/London calendar days; the replay serves real FUELHH, INDO and ITSDO from 2016-01-01.
+bmrs_daily_partitions = dg.DailyPartitionsDefinition(start_date="2016-01-01", timezone="Europe/London")
 
 
 def partition_day(context: dg.AssetExecutionContext) -> dt.date:

@@ -49,12 +49,11 @@ from grid_guardian_assets.defs.grid.assets import (
 from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource, NesoApiResource
 from grid_guardian_assets.ingest import Prefetcher
 from grid_guardian_assets.reporting import partition_plot
-from grid_guardian_assets.settlement import contiguous_spans
+from grid_guardian_assets.windows import backfill_command
 
 if TYPE_CHECKING:
     from grid_guardian_assets.store.hdf5 import HDF5Store
 
-CODE_LOCATION_MODULE = "grid_guardian_assets.definitions"
 # Settlement days fetched ahead of the one being parsed: enough to keep the downloads going through a month's
 # validation, store and snapshot work (about a second), about 3 MB of responses a day (B1610 and PN).
 PREFETCH_DAYS = 10
@@ -62,12 +61,7 @@ PREFETCH_DAYS = 10
 
 def rerun_command(selected: set[dg.AssetKey], bad_days: list[dt.date]) -> str:
     """One shell command that reruns ``selected`` for just ``bad_days`` (a range for each run of adjacent days)."""
-    spans = [f"{run[0].isoformat()}...{run[-1].isoformat()}" for run in contiguous_spans(bad_days)]
-    select = ",".join(sorted(key.to_user_string() for key in selected))
-    command = f"dagster asset materialize -m {CODE_LOCATION_MODULE} --select '{select}' --partition-range"
-    if len(spans) == 1:
-        return f"{command} {spans[0]}"
-    return f"for r in {' '.join(spans)}; do {command} $r || break; done"
+    return backfill_command(",".join(sorted(key.to_user_string() for key in selected)), bad_days)
 
 
 def _months(days: list[dt.date]) -> list[list[dt.date]]:

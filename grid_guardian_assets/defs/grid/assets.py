@@ -16,7 +16,9 @@ import polars as pl
 from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.defs.bmrs.assets import store_key
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
+from grid_guardian_assets.defs.refresh.conditions import WEEKLY_REFRESH
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
+from grid_guardian_assets.defs.windows_config import WindowsConfig, require_window
 from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.reporting import markdown_table, network_map
 
@@ -176,18 +178,21 @@ class SnapshotBuilder:
 
 
 @dg.asset(
+    automation_condition=WEEKLY_REFRESH,
     group_name="grid",
     deps=[GRID_SNAPSHOTS],
     kinds={"json"},
     # Unpartitioned, downstream of daily snapshots: it may be selected with them in a ranged run (as grid_topology).
     backfill_policy=dg.BackfillPolicy.single_run(),
-    description="Line-overload limits per branch (data/grid/branch_limits_NETWORK.json), measured on every stored day of "
-    "grid_snapshots: the overload rule judges a branch against its rating, except where the snapshots load it above "
+    description="Line-overload limits per branch (data/grid/branch_limits_NETWORK.json), measured on the stored "
+    "grid_snapshots of the training window (fit and threshold; run config, relative to the newest stored day by "
+    "default): the overload rule judges a branch against its rating, except where the snapshots load it above "
     "its rating in more than 1 % of one season's periods (equivalent branches whose ratings understate their "
     "corridors): such a branch is not judged, and its largest loading seen is kept as the most it is known to carry. "
     "The live rules and self-play's environment read them.",
 )
-def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+def branch_limits(context: dg.AssetExecutionContext, config: WindowsConfig, grid: GridResource,
+                  bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
     import numpy as np
 
     from grid_guardian_assets.grid.branch_limits import LoadingHistory, branch_names, save_branch_limits
@@ -195,9 +200,11 @@ def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_st
 
     network = grid.load()
     store = SnapshotStore(bmrs_storage.layout.hdf5)
-    days = store.days(network.name)
-    if not days:
-        raise dg.Failure(description=f"no {network.name} grid_snapshots in {store.path(network.name)}: materialise grid_snapshots first")
+    windows = config.resolve(bmrs_storage)
+    stored = store.days(network.name)
+    require_window(windows.training, stored, what="branch_limits' training window (fit and threshold)",
+                   asset="grid_snapshots", select="*grid_snapshots")
+    days = [d for d in stored if d in windows.training]
     history = LoadingHistory.of(store.iter_range(network.name, days[0], days[-1]), network.n_branches)
     limits = history.limits()
     path = save_branch_limits(bmrs_storage.layout.branch_limits(network.name), network, limits, history, days)
@@ -208,6 +215,7 @@ def branch_limits(context: dg.AssetExecutionContext, grid: GridResource, bmrs_st
         metadata={
             "network": network.name,
             "days": len(days),
+            "windows": dg.MetadataValue.json(windows.describe()),
             "first_day": days[0].isoformat(),
             "last_day": days[-1].isoformat(),
             "periods": history.total_periods,

@@ -14,8 +14,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from grid_guardian_assets.datasets import DATASETS
+from grid_guardian_assets.datasets import DATASETS, FUELHH
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource, KafkaResource, ModelStoreResource, RedisResource
+from grid_guardian_assets.defs.windows_config import stored_deps
 from grid_guardian_assets.stream import defaults as stream_defaults
 from grid_guardian_assets.stream import redis_keys
 from grid_guardian_assets.stream.topics import DLQ_TOPIC, topic_for
@@ -116,7 +117,8 @@ def _progress_metadata(summary_metadata: dict[str, object]) -> dict[str, object]
 
 @dg.asset(
     group_name=LIVE_GROUP,
-    deps=["gnn_verifier", "self_play_round", "branch_limits", "detector_calibration", *BMRS_TOPICS],
+    # The stores: the week of FUELHH the job learns the usual falls from at start (stream.job.learn_stored_falls).
+    deps=["gnn_verifier", "self_play_round", "branch_limits", "detector_calibration", *stored_deps(FUELHH), *BMRS_TOPICS],
     kinds={"kafka", "redis", "pytorch"},
     description="The live path: consumes the bmrs.* topics, scores readings with the physics rules and the promoted "
     "checkpoint (gnn_verifier's, or a self-play round's), writes scores and alerts to Redis and then commits. "
@@ -152,6 +154,7 @@ def live_anomaly_scores(
     stream_config = StreamConfig(
         branch_limits_file=bmrs_storage.layout.branch_limits(grid.network),
         detector_calibration_file=bmrs_storage.layout.detector_calibration,
+        stores=bmrs_storage.layout.hdf5,
         kafka=kafka.settings(),
         redis_url=redis.url,
         group_id=config.group_id,

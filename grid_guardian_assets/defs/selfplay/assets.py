@@ -12,6 +12,7 @@ from grid_guardian_assets.defs.domain_config import from_domain, to_domain
 from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
 from grid_guardian_assets.defs.verifier.assets import current_benchmark
+from grid_guardian_assets.defs.windows_config import TIMELY_INPUTS, stored_deps
 from grid_guardian_assets.reporting import figure_markdown, markdown_table, self_play_figure
 from grid_guardian_assets.selfplay.round_config import RoundConfig
 from grid_guardian_assets.selfplay.round_keys import SelfPlayError, round_key, round_number
@@ -57,7 +58,7 @@ def _windows(days) -> list:
 @dg.asset(
     group_name="self_play",
     partitions_def=ROUNDS,
-    deps=["gnn_verifier", "anomaly_benchmark", "branch_limits"],
+    deps=["gnn_verifier", "anomaly_benchmark", "branch_limits", *stored_deps(*TIMELY_INPUTS)],
     required_resource_keys={"mlflow", "grid", "bmrs_storage", "model_store"},
     kinds={"pytorch", "mlflow"},
     check_specs=[
@@ -77,6 +78,7 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
     mlflow = context.resources.mlflow
     grid: GridResource = context.resources.grid
     bmrs_storage: BmrsStorageResource = context.resources.bmrs_storage
+    from grid_guardian_assets.detect.measurements import StoredMeasurements
     from grid_guardian_assets.grid.branch_limits import BranchLimitsMissing, load_branch_limits
     from grid_guardian_assets.selfplay.rounds import run_round
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
@@ -126,6 +128,7 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
                 network=network,
                 limits=limits,
                 models=models,
+                recorded=StoredMeasurements(bmrs_storage.hdf5_store()),
             )
         except SelfPlayError as exc:
             raise dg.Failure(description=str(exc)) from None

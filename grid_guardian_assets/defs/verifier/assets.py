@@ -1,6 +1,5 @@
 """``anomaly_benchmark`` (frozen, versioned cases) and ``gnn_verifier`` (train, evaluate, gate, promote)."""
 
-import datetime as dt
 import json
 import tempfile
 from pathlib import Path
@@ -13,12 +12,14 @@ from pydantic import Field
 from grid_guardian_assets.data_layout import DataLayout
 from grid_guardian_assets.defs.domain_config import from_domain, to_domain
 from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
+from grid_guardian_assets.defs.refresh.conditions import WEEKLY_REFRESH
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
+from grid_guardian_assets.defs.windows_config import TIMELY_INPUTS, WindowsConfig, require_window, stored_deps
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.verifier.benchmark_config import (
     DEFAULT_GATE_MARGIN,
     HELD_OUT,
-    SPLIT_DAYS,
+    SPLITS,
     TARGET_F1,
     TARGET_FALSE_ALERTS_PER_CLEAN_DAY,
     TARGET_TYPE_F1,
@@ -28,13 +29,14 @@ from grid_guardian_assets.verifier.train_config import (
     DEFAULT_ALERTS_PER_DAY,
     DEFAULT_CALIBRATION_DAYS,
     DEFAULT_FALSE_ALARM_RATE,
-    DEFAULT_TRAIN_DAYS,
     TrainConfig,
 )
 
 if TYPE_CHECKING:
     from grid_guardian_assets.detect.calibration import DetectorCalibration
+    from grid_guardian_assets.detect.measurements import StoredMeasurements
     from grid_guardian_assets.verifier.anomalies import Benchmark
+    from grid_guardian_assets.windows import DayWindow, Windows
 
 # The verifier domain (torch, PyG; h5py too) is imported inside the asset bodies: see definitions.py. Its config
 # (train_config, benchmark_config) is plain dataclasses, imported here.
@@ -51,18 +53,18 @@ METRIC_SUFFIX = {"rules": "rules", "GNN verifier": "gnn", "rules + GNN verifier"
 GATE_CANDIDATE, GATE_BASELINE = "GNN verifier", "3-sigma"
 COMBINED = "rules + GNN verifier"
 
-# The fields of BenchmarkConfig that anomaly_benchmark uses itself; the others make up its BenchmarkSpec.
-BENCHMARK_RUN_FIELDS = frozenset({"split", "start", "end"})
+# The fields of BenchmarkConfig that anomaly_benchmark uses itself (the split and the windows); the others make up its
+# BenchmarkSpec.
+BENCHMARK_RUN_FIELDS = frozenset({"split", *WindowsConfig.model_fields})
 
 
-class BenchmarkConfig(dg.Config):
-    """Which split the benchmark is cut from (its days: ``SPLIT_DAYS``, unless ``start``/``end`` say otherwise) and
-    its size and seed (``BenchmarkSpec``: defaults and meanings from there)."""
+class BenchmarkConfig(WindowsConfig):
+    """Which split the benchmark is cut from (``validation``: the threshold window's days; ``held_out``: the held-out
+    window's), the windows, and its size and seed (``BenchmarkSpec``: defaults and meanings from there)."""
 
-    split: str = Field(default=HELD_OUT, description=f"{' or '.join(SPLIT_DAYS)}: validation cases tune, held-out cases are "
-                       "scored only for the final table and the gate. Each split has its own current benchmark.")
-    start: str = Field(default="", description="First day to cut cases from (empty: the split's first day).")
-    end: str = Field(default="", description="Last day to cut cases from (empty: the split's last day).")
+    split: str = Field(default=HELD_OUT, description=f"{' or '.join(SPLITS)}: validation cases (the threshold window) tune, "
+                       "held-out cases (the held-out window) are scored only for the final table and the gate. Each "
+                       "split has its own current benchmark.")
     seed: int = from_domain(BenchmarkSpec, "seed")
     cases_per_type: int = from_domain(BenchmarkSpec, "cases_per_type")
     clean_days: int = from_domain(BenchmarkSpec, "clean_days")
@@ -72,28 +74,26 @@ class BenchmarkConfig(dg.Config):
     def spec(self) -> BenchmarkSpec:
         return to_domain(BenchmarkSpec, self, run_fields=BENCHMARK_RUN_FIELDS)
 
-    def days(self) -> tuple[dt.date, dt.date]:
-        """The first and last day to cut cases from.
+    def window(self, windows: "Windows") -> "DayWindow":
+        """The days to cut cases from.
 
         Raises:
-            dagster.Failure: ``split`` is not one of ``SPLIT_DAYS``.
+            dagster.Failure: ``split`` is not one of ``SPLITS``.
         """
-        if self.split not in SPLIT_DAYS:
-            raise dg.Failure(description=f"unknown benchmark split {self.split!r}; known: {', '.join(SPLIT_DAYS)}")
-        first, last = SPLIT_DAYS[self.split]
-        return (dt.date.fromisoformat(self.start) if self.start else first, dt.date.fromisoformat(self.end) if self.end else last)
+        if self.split not in SPLITS:
+            raise dg.Failure(description=f"unknown benchmark split {self.split!r}; known: {', '.join(SPLITS)}")
+        return windows.held_out if self.split == HELD_OUT else windows.threshold
 
 
 # The fields of VerifierConfig that gnn_verifier uses itself; the others make up its TrainConfig.
-VERIFIER_RUN_FIELDS = frozenset({"start", "end", "calibration_days", "false_alarm_rate", "alerts_per_day", "device", "gate_margin"})
+VERIFIER_RUN_FIELDS = frozenset({"calibration_days", "false_alarm_rate", "alerts_per_day", "device", "gate_margin",
+                                 *WindowsConfig.model_fields})
 
 
-class VerifierConfig(dg.Config):
-    """Training range (January to September 2018 by default; its last ``calibration_days`` calibrate), calibration,
-    device, and the hyper-parameters of ``TrainConfig`` (defaults and meanings from there)."""
+class VerifierConfig(WindowsConfig):
+    """Training range (the fit and threshold windows; their last ``calibration_days`` calibrate), calibration, device,
+    and the hyper-parameters of ``TrainConfig`` (defaults and meanings from there)."""
 
-    start: str = Field(default=DEFAULT_TRAIN_DAYS[0].isoformat(), description="First day of the training range.")
-    end: str = Field(default=DEFAULT_TRAIN_DAYS[1].isoformat(), description="Last day of the training range.")
     calibration_days: int = Field(default=DEFAULT_CALIBRATION_DAYS,
                                   description="Last days of the range, held out to calibrate: never trained on.")
     false_alarm_rate: float = Field(default=DEFAULT_FALSE_ALARM_RATE,
@@ -139,38 +139,41 @@ def current_benchmark(layout: DataLayout, network: str, split: str) -> "Benchmar
 
 
 @dg.asset(
+    automation_condition=WEEKLY_REFRESH,
     group_name="verifier",
-    deps=["grid_snapshots", "detector_calibration"],
+    deps=["grid_snapshots", "detector_calibration", *stored_deps(*TIMELY_INPUTS)],
     kinds={"numpy"},
-    description="Windows of real snapshots of one split (held-out October–December by default, or the July–September "
-    "validation split) with injected, labelled anomalies of every type, each kept as the live job would observe it "
-    "(the national readings the injected buses add up to, spread over the buses again: no real snapshot holds more), "
-    "and clean whole days, from a fixed seed; the "
-    "periods whose real data is known to be bad (gross disagreement of two independent measurements, drop-outs, "
-    "missing or doubled FUELHH rows) are marked, and alarms there are not false alerts; saved as a versioned .npz so "
-    "every checkpoint is measured on the same cases.",
+    description="Windows of stored snapshots of one split (the held-out window by default, or the threshold window as the "
+    "validation split; windows are run config, relative to the newest stored day by default) with injected, labelled "
+    "anomalies of every type, each kept as the live job would observe it (the national readings the injected buses add "
+    "up to, spread over the buses again, beside the stored ITSDO and AGWS of the same periods), and clean whole days, "
+    "from a fixed seed; the periods whose stored data is known to be bad (gross disagreement of two independent "
+    "measurements, drop-outs, missing FUELHH rows) are marked, and alarms there are not false alerts; saved as a "
+    "versioned .npz so every checkpoint is measured on the same cases.",
 )
 def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig, grid: GridResource,
                       bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
     from grid_guardian_assets.detect.calibration import known_bad_periods
-    from grid_guardian_assets.detect.measurements import measurement_table
-    from grid_guardian_assets.settlement import days_between
+    from grid_guardian_assets.detect.measurements import StoredMeasurements
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.anomalies import ANOMALY_TYPES, build_benchmark, frequency_excursions
     from grid_guardian_assets.verifier.pipeline import contiguous_sequences
 
     network = grid.load()
-    first, last = config.days()
-    days = SnapshotStore(bmrs_storage.layout.hdf5).read_range(network.name, first, last)
-    if not days:
-        raise dg.Failure(description=f"no {network.name} grid_snapshots stored for {first}..{last}: materialise them first")
+    windows = config.resolve(bmrs_storage)
+    window = config.window(windows)
+    snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
+    require_window(window, snapshots.days(network.name), what=f"anomaly_benchmark's {config.split} window",
+                   asset="grid_snapshots", select="*grid_snapshots")
+    days = snapshots.read_range(network.name, window.first, window.last)
     spec = config.spec()
-    detectors, detectors_source = _detector_calibration(context, bmrs_storage.layout)
-    known_bad = known_bad_periods(detectors, measurement_table(days_between(first, last), b1610_days=()))
+    measurements = StoredMeasurements(bmrs_storage.hdf5_store())
+    detectors, detectors_source = _detector_calibration(context, bmrs_storage, measurements, windows)
+    known_bad = known_bad_periods(detectors, measurements.table(window.days(), b1610_days=()), measurements)
     try:
-        bench = build_benchmark(contiguous_sequences(days), network, spec, known_bad)
+        bench = build_benchmark(contiguous_sequences(days), network, spec, known_bad, measurements)
     except ValueError as exc:
-        raise dg.Failure(description=f"anomaly_benchmark ({config.split}): {exc}") from None
+        raise dg.Failure(description=f"anomaly_benchmark ({config.split}, {window.describe()}): {exc}") from None
     path = bench.save(bmrs_storage.layout.benchmarks)
     pointer = bmrs_storage.layout.benchmark_pointer(network.name, config.split)
     pointer.write_text(json.dumps({"version": bench.version, "path": str(path)}))
@@ -187,7 +190,9 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
             "cases": len(bench.labels),
             "clean_days": sum(1 for label in bench.labels if label is None),
             "cases_by_type": dg.MetadataValue.json(counts),
-            "days": f"{days[0].day}..{days[-1].day} ({len(days)} stored)",
+            "window": window.describe(),
+            "windows": dg.MetadataValue.json(windows.describe()),
+            "days": f"{days[0].day}..{days[-1].day} ({len(days)} whole days stored; days with a recorded gap left out)",
             "known_bad_periods": dg.MetadataValue.json({
                 "in_split": len(known_bad), "marked_in_cases": int(bench.known_bad.sum()),
                 "share_of_case_periods": round(float(bench.known_bad.mean()), 4),
@@ -200,8 +205,9 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
 
 
 @dg.asset(
+    automation_condition=WEEKLY_REFRESH,
     group_name="verifier",
-    deps=["grid_snapshots", anomaly_benchmark, "detector_calibration"],
+    deps=["grid_snapshots", anomaly_benchmark, "detector_calibration", *stored_deps(*TIMELY_INPUTS)],
     # dagster-mlflow's resource is a legacy (non-Pythonic) one, so every resource comes through the context.
     required_resource_keys={"mlflow", "grid", "bmrs_storage", "model_store"},
     kinds={"pytorch", "mlflow"},
@@ -225,6 +231,7 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
     "see them (national readings spread over buses, no bus-level detail: see anomaly_benchmark).",
 )
 def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
+    from grid_guardian_assets.detect.measurements import StoredMeasurements
     from grid_guardian_assets.grid.branch_limits import LoadingHistory
     from grid_guardian_assets.store.snapshot_store import SnapshotStore
     from grid_guardian_assets.verifier.bootstrap import gate, issue_targets, summary_table
@@ -238,8 +245,11 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     store = context.resources.model_store.store()
     with closing_mlflow_run(mlflow) as run_id:
         network = grid.load()
+        windows = config.resolve(bmrs_storage)
         snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
-        days = snapshots.read_range(network.name, dt.date.fromisoformat(config.start), dt.date.fromisoformat(config.end))
+        require_window(windows.training, snapshots.days(network.name), what="gnn_verifier's training window (fit and "
+                       "threshold)", asset="grid_snapshots", select="*grid_snapshots")
+        days = snapshots.read_range(network.name, windows.training.first, windows.training.last)
         # Nothing here chooses from the benchmark: epochs are fixed, thresholds come from the calibration days. The
         # held-out benchmark is the reported table and the gate's comparison.
         benchmark = current_benchmark(bmrs_storage.layout, network.name, HELD_OUT)
@@ -250,8 +260,8 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
                 **train_config.to_dict(),
                 "network": network.name,
                 "device": str(device),
-                "train_start": config.start,
-                "train_end": config.end,
+                "train_start": windows.training.first.isoformat(),
+                "train_end": windows.training.last.isoformat(),
                 "benchmark_version": benchmark.version,
                 "false_alarm_rate": config.false_alarm_rate,
                 "alerts_per_day": config.alerts_per_day,
@@ -275,11 +285,12 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
             )
         except ValueError as exc:
             raise dg.Failure(description=f"gnn_verifier: {exc}") from None
-        detectors, detectors_source = _detector_calibration(context, bmrs_storage.layout)
+        measurements = StoredMeasurements(bmrs_storage.hdf5_store())
+        detectors, detectors_source = _detector_calibration(context, bmrs_storage, measurements, windows)
         # The rules' line limits are measured as the branch_limits asset measures them, but on the training range's
         # snapshots: the stored file covers every stored day, held-out ones included, which the benchmark must not see.
         limits = LoadingHistory.of(days, network.n_branches).limits()
-        scored = benchmark_outcomes(trained, network, benchmark, detectors, limits)
+        scored = benchmark_outcomes(trained, network, benchmark, detectors, limits, measurements)
         table = benchmark_table(scored)
         summary = summary_table({name: run.outcomes for name, run in scored.items()})
         decision = gate(summary, GATE_CANDIDATE, GATE_BASELINE, config.gate_margin, combined=COMBINED, rules=RulesDetector.name)
@@ -306,6 +317,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
             "checkpoint": checkpoint.version,
             "promoted": passed,
             "device": str(device),
+            "windows": dg.MetadataValue.json(windows.describe()),
             "train_days": f"{trained.train_days[0]}..{trained.train_days[1]}",
             "calibration_days": f"{trained.calibration_days[0]}..{trained.calibration_days[1]}",
             "false_alarm_rate": config.false_alarm_rate,
@@ -343,22 +355,28 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
     )
 
 
-def _detector_calibration(context: dg.AssetExecutionContext, layout: DataLayout) -> tuple["DetectorCalibration", str]:
-    """The detectors the ``detector_calibration`` asset stored, or, when it has not been materialised, the same fit
-    made here, and a line saying which.
+def _detector_calibration(context: dg.AssetExecutionContext, storage: BmrsStorageResource,
+                          measurements: "StoredMeasurements", windows: "Windows") -> tuple["DetectorCalibration", str]:
+    """The detectors the ``detector_calibration`` asset stored, or, when it has not been materialised, the same fit on
+    the same windows made here, and a line saying which.
 
     Fitting here rather than failing: the rules are a column of the benchmark table, not what this asset trains or
-    promotes, and ``fit_detectors`` with its defaults is exactly what the asset stores (bundled 2018 data, no store
-    read, a few seconds), so a missing file changes no figure; the metadata and the log say it happened.
+    promotes, and the fit is what the asset stores for these windows (a few seconds), so a missing file changes no
+    figure; the metadata and the log say it happened.
     """
     from grid_guardian_assets.detect.calibration import DetectorCalibration, fit_detectors
 
-    path = layout.detector_calibration
+    path = storage.layout.detector_calibration
     if path.exists():
         return DetectorCalibration.load(path), f"loaded from {path}"
-    context.log.warning(f"no detector calibration at {path}: fitting it here with fit_detectors' defaults, as the "
-                        "detector_calibration asset would (materialise it to store it for the live job)")
-    return fit_detectors(), "fitted in this run with fit_detectors' defaults (detector_calibration not materialised)"
+    context.log.warning(f"no detector calibration at {path}: fitting it here on {windows.fit.describe()} and "
+                        f"{windows.threshold.describe()}, as the detector_calibration asset would (materialise it to "
+                        "store it for the live job)")
+    try:
+        fitted = fit_detectors(measurements, windows)
+    except ValueError as exc:
+        raise dg.Failure(description=f"no detector_calibration, and none can be fitted here: {exc}") from None
+    return fitted, "fitted in this run on the same windows (detector_calibration not materialised)"
 
 
 def _target_metadata(targets: dict[str, object]) -> dict[str, object]:

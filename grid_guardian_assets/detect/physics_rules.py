@@ -14,11 +14,10 @@ the numbers and their sources).
 """
 
 import datetime as dt
-import math
-from typing import NamedTuple
 
 import numpy as np
 
+from grid_guardian_assets.detect.findings import SYSTEM_NODE, Finding, Origin
 from grid_guardian_assets.grid.physics import (
     FREQUENCY_OPERATIONAL_BAND_HZ,
     FREQUENCY_STATUTORY_BAND_HZ,
@@ -27,36 +26,9 @@ from grid_guardian_assets.grid.physics import (
     NOMINAL_FREQUENCY_HZ,
     ROCOF_ALARM_HZ_PER_S,
 )
-from grid_guardian_assets.stream.messages import Origin
 
 # Samples further apart than this are not compared for RoCoF: across a gap the rate says nothing about a ramp.
 ROCOF_MAX_GAP = dt.timedelta(seconds=60)
-
-SYSTEM_NODE = "system"  # system frequency
-NATIONAL_NODE = "national"  # the national balance of a settlement period
-
-
-class Finding(NamedTuple):
-    """One score for one node at one time, and where it came from. ``score >= 1`` is an alert.
-
-    A named tuple rather than a frozen dataclass: a catch-up batch makes about seventy per settlement period (a score
-    per bus and per detector), and a frozen dataclass cost four times as much to build. Immutable all the same; a
-    copy with a field changed is ``finding._replace(...)``.
-    """
-
-    node: str
-    time: dt.datetime
-    score: float
-    source: str  # a rule name, or "model"
-    dataset: str
-    origin: Origin
-    detail: dict[str, float | str] = {}  # read-only (never written to): one period's findings may share it
-    model_version: str = "none"  # the checkpoint scoring when the finding was made ("none": physics rules only)
-
-    @property
-    def alert(self) -> bool:
-        return math.isfinite(self.score) and self.score >= 1.0  # math, not numpy: asked of every finding
-
 
 def frequency_findings(
     time: dt.datetime, hz: float, origin: Origin, previous: tuple[dt.datetime, float] | None, model_version: str = "none"
