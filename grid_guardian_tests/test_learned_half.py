@@ -133,6 +133,7 @@ def test_the_learned_half_fits_on_a_window_of_2021_that_the_pipeline_stored(env:
     assert _metadata(env, "branch_limits", monkeypatch)["windows"] == expected
     benchmark = _metadata(env, "anomaly_benchmark", monkeypatch)
     assert benchmark["window"] == expected["held_out"] and benchmark["split"] == "held_out"
+    assert benchmark["stored_days_by_dataset"] == {"FUELHH": 7, "INDO": 7, "ITSDO": 7, "NESO_DEMAND": 7, "AGWS": 0, "B1610": 0}
     assert benchmark["known_bad_periods"]["detector_calibration"].startswith("loaded from")
     trained = _metadata(env, "gnn_verifier", monkeypatch)
     assert trained["windows"] == expected

@@ -218,7 +218,11 @@ def test_three_rounds_materialise_with_tables_plots_and_a_growing_buffer(world) 
                                  instance=instance, resources=resources, run_config=config, raise_on_error=False)
         assert not missing.success
         assert "materialise the branch_limits asset" in " ".join(str(e.step_failure_data.error) for e in missing.all_events if e.is_step_failure)
-        limits = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("branch_limits"), instance=instance, resources=resources)
+        # Measured on the training window (fit and threshold): the world's stored March days.
+        windows = {"fit_start": "2018-03-01", "fit_end": "2018-03-10", "threshold_start": "2018-03-11", "threshold_end": "2018-03-14",
+                   "held_out_start": "2018-10-01", "held_out_end": "2018-10-06"}
+        limits = dg.materialize([*defs.assets], selection=dg.AssetSelection.assets("branch_limits"), instance=instance, resources=resources,
+                                run_config={"ops": {"branch_limits": {"config": windows}}})
         assert limits.asset_materializations_for_node("branch_limits")[0].metadata["days"].value == len(world["days"])
         np.testing.assert_array_equal(load_branch_limits(limits_file, world["network"]).limit, world["limits"].limit)
         for key in ("round-0001", "round-0002", "round-0003"):

@@ -113,9 +113,14 @@ def test_asset_graph_the_live_paths_and_the_learned_halfs_lineage_and_a_partitio
             for name in (asset, *upstream):
                 page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / f"{asset}_lineage.png"))
+        # Their weekly refresh, off by default, in the Automation tab.
+        page.goto(f"{webserver}/automation", wait_until="networkidle")
+        _dismiss_dialogs(page)
+        page.get_by_text("learned_refresh_sensor", exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "automation.png"))
         browser.close()
     for name in ("asset_graph.png", "fuelhh_frames_checks.png", "fuelhh_store_events.png", "live_lineage.png",
-                 "detector_calibration_lineage.png", "anomaly_benchmark_lineage.png", "gnn_verifier_lineage.png"):
+                 "detector_calibration_lineage.png", "anomaly_benchmark_lineage.png", "gnn_verifier_lineage.png", "automation.png"):
         assert (shots / name).stat().st_size > 10_000
     keep = os.environ.get("GRID_GUARDIAN_SCREENSHOTS")
     if keep:

@@ -192,6 +192,8 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
             "cases_by_type": dg.MetadataValue.json(counts),
             "window": window.describe(),
             "windows": dg.MetadataValue.json(windows.describe()),
+            # What the cases' readings and the known-bad marks come from; a dataset not stored is left out of both.
+            "stored_days_by_dataset": dg.MetadataValue.json(measurements.datasets_stored(window.days())),
             "days": f"{days[0].day}..{days[-1].day} ({len(days)} whole days stored; days with a recorded gap left out)",
             "known_bad_periods": dg.MetadataValue.json({
                 "in_split": len(known_bad), "marked_in_cases": int(bench.known_bad.sum()),
