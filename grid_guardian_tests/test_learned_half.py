@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,18 +34,24 @@ REPLAY_RATE = '{"resources": {"neso": {"config": {"requests_per_minute": 6000}}}
 
 
 @pytest.fixture(scope="module")
-def replay_urls() -> Iterator[tuple[str, str]]:
+def replay_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """``grid-guardian replay serve`` in its own process: (Insights API base URL, NESO Data Portal base URL)."""
-    process = subprocess.Popen([str(BIN / "grid-guardian"), "replay", "serve", "--port", "0"], stderr=subprocess.PIPE, text=True,
-                               cwd=REPO)
+    log = tmp_path_factory.mktemp("replay") / "stderr.log"
+    with log.open("w") as sink:  # a file, not a pipe: nothing here reads the server's log, which must never block it
+        process = subprocess.Popen([str(BIN / "grid-guardian"), "replay", "serve", "--port", "0"], stderr=sink, cwd=REPO)
     try:
-        banner = process.stderr.readline()
-        match = re.search(r"replay at (\S+) .*Data Portal at (\S+) ", banner)
-        assert match, banner
+        deadline = time.monotonic() + 60
+        while not (match := re.search(r"replay at (\S+) .*Data Portal at (\S+) ", log.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
         yield match.group(1), match.group(2)
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
