@@ -88,12 +88,12 @@ class DemoPlan:
     @classmethod
     def default(cls, start: dt.date, days: int) -> "DemoPlan":
         week = [start + dt.timedelta(days=i) for i in range(days)]
-        # Three weeks before the week: the fit, then the day before the week and the week itself set thresholds (a
-        # spring clock-change day is not a whole 48-period day, so the day before it makes seven whole days); one
-        # held-out autumn week to test on. (2018-10-02 and 10-03 have periods Elexon never published: the held-out week
-        # starts after them.)
-        return cls(week, (week[0] - dt.timedelta(days=21), week[0] - dt.timedelta(days=2)),
-                   (week[0] - dt.timedelta(days=1), week[-1]), (dt.date(2018, 10, 4), dt.date(2018, 10, 10)))
+        # Three weeks before the week and the week: the first 13 days fit, the last 15 set thresholds and hold the
+        # validation cases (they must give seven whole 48-period days: a spring clock-change day has 46, and the day
+        # after it in 2018 lacks its last INDO); one held-out autumn week to test on. (2018-10-02 and 10-03 have periods
+        # Elexon never published: the held-out week starts after them.)
+        return cls(week, (week[0] - dt.timedelta(days=21), week[0] - dt.timedelta(days=9)),
+                   (week[0] - dt.timedelta(days=8), week[-1]), (dt.date(2018, 10, 4), dt.date(2018, 10, 10)))
 
     def windows_config(self) -> dict[str, str]:
         """The learned assets' run config for the plan's windows (``defs.windows_config.WindowsConfig``)."""
@@ -213,7 +213,10 @@ def run_demo(
                                        "clean_days": plan.clean_days}}
 
                 # The validation split first: its own run, as one run materialises an asset once. Self-play decides on it.
-                materialize(["anomaly_benchmark"], run_config={"ops": {"anomaly_benchmark": benchmark_config(VALIDATION)}})
+                validation_ok = materialize(["anomaly_benchmark"],
+                                            run_config={"ops": {"anomaly_benchmark": benchmark_config(VALIDATION)}}).success
+                if not validation_ok:
+                    console.print("[red]anomaly_benchmark (validation) failed[/]: self-play cannot decide without it")
                 config = {
                     "ops": {
                         "anomaly_benchmark": benchmark_config(HELD_OUT),
@@ -222,7 +225,7 @@ def run_demo(
                 }
                 result = materialize(["anomaly_benchmark", "gnn_verifier"], run_config=config)
                 verifier_meta = _materialized(instance, "gnn_verifier", result) or {}
-                verifier_ok = bool(verifier_meta)  # trained; the gate may still say no
+                verifier_ok = validation_ok and bool(verifier_meta)  # trained; the gate may still say no
                 progress.advance(task)
             if plan.verifier and plan.self_play_rounds and verifier_meta.get("promoted"):
                 task = progress.add_task("Self-play rounds", total=plan.self_play_rounds)
@@ -333,7 +336,7 @@ def _print_summary(console: Console, plan: DemoPlan, paths: DemoPaths, outcomes:
         f"                {env} .venv/bin/dagster dev -w workspace.yaml\n"
         "                open http://127.0.0.1:3000 → Assets: groups bmrs_*, grid, verifier, self_play (lineage, checks, plots,\n"
         "                maps, F1 tables), live (topics → live_anomaly_scores → redis_alerts: the live run's progress and\n"
-        "                summary); Jobs: live_inference; Automation: promoted_checkpoint_sensor\n"
+        "                summary); Jobs: live_inference; Automation: promoted_checkpoint_sensor, learned_refresh_sensor\n"
         f"  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri {paths.tracking_uri}\n"
         f"  Stored data:  GRID_GUARDIAN_DATA_DIR={paths.layout.root} .venv/bin/grid-guardian store read fuelhh "
         f"--start {plan.week[0]} --end {plan.week[0]} --format csv\n"
