@@ -40,6 +40,10 @@ class DataLayout:
         """The network's graph topology as PyG tensors (asset ``grid_topology``)."""
         return self.root / "grid" / f"topology_{network}.pt"
 
+    def bm_units(self, network: str) -> Path:
+        """Every BM unit with its station, coordinates and bus on the network (asset ``bm_units``; parquet)."""
+        return self.root / "grid" / f"bm_units_{network}.parquet"
+
     def branch_limits(self, network: str) -> Path:
         """The network's line-overload limits, measured on the stored snapshots (asset ``branch_limits``; JSON)."""
         return self.root / "grid" / f"branch_limits_{network}.json"

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from grid_guardian_assets.elexon.responses import SYNTHETIC_HEADER
-from grid_guardian_assets.replay import agws, bmrs_history, neso_portal, synthetic
+from grid_guardian_assets.replay import agws, bm_units, bmrs_history, neso_portal, synthetic
 
 API_PREFIX = "/bmrs/api/v1"
 NESO_PREFIX = "/neso/api/3/action"
@@ -141,6 +141,10 @@ class Route:
     @property
     def synthetic(self) -> bool:
         return bool(self.metadata["synthetic"])
+
+
+# Reference endpoints: each answers a list of records with no dataset envelope, as the Insights API does.
+REFERENCE_ROUTES: dict[str, Callable[[], tuple[dict, ...]]] = {"/reference/bmunits/all": bm_units.bm_unit_records}
 
 
 def _real(source: str) -> dict[str, Any]:
@@ -266,6 +270,8 @@ class ReplayServer:
                     return self._send(200, fault.body)
                 if route == f"{NESO_PREFIX}/datastore_search":
                     return self._neso(params, fault)
+                if route in REFERENCE_ROUTES:  # reference data: a bare array, not a dataset's {"data": ...}
+                    return self._send(200, orjson.dumps(list(REFERENCE_ROUTES[route]())), {SYNTHETIC_HEADER: "false"})
                 if route not in ROUTES:
                     return self._send(404, json.dumps({"status": 404, "title": f"No endpoint at {path}"}))
                 served = ROUTES[route]

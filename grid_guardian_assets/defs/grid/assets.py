@@ -17,7 +17,7 @@ from grid_guardian_assets.datasets import FREQ, FUELHH, INDO
 from grid_guardian_assets.defs.bmrs.assets import store_key
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.refresh.conditions import WEEKLY_REFRESH
-from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
+from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource
 from grid_guardian_assets.defs.windows_config import WindowsConfig, require_window
 from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.reporting import markdown_table, network_map
@@ -228,3 +228,54 @@ def branch_limits(context: dg.AssetExecutionContext, config: WindowsConfig, grid
             "file": dg.MetadataValue.path(str(path)),
         }
     )
+
+
+BM_UNITS_PATH = "/reference/bmunits/all"
+
+
+@dg.asset(
+    group_name="grid",
+    kinds={"polars", "parquet"},
+    description="Every BM unit of Elexon's list (the Insights API's /reference/bmunits/all: unit ids, fuel types) with its "
+    "station and WGS84 coordinates (the Power Station Dictionary, bundled with attribution) and the bus it feeds on the "
+    "network: the bus nearest the station by great-circle distance (kept per unit), or an interconnector's landing bus; "
+    "a unit without a location has none, and the registry says so. Saved as data/grid/bm_units_NETWORK.parquet.",
+)
+def bm_units(context: dg.AssetExecutionContext, elexon: ElexonApiResource, grid: GridResource,
+             bmrs_storage: BmrsStorageResource) -> dg.MaterializeResult:
+    import numpy as np
+
+    from grid_guardian_assets.grid.units import coverage_by_fuel, unit_registry
+
+    network = grid.load()
+    with elexon.get_client() as client:
+        response = client.get(BM_UNITS_PATH, {}, context="BM unit list")
+    listed = response.records(f"BM unit list from {response.url}")
+    if not listed:
+        raise dg.Failure(description=f"the BM unit list at {response.url} is empty: nothing to place")
+    registry = unit_registry(listed, network)
+    path = bmrs_storage.layout.bm_units(network.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    registry.write_parquet(path)
+    coverage = coverage_by_fuel(registry)
+    unplaced = registry.filter(pl.col("bus").is_null())
+    per_bus = registry.group_by("bus").len().drop_nulls("bus")
+    units_at_bus = np.zeros(network.n_buses)
+    for bus, count in per_bus.iter_rows():
+        units_at_bus[network.bus_index(bus)] = count
+    context.log.info(f"{registry.height - unplaced.height} of {registry.height} BM units placed on {network.name}")
+    return dg.MaterializeResult(metadata={
+        "network": network.name,
+        "units": registry.height,
+        "placed": registry.height - unplaced.height,
+        "placement": dg.MetadataValue.json(dict(registry["placement"].value_counts().iter_rows())),
+        "coverage_by_fuel": dg.MetadataValue.md(markdown_table(coverage, limit=coverage.height)),
+        "distance_km_median": float(registry["distance_km"].median()) if registry["distance_km"].is_not_null().any() else None,
+        "distance_km_max": float(registry["distance_km"].max()) if registry["distance_km"].is_not_null().any() else None,
+        "units_without_bus": dg.MetadataValue.md(markdown_table(
+            unplaced.select("elexon_bm_unit", "national_grid_bm_unit", "fuel_type", "placement"), limit=60)),
+        "source": response.url,
+        "file": dg.MetadataValue.path(str(path)),
+        "map": dg.MetadataValue.md(network_map(network, np.zeros(network.n_branches), units_at_bus,
+                                               f"{network.name}: BM units per bus")),
+    })
