@@ -81,7 +81,7 @@ def replay_serve(
 
     server = ReplayServer(host, port)
     typer.echo(f"Insights API replay at {server.base_url} (FUELHH, INDO, ITSDO real 2016-2023; AGWS real 2018; "
-               f"FREQ/B1610/PN synthetic, 2018); NESO's Data Portal at {server.neso_base_url} (2018, 2021)", err=True)
+               f"PN real 2021-06-30..07-10; FREQ/B1610/PN synthetic, 2018); NESO's Data Portal at {server.neso_base_url} (2018, 2021)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

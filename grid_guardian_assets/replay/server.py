@@ -3,7 +3,8 @@
 Paths, parameters and JSON shapes follow the API's OpenAPI spec (``/datasets/{CODE}``, ``{"data": [...]}``), under
 ``/bmrs/api/v1`` or at the root, so ``ELEXON_API_BASE_URL=http://127.0.0.1:PORT/bmrs/api/v1`` points any Insights
 API client at it. FUELHH, INDO and ITSDO are real BMRS data for 2016-2023 (``replay.bmrs_history``), AGWS real for
-2018; FREQ, B1610 and PN are synthetic, for 2018. Each response says which in its ``metadata`` (``synthetic`` and
+2018, PN real per BM unit for 2021-06-30 … 07-10 (``replay.pn_2021``); FREQ, B1610 and PN are synthetic, for 2018.
+Each response says which in its ``metadata`` (``synthetic`` and
 ``source``) and in the ``X-Grid-Guardian-Synthetic`` header. NESO's Data Portal answers beside it under
 ``/neso/api/3/action`` (``datastore_search`` over NESO's historic demand, real for 2018 and 2021:
 ``replay.neso_portal``), in CKAN's shape.
@@ -27,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from grid_guardian_assets.elexon.responses import SYNTHETIC_HEADER
-from grid_guardian_assets.replay import agws, bm_units, bmrs_history, neso_portal, synthetic
+from grid_guardian_assets.replay import agws, bm_units, bmrs_history, neso_portal, pn_2021, synthetic
 
 API_PREFIX = "/bmrs/api/v1"
 NESO_PREFIX = "/neso/api/3/action"
@@ -137,10 +138,24 @@ class Route:
 
     handler: Callable[[dict[str, list[str]]], Records]
     metadata: dict[str, Any]
+    # Where a dataset is real on some days and synthetic on others: the metadata of one request's answer.
+    metadata_of: Callable[[dict[str, list[str]]], dict[str, Any]] | None = None
 
-    @property
-    def synthetic(self) -> bool:
-        return bool(self.metadata["synthetic"])
+    def metadata_for(self, params: dict[str, list[str]]) -> dict[str, Any]:
+        return self.metadata if self.metadata_of is None else self.metadata_of(params)
+
+
+def _pn_records(day: dt.date, period: int) -> Records:
+    """PN: synthetic where the synthetic year is (2018, marked), real in the 2021 per-unit window, nothing elsewhere."""
+    return synthetic.pn_records(day, period) if synthetic.covers(day) else pn_2021.pn_records(day, period)
+
+
+def _pn_metadata(params: dict[str, list[str]]) -> dict[str, Any]:
+    try:
+        day = _date(params, "settlementDate")
+    except BadRequest:
+        return synthetic.METADATA
+    return synthetic.METADATA if synthetic.covers(day) else _real(pn_2021.SOURCE)
 
 
 # Reference endpoints: each answers a list of records with no dataset envelope, as the Insights API does.
@@ -158,7 +173,7 @@ ROUTES: dict[str, Route] = {
     "/datasets/ITSDO": Route(_demand("ITSDO"), _real(bmrs_history.SOURCE)),
     "/datasets/AGWS": Route(_agws, _real(agws.SOURCE)),
     "/datasets/B1610": Route(_per_period(synthetic.b1610_records), synthetic.METADATA),
-    "/datasets/PN": Route(_per_period(synthetic.pn_records), synthetic.METADATA),
+    "/datasets/PN": Route(_per_period(_pn_records), synthetic.METADATA, _pn_metadata),
 }
 
 
@@ -282,9 +297,10 @@ class ReplayServer:
                 if fault is not None and fault.transform is not None:
                     rows = fault.transform([dict(r) for r in rows])
                 # orjson: a backfill's server shares the machine with the run, and json.dumps was a third of its time
-                body = orjson.dumps(rows if stream else {"data": rows, "metadata": served.metadata},
+                metadata = served.metadata_for(params)
+                body = orjson.dumps(rows if stream else {"data": rows, "metadata": metadata},
                                     option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-                self._send(200, body, {SYNTHETIC_HEADER: "true" if served.synthetic else "false"})
+                self._send(200, body, {SYNTHETIC_HEADER: "true" if metadata["synthetic"] else "false"})
 
             def _neso(self, params: dict[str, list[str]], fault: Fault | None) -> None:
                 try:
