@@ -243,3 +243,15 @@ def test_a_batch_leaves_each_assets_index_row_as_dagsters_event_by_event_writes_
     finally:
         pooled.dispose()
         dagsters.dispose()
+
+
+def test_the_storage_was_checked_against_the_installed_dagster() -> None:
+    """It overrides Dagster's private event-log methods: another Dagster must be checked first (the module docstring
+    says what to compare), not found out by a corrupted event log."""
+    import dagster
+
+    from grid_guardian_assets.defs.instance_storage import CHECKED_DAGSTER_VERSION
+
+    assert dagster.__version__ == CHECKED_DAGSTER_VERSION, (
+        f"dagster {dagster.__version__} is installed, but PooledSqliteEventLogStorage was checked against "
+        f"{CHECKED_DAGSTER_VERSION}: compare the private methods it overrides (defs/instance_storage.py) first")

@@ -31,6 +31,13 @@ storage writes a batch in one transaction per database (Dagster's own statements
 instead of one per event), and sets ``DAGSTER_EVENT_BATCH_SIZE`` to ``EVENT_BATCH_SIZE`` in the processes that load
 it unless the environment says otherwise (``0`` turns batching off).
 Production uses PostgreSQL (``deploy/dagster.production.yaml``) and never loads this module.
+
+Private API: this class overrides ``SqliteEventLogStorage``'s private methods (``_connect``, ``_store_asset_event``,
+``_has_asset_key_col_on_connection``) and relies on how ``store_event``/``store_event_batch`` call them. It was
+checked against ``CHECKED_DAGSTER_VERSION``, which ``pyproject.toml`` pins; a test fails on any other version. On an
+upgrade, compare ``dagster/_core/storage/event_log/sqlite/sqlite_event_log.py`` and ``sql_event_log.py`` of the two
+versions (those methods' signatures, what ``store_event`` and ``store_event_batch`` call and in which transaction),
+run ``grid_guardian_tests/test_instance_storage.py`` and ``bench/bench_backfill.py``, then move the constant.
 """
 
 import os
@@ -95,6 +102,10 @@ def default_event_log_dir() -> str:
             "configured storage where its folder is), or give event_log_storage a config.base_dir"
         )
     return os.path.join(home, "history", "runs")
+
+
+# The Dagster release whose private event-log methods this module was checked against (see the module docstring).
+CHECKED_DAGSTER_VERSION = "1.13.27"
 
 
 def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:

@@ -1,7 +1,7 @@
 """One self-play round: propose → verify → solve (n attempts) → update proposer and solver → gate → promote.
 
-The gate tunes the model (it picks which solver is carried on), so it reads only the ``validation`` benchmark (issue
-#12): the candidate, the current solver and the 3-sigma rule are scored there. The ``held_out`` benchmark is scored
+The gate tunes the model (it picks which solver is carried on), so it reads only the ``validation`` benchmark (the
+``held_out`` one is never decided on): the candidate, the current solver and the 3-sigma rule are scored there. The ``held_out`` benchmark is scored
 after the decision, once for the carried solver and once for the 3-sigma rule: the round's final table
 (``f1_held_out_*``), never an input to a choice. That second scoring costs two passes over the held-out cases a round.
 

@@ -263,7 +263,7 @@ def gate(summary: pl.DataFrame, candidate: str, baseline: str, margin: float = D
 
 
 def issue_targets(summary: pl.DataFrame, detector: str, baseline: str, margin: float = DEFAULT_GATE_MARGIN) -> dict[str, object]:
-    """Where ``detector`` stands against issue #12's targets in a ``summary_table``: overall F1 ≥ ``TARGET_F1``, the
+    """Where ``detector`` stands against the benchmark's targets (``benchmark_config``) in a ``summary_table``: overall F1 ≥ ``TARGET_F1``, the
     lower end of its F1 interval ≥ ``baseline``'s F1 + ``margin``, every anomaly type's F1 ≥ ``TARGET_TYPE_F1``,
     and false alerts per clean day ≤ ``TARGET_FALSE_ALERTS_PER_CLEAN_DAY``.
 

@@ -119,8 +119,8 @@ def benchmark_outcomes(
 ) -> dict[str, DetectorOutcomes]:
     """Every detector scored on every case of ``benchmark``, by name.
 
-    Without ``detector_calibration``: the GNN verifier, the 3-sigma rule and the per-bus GRU. With it, the ablation
-    of issue #12: the rules alone (``RulesDetector``: the live job's redundancy, data-quality and physics rules), the
+    Without ``detector_calibration``: the GNN verifier, the 3-sigma rule and the per-bus GRU. With it, the ablation:
+    the rules alone (``RulesDetector``: the live job's redundancy, data-quality and physics rules), the
     GNN verifier alone, the two combined as the live job runs them (``Combined``), the 3-sigma rule and the per-bus
     GRU, in that order.
 

@@ -97,7 +97,7 @@ def self_play_round(context: dg.AssetExecutionContext, config: SelfPlayConfig):
         windows = _windows(snapshots.read_range(network.name, dt.date.fromisoformat(first), dt.date.fromisoformat(last)))
         cal_first, cal_last = (dt.date.fromisoformat(d) for d in meta["calibration_days"])
         calibration = contiguous_sequences(snapshots.read_range(network.name, cal_first, cal_last))
-        # Issue #12: the promotion decision tunes the model, so it reads the validation split only.
+        # The promotion decision tunes the model, so it reads the validation split only; held-out is the final table.
         validation = current_benchmark(bmrs_storage.layout, network.name, VALIDATION)
         held_out = current_benchmark(bmrs_storage.layout, network.name, HELD_OUT)
         try:
