@@ -6,10 +6,13 @@ run config (the README's 2018 windows, say) sets all four alike. Their meaning a
 asset needs, so that the four agree on the windows.
 """
 
+import datetime as dt
+from collections.abc import Iterable
+
 import dagster as dg
 from pydantic import Field
 
-from grid_guardian_assets.datasets import AGWS, FUELHH, INDO, ITSDO
+from grid_guardian_assets.datasets import AGWS, FUELHH, INDO, ITSDO, DatasetSpec
 from grid_guardian_assets.defs.bmrs.assets import store_key
 from grid_guardian_assets.defs.resources import BmrsStorageResource
 from grid_guardian_assets.windows import (
@@ -81,12 +84,12 @@ class WindowsConfig(dg.Config):
             raise dg.Failure(description=str(exc)) from None
 
 
-def stored_deps(*specs) -> list[dg.AssetDep]:
+def stored_deps(*specs: DatasetSpec) -> list[dg.AssetDep]:
     """Dependencies on daily stores from an unpartitioned asset: every stored day feeds it."""
     return [dg.AssetDep(store_key(spec), partition_mapping=dg.AllPartitionMapping()) for spec in specs]
 
 
-def require_window(window: DayWindow, stored, *, what: str, asset: str, select: str) -> None:
+def require_window(window: DayWindow, stored: Iterable[dt.date], *, what: str, asset: str, select: str) -> None:
     """``windows.require_stored`` as a Dagster failure whose metadata holds the backfill command."""
     try:
         require_stored(window, set(stored), what=what, asset=asset, select=select)
