@@ -181,11 +181,34 @@ def test_promotion_is_decided_on_validation_and_held_out_is_only_reported(world,
     # Current solver, 3-sigma rule, candidate on validation (the decision); then carried solver and 3-sigma on held-out.
     assert scored_on == [validation] * 3 + [held_out] * 2
     assert {"f1_held_out_carried", "f1_held_out_three_sigma"} <= set(result.metrics)
-    if result.promoted:  # the new checkpoint reports held-out F1, as gnn_verifier's do, and names both benchmarks
-        meta = models.meta(result.solver_version)
-        assert meta["metrics"]["f1_gnn"] == result.metrics["f1_held_out_carried"]
-        assert meta["metrics"]["f1_gnn_validation"] == result.metrics["f1_validation_candidate"]
-        assert (meta["benchmark_version"], meta["validation_benchmark_version"]) == (held_out, validation)
+    carried = result.metrics["f1_validation_candidate"] if result.promoted else result.metrics["f1_validation_before"]
+    assert result.metrics["f1_validation_carried"] == carried
+
+
+@pytest.mark.integration
+def test_a_candidate_that_beats_the_solver_on_validation_is_saved_promoted_and_reports_both_benchmarks(world, tmp_path: Path,
+                                                                                                    monkeypatch) -> None:
+    from grid_guardian_assets.selfplay import rounds
+
+    real_f1, scores = rounds._f1, []
+
+    def candidate_wins(detector, calibration, benchmark):  # the real scores, but the candidate's clears both others
+        f1, table = real_f1(detector, calibration, benchmark)
+        scores.append(max(scores[0], scores[1]) + 0.01 if len(scores) == 2 else f1)
+        return scores[-1], table
+
+    monkeypatch.setattr(rounds, "_f1", candidate_wins)
+    models = _store_with_the_promoted_checkpoint(world, tmp_path / "models")
+    parent = models.promoted()
+    result = _round(world, tmp_path / "r", SMALL, models=models)
+    assert len(scores) == 5  # solver, 3-sigma, candidate on validation; carried and 3-sigma on held-out
+    assert result.promoted and result.solver_version != parent and models.promoted() == result.solver_version
+    meta = models.meta(result.solver_version)
+    # The new checkpoint reports held-out F1, as gnn_verifier's do, the validation F1 it was chosen on, both benchmarks.
+    assert meta["metrics"]["f1_gnn"] == result.metrics["f1_held_out_carried"] == scores[3]
+    assert meta["metrics"]["f1_gnn_validation"] == result.metrics["f1_validation_candidate"] == scores[2]
+    assert (meta["benchmark_version"], meta["validation_benchmark_version"]) == (world["held_out"].version, world["validation"].version)
+    assert meta["parent"] == parent and meta["self_play_round"] == 1
 
 
 @pytest.mark.integration
