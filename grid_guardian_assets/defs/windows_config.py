@@ -8,6 +8,7 @@ asset needs, so that the four agree on the windows.
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -26,6 +27,9 @@ from grid_guardian_assets.windows import (
     Windows,
     require_stored,
 )
+
+if TYPE_CHECKING:  # h5py loads where a store is opened
+    from grid_guardian_assets.store.snapshot_store import SnapshotStore
 
 # The store whose days place the relative windows: the one every learned asset needs.
 ANCHOR = FUELHH
@@ -96,3 +100,8 @@ def require_window(window: DayWindow, stored: Iterable[dt.date], *, what: str, a
     except WindowNotStored as exc:
         raise dg.Failure(description=str(exc), metadata={"missing_days": len(exc.missing),
                                                          "backfill_command": dg.MetadataValue.text(exc.command)}) from None
+
+
+def require_snapshots(window: DayWindow, snapshots: "SnapshotStore", network: str, *, what: str) -> None:
+    """``require_window`` on the days ``grid_snapshots`` holds for ``network``: the learned assets that read snapshots."""
+    require_window(window, snapshots.days(network), what=what, asset="grid_snapshots", select="*grid_snapshots")

@@ -18,7 +18,7 @@ from grid_guardian_assets.defs.bmrs.assets import store_key
 from grid_guardian_assets.defs.bmrs.partitions import bmrs_daily_partitions
 from grid_guardian_assets.defs.refresh.conditions import WEEKLY_REFRESH
 from grid_guardian_assets.defs.resources import BmrsStorageResource, ElexonApiResource, GridResource
-from grid_guardian_assets.defs.windows_config import WindowsConfig, require_window
+from grid_guardian_assets.defs.windows_config import WindowsConfig, require_snapshots
 from grid_guardian_assets.grid.physics import LOSS_MAX, LOSS_MIN
 from grid_guardian_assets.reporting import markdown_table, network_map
 
@@ -201,10 +201,8 @@ def branch_limits(context: dg.AssetExecutionContext, config: WindowsConfig, grid
     network = grid.load()
     store = SnapshotStore(bmrs_storage.layout.hdf5)
     windows = config.resolve(bmrs_storage)
-    stored = store.days(network.name)
-    require_window(windows.training, stored, what="branch_limits' training window (fit and threshold)",
-                   asset="grid_snapshots", select="*grid_snapshots")
-    days = [d for d in stored if d in windows.training]
+    require_snapshots(windows.training, store, network.name, what="branch_limits' training window (fit and threshold)")
+    days = [d for d in store.days(network.name) if d in windows.training]
     history = LoadingHistory.of(store.iter_range(network.name, days[0], days[-1]), network.n_branches)
     limits = history.limits()
     path = save_branch_limits(bmrs_storage.layout.branch_limits(network.name), network, limits, history, days)
@@ -270,8 +268,8 @@ def bm_units(context: dg.AssetExecutionContext, elexon: ElexonApiResource, grid:
         "placed": registry.height - unplaced.height,
         "placement": dg.MetadataValue.json(dict(registry["placement"].value_counts().iter_rows())),
         "coverage_by_fuel": dg.MetadataValue.md(markdown_table(coverage, limit=coverage.height)),
-        "distance_km_median": float(registry["distance_km"].median()) if registry["distance_km"].is_not_null().any() else None,
-        "distance_km_max": float(registry["distance_km"].max()) if registry["distance_km"].is_not_null().any() else None,
+        "distance_km_median": registry["distance_km"].median(),  # None where no unit was placed by distance
+        "distance_km_max": registry["distance_km"].max(),
         "units_without_bus": dg.MetadataValue.md(markdown_table(
             unplaced.select("elexon_bm_unit", "national_grid_bm_unit", "fuel_type", "placement"), limit=60)),
         "source": response.url,

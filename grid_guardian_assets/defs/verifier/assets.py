@@ -14,7 +14,7 @@ from grid_guardian_assets.defs.domain_config import from_domain, to_domain
 from grid_guardian_assets.defs.mlflow_run import closing_mlflow_run
 from grid_guardian_assets.defs.refresh.conditions import WEEKLY_REFRESH
 from grid_guardian_assets.defs.resources import BmrsStorageResource, GridResource
-from grid_guardian_assets.defs.windows_config import TIMELY_INPUTS, WindowsConfig, require_window, stored_deps
+from grid_guardian_assets.defs.windows_config import TIMELY_INPUTS, WindowsConfig, require_snapshots, stored_deps
 from grid_guardian_assets.reporting import markdown_table
 from grid_guardian_assets.verifier.benchmark_config import (
     DEFAULT_GATE_MARGIN,
@@ -163,8 +163,7 @@ def anomaly_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
     windows = config.resolve(bmrs_storage)
     window = config.window(windows)
     snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
-    require_window(window, snapshots.days(network.name), what=f"anomaly_benchmark's {config.split} window",
-                   asset="grid_snapshots", select="*grid_snapshots")
+    require_snapshots(window, snapshots, network.name, what=f"anomaly_benchmark's {config.split} window")
     days = snapshots.read_range(network.name, window.first, window.last)
     spec = config.spec()
     measurements = StoredMeasurements(bmrs_storage.hdf5_store())
@@ -249,8 +248,7 @@ def gnn_verifier(context: dg.AssetExecutionContext, config: VerifierConfig):
         network = grid.load()
         windows = config.resolve(bmrs_storage)
         snapshots = SnapshotStore(bmrs_storage.layout.hdf5)
-        require_window(windows.training, snapshots.days(network.name), what="gnn_verifier's training window (fit and "
-                       "threshold)", asset="grid_snapshots", select="*grid_snapshots")
+        require_snapshots(windows.training, snapshots, network.name, what="gnn_verifier's training window (fit and threshold)")
         days = snapshots.read_range(network.name, windows.training.first, windows.training.last)
         # Nothing here chooses from the benchmark: epochs are fixed, thresholds come from the calibration days. The
         # held-out benchmark is the reported table and the gate's comparison.
